@@ -1,0 +1,125 @@
+// The saga's activities, built by a factory that takes their clients: the worker passes
+// real ones, tests may pass their own. Domain errors become Temporal failures here:
+// business outcomes are non-retryable, infrastructure trouble is retried by the workflow.
+import { ApplicationFailure } from '@temporalio/common';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { publishEnvelope, type EventEnvelope } from '../lib/envelope.js';
+import { SUBJECTS } from '../lib/nats.js';
+import { BusinessFailure, type OrderItem } from '../workflows/contract.js';
+import { OutOfStockError, ReservationReleasedError, type InventoryStore } from './inventory/inventory-store.js';
+import { CircuitOpenError, GatewayRequestError, PaymentDeclinedError, type PaymentGatewayClient } from './payment/gateway-client.js';
+
+export type NotificationKind = 'confirmation' | 'failure' | 'cancellation' | 'rejection';
+
+export interface ActivityClients {
+  inventory: InventoryStore;
+  payments: PaymentGatewayClient;
+  js: JetStreamClient;
+}
+
+export interface AuditEventInput {
+  /** workflowId:sequence, so a retried publish is stored once. */
+  eventId: string;
+  type: string;
+  orderId: string;
+  traceId: string;
+  data: Record<string, unknown>;
+}
+
+export interface NotificationInput {
+  orderId: string;
+  kind: NotificationKind;
+  customerId: string;
+  email?: string;
+  total: number;
+  currency: string;
+  traceId: string;
+}
+
+export function createActivities({ inventory, payments, js }: ActivityClients) {
+  return {
+    /** Reserves every item of the order or none; idempotent per order. */
+    async reserveInventory({ orderId, items }: { orderId: string; items: OrderItem[] }): Promise<{ reservationId: string }> {
+      try {
+        const { reservationId } = await inventory.reserve(orderId, items);
+        return { reservationId };
+      } catch (error) {
+        if (error instanceof OutOfStockError) {
+          throw ApplicationFailure.create({ type: BusinessFailure.outOfStock, message: error.message, nonRetryable: true, details: [{ sku: error.sku }] });
+        }
+        if (error instanceof ReservationReleasedError) {
+          throw ApplicationFailure.create({ type: BusinessFailure.invalidOrder, message: error.message, nonRetryable: true });
+        }
+        throw error;
+      }
+    },
+
+    /** Returns the order's reserved stock; safe to repeat. */
+    async releaseInventory({ orderId }: { orderId: string }): Promise<{ released: boolean }> {
+      return { released: await inventory.release(orderId) };
+    },
+
+    /** Charges the order at most once (idempotency key from the order id). */
+    async chargePayment(request: { orderId: string; amount: number; currency: string; paymentToken: string }): Promise<{ chargeId: string }> {
+      try {
+        return await payments.charge(request);
+      } catch (error) {
+        if (error instanceof PaymentDeclinedError) {
+          throw ApplicationFailure.create({ type: BusinessFailure.paymentDeclined, message: `${error.code}: ${error.message}`, nonRetryable: true });
+        }
+        throw asRetryableGatewayFailure(error);
+      }
+    },
+
+    /** Refunds what the order was charged; a no-op when nothing was. */
+    async refundPayment({ orderId, amount, currency }: { orderId: string; amount: number; currency: string }): Promise<{ refunded: boolean }> {
+      try {
+        const { refunded } = await payments.refund(orderId, amount, currency);
+        return { refunded };
+      } catch (error) {
+        throw asRetryableGatewayFailure(error);
+      }
+    },
+
+    /** Publishes a customer notice on notifications.<kind>, once per order and kind. */
+    async sendNotification(input: NotificationInput): Promise<{ notificationId: string }> {
+      const id = `${input.orderId}:notification:${input.kind}`;
+      const envelope: EventEnvelope = {
+        id,
+        type: `Customer${input.kind.charAt(0).toUpperCase()}${input.kind.slice(1)}Notice`,
+        aggregate_id: input.orderId,
+        data: { kind: input.kind, customerId: input.customerId, email: input.email, total: input.total, currency: input.currency },
+        timestamp: new Date().toISOString(),
+        trace_id: input.traceId,
+      };
+      await publishEnvelope(js, SUBJECTS.notification(input.kind), envelope);
+      return { notificationId: id };
+    },
+
+    /** Publishes one audit event; the message id makes repeats harmless. */
+    async publishAudit(event: AuditEventInput): Promise<void> {
+      await publishEnvelope(js, SUBJECTS.audit(event.type), {
+        id: event.eventId,
+        type: event.type,
+        aggregate_id: event.orderId,
+        data: event.data,
+        timestamp: new Date().toISOString(),
+        trace_id: event.traceId,
+      });
+    },
+  };
+}
+
+/** The activities as the workflow sees them (imported there as a type only). */
+export type OrderActivities = ReturnType<typeof createActivities>;
+
+function asRetryableGatewayFailure(error: unknown): unknown {
+  if (error instanceof CircuitOpenError) {
+    // Fail fast while the breaker is open, and tell Temporal when the next try makes sense.
+    return ApplicationFailure.create({ type: 'CircuitOpen', message: error.message, nextRetryDelay: error.retryAfterMs });
+  }
+  if (error instanceof GatewayRequestError) {
+    return ApplicationFailure.create({ type: 'GatewayRequestRejected', message: error.message, nonRetryable: true });
+  }
+  return error;
+}

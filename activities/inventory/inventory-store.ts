@@ -1,0 +1,120 @@
+// Inventory: stock per SKU and reservations per order.
+// Invariant: for every SKU, available + reserved stays equal to the stock put in, and
+// neither goes below zero. Reserving is all-or-nothing and idempotent per order;
+// releasing is idempotent.
+import type { SqlClient } from './sql-client.js';
+
+export interface ReservationLine {
+  sku: string;
+  quantity: number;
+}
+
+export interface StockLevel {
+  sku: string;
+  available: number;
+  reserved: number;
+}
+
+/** A line of the order could not be reserved; nothing of the order was. */
+export class OutOfStockError extends Error {
+  constructor(
+    readonly sku: string,
+    readonly requested: number,
+    readonly available: number | undefined,
+  ) {
+    super(available === undefined ? `unknown SKU "${sku}"` : `SKU "${sku}": requested ${requested}, available ${available}`);
+    this.name = 'OutOfStockError';
+  }
+}
+
+/** The order's reservation was already released, so it cannot be reserved again. */
+export class ReservationReleasedError extends Error {
+  constructor(readonly orderId: string) {
+    super(`the reservation of order ${orderId} was already released`);
+    this.name = 'ReservationReleasedError';
+  }
+}
+
+/** Sums quantities per SKU and sorts by SKU, so concurrent orders lock rows in one order (no deadlocks). */
+function consolidate(lines: readonly ReservationLine[]): ReservationLine[] {
+  const bySku = new Map<string, number>();
+  for (const { sku, quantity } of lines) bySku.set(sku, (bySku.get(sku) ?? 0) + quantity);
+  return [...bySku.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([sku, quantity]) => ({ sku, quantity }));
+}
+
+export class InventoryStore {
+  constructor(readonly db: SqlClient) {}
+
+  /** Reserves every line of the order, or none; a second call for the same order changes nothing. */
+  async reserve(orderId: string, lines: readonly ReservationLine[]): Promise<{ reservationId: string; alreadyReserved: boolean }> {
+    return this.db.transaction(async (tx) => {
+      // The primary key serialises concurrent calls for one order: the second waits, then sees the first.
+      const inserted = await tx.query('INSERT INTO reservations (order_id, status) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING RETURNING order_id', [
+        orderId,
+        'RESERVED',
+      ]);
+      if (inserted.rows.length === 0) {
+        const existing = await tx.query<{ status: string }>('SELECT status FROM reservations WHERE order_id = $1', [orderId]);
+        if (existing.rows[0]?.status === 'RELEASED') throw new ReservationReleasedError(orderId);
+        return { reservationId: orderId, alreadyReserved: true };
+      }
+      for (const { sku, quantity } of consolidate(lines)) {
+        const updated = await tx.query(
+          `UPDATE stock SET available = available - $2, reserved = reserved + $2, updated_at = now()
+           WHERE sku = $1 AND available >= $2 RETURNING sku`,
+          [sku, quantity],
+        );
+        if (updated.rows.length === 0) {
+          const level = await tx.query<{ available: number }>('SELECT available FROM stock WHERE sku = $1', [sku]);
+          throw new OutOfStockError(sku, quantity, level.rows[0]?.available);
+        }
+        await tx.query('INSERT INTO reservation_lines (order_id, sku, quantity) VALUES ($1, $2, $3)', [orderId, sku, quantity]);
+      }
+      return { reservationId: orderId, alreadyReserved: false };
+    });
+  }
+
+  /** Returns the order's reserved stock; true when this call released it, false when there was nothing to release. */
+  async release(orderId: string): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const released = await tx.query(
+        `UPDATE reservations SET status = 'RELEASED', released_at = now() WHERE order_id = $1 AND status = 'RESERVED' RETURNING order_id`,
+        [orderId],
+      );
+      if (released.rows.length === 0) {
+        // Nothing reserved (the reservation failed or never ran): record the release so a late reserve cannot win.
+        await tx.query(`INSERT INTO reservations (order_id, status, released_at) VALUES ($1, 'RELEASED', now()) ON CONFLICT (order_id) DO NOTHING`, [orderId]);
+        return false;
+      }
+      const lines = await tx.query<ReservationLine>('SELECT sku, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY sku', [orderId]);
+      for (const { sku, quantity } of lines.rows) {
+        await tx.query('UPDATE stock SET available = available + $2, reserved = reserved - $2, updated_at = now() WHERE sku = $1', [sku, quantity]);
+      }
+      return true;
+    });
+  }
+
+  /** Adds stock (creates the SKU when new). */
+  async restock(sku: string, quantity: number): Promise<void> {
+    await this.db.query(
+      `INSERT INTO stock (sku, available) VALUES ($1, $2)
+       ON CONFLICT (sku) DO UPDATE SET available = stock.available + EXCLUDED.available, updated_at = now()`,
+      [sku, quantity],
+    );
+  }
+
+  /** Current levels, for a SKU or all of them. */
+  async levels(sku?: string): Promise<StockLevel[]> {
+    const result = await this.db.query<StockLevel>(
+      `SELECT sku, available, reserved FROM stock ${sku ? 'WHERE sku = $1' : ''} ORDER BY sku`,
+      sku ? [sku] : [],
+    );
+    return result.rows;
+  }
+
+  /** Status of an order's reservation, or undefined when there is none. */
+  async reservationStatus(orderId: string): Promise<'RESERVED' | 'RELEASED' | undefined> {
+    const result = await this.db.query<{ status: 'RESERVED' | 'RELEASED' }>('SELECT status FROM reservations WHERE order_id = $1', [orderId]);
+    return result.rows[0]?.status;
+  }
+}

@@ -1,0 +1,56 @@
+// Versioned schema migrations for the inventory store. Append only: never edit a shipped one.
+import type { SqlClient } from './sql-client.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'stock and reservations',
+    sql: `
+      CREATE TABLE stock (
+        sku        TEXT PRIMARY KEY,
+        available  INTEGER NOT NULL CHECK (available >= 0),
+        reserved   INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+      );
+      CREATE TABLE reservations (
+        order_id    TEXT PRIMARY KEY,
+        status      TEXT NOT NULL CHECK (status IN ('RESERVED', 'RELEASED')),
+        created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+        released_at TIMESTAMPTZ
+      );
+      CREATE TABLE reservation_lines (
+        order_id TEXT NOT NULL REFERENCES reservations (order_id),
+        sku      TEXT NOT NULL REFERENCES stock (sku),
+        quantity INTEGER NOT NULL CHECK (quantity > 0),
+        PRIMARY KEY (order_id, sku)
+      );`,
+  },
+];
+
+/**
+ * Applies the migrations not yet recorded in schema_migrations, each in its own transaction.
+ * A transaction-scoped advisory lock makes concurrent starters wait instead of racing.
+ */
+export async function migrate(db: SqlClient): Promise<number[]> {
+  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+  const applied: number[] = [];
+  for (const migration of MIGRATIONS) {
+    const ran = await db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock(7233001)');
+      const done = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [migration.version]);
+      if (done.rows.length > 0) return false;
+      await tx.exec(migration.sql);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
+      return true;
+    });
+    if (ran) applied.push(migration.version);
+  }
+  return applied;
+}

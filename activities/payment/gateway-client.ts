@@ -1,0 +1,144 @@
+// HTTP client for the payment gateway, behind a circuit breaker (one per worker process).
+// Idempotency keys come from the order id and the operation, so every retry, redelivery
+// or restart asks the gateway for the same charge, never a second one.
+import { BrokenCircuitError, circuitBreaker, ConsecutiveBreaker, CircuitState, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
+import type { Histogram } from 'prom-client';
+
+/** The gateway refused the card; retrying will not change that. */
+export class PaymentDeclinedError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PaymentDeclinedError';
+  }
+}
+
+/** The gateway could not be reached or failed (5xx, timeout, network); worth retrying later. */
+export class GatewayUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'GatewayUnavailableError';
+  }
+}
+
+/** The breaker is open: calls fail fast until `retryAfterMs` has passed. */
+export class CircuitOpenError extends Error {
+  constructor(readonly retryAfterMs: number) {
+    super(`payment gateway circuit is open; next try in ${retryAfterMs} ms`);
+    this.name = 'CircuitOpenError';
+  }
+}
+
+/** The gateway rejected our request as malformed: a bug on our side, not worth retrying. */
+export class GatewayRequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'GatewayRequestError';
+  }
+}
+
+export interface ChargeRequest {
+  orderId: string;
+  amount: number;
+  currency: string;
+  paymentToken: string;
+}
+
+export interface PaymentGatewayOptions {
+  baseUrl: string;
+  timeoutMs: number;
+  breakerFailureThreshold: number;
+  breakerHalfOpenAfterMs: number;
+  /** payment_process_duration_seconds, labelled by operation and outcome. */
+  duration?: Histogram<'operation' | 'outcome'>;
+}
+
+/** Idempotency key of an operation on an order: the same for every attempt, run and worker. */
+export function idempotencyKey(orderId: string, operation: 'charge' | 'refund'): string {
+  return `order-${orderId}-${operation}`;
+}
+
+export class PaymentGatewayClient {
+  private readonly breaker: CircuitBreakerPolicy;
+  private openedAt = 0;
+
+  constructor(private readonly options: PaymentGatewayOptions) {
+    this.breaker = circuitBreaker(
+      handleWhen((error) => error instanceof GatewayUnavailableError),
+      { halfOpenAfter: options.breakerHalfOpenAfterMs, breaker: new ConsecutiveBreaker(options.breakerFailureThreshold) },
+    );
+    this.breaker.onBreak(() => {
+      this.openedAt = Date.now();
+    });
+  }
+
+  /** "closed", "open" or "half-open". */
+  get circuitState(): 'closed' | 'open' | 'half-open' {
+    const state = this.breaker.state;
+    return state === CircuitState.Closed ? 'closed' : state === CircuitState.HalfOpen ? 'half-open' : 'open';
+  }
+
+  /** Charges the order once; a repeated call returns the first charge. */
+  async charge(request: ChargeRequest): Promise<{ chargeId: string }> {
+    const body = await this.call('charge', '/v1/charges', idempotencyKey(request.orderId, 'charge'), {
+      amount: request.amount,
+      currency: request.currency,
+      source: request.paymentToken,
+      reference: request.orderId,
+    });
+    return { chargeId: String(body.id) };
+  }
+
+  /** Refunds the order's charge, found by the order reference; a no-op when nothing was charged. */
+  async refund(orderId: string, amount: number, currency: string): Promise<{ refundId?: string; refunded: boolean }> {
+    const body = await this.call('refund', '/v1/refunds', idempotencyKey(orderId, 'refund'), { reference: orderId, amount, currency });
+    return body.status === 'succeeded' ? { refundId: String(body.id), refunded: true } : { refunded: false };
+  }
+
+  private async call(operation: 'charge' | 'refund', path: string, key: string, payload: object): Promise<Record<string, unknown>> {
+    const stopTimer = this.options.duration?.startTimer({ operation });
+    let outcome = 'error';
+    try {
+      const body = await this.breaker.execute(() => this.post(path, key, payload));
+      outcome = 'success';
+      return body;
+    } catch (error) {
+      if (error instanceof BrokenCircuitError) {
+        outcome = 'circuit_open';
+        const remaining = this.openedAt + this.options.breakerHalfOpenAfterMs - Date.now();
+        throw new CircuitOpenError(Math.max(remaining, 100));
+      }
+      if (error instanceof PaymentDeclinedError) outcome = 'declined';
+      throw error;
+    } finally {
+      stopTimer?.({ outcome });
+    }
+  }
+
+  private async post(path: string, key: string, payload: object): Promise<Record<string, unknown>> {
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, this.options.baseUrl), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify(payload),
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
+    } catch (error) {
+      throw new GatewayUnavailableError(`payment gateway unreachable or too slow: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+    const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+    if (response.ok) return body;
+    const detail = (body.error ?? {}) as { code?: string; message?: string };
+    if (response.status === 402) throw new PaymentDeclinedError(detail.code ?? 'card_declined', detail.message ?? 'the card was declined');
+    if (response.status >= 500 || response.status === 429) {
+      throw new GatewayUnavailableError(`payment gateway answered ${response.status}: ${detail.message ?? 'no detail'}`);
+    }
+    throw new GatewayRequestError(response.status, `payment gateway rejected the request (${response.status}): ${detail.message ?? 'no detail'}`);
+  }
+}

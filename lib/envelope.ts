@@ -1,0 +1,70 @@
+// The one event envelope every JetStream message of this service uses (public contract).
+import { randomBytes } from 'node:crypto';
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+
+/** An event as stored on ORDERS, AUDIT, NOTIFICATIONS and ORDERS_DLQ. */
+export interface EventEnvelope<T = unknown> {
+  /** Unique and deterministic for the fact it records; also the Nats-Msg-Id, so a retry is stored once. */
+  id: string;
+  type: string;
+  aggregate_id: string;
+  data: T;
+  timestamp: string;
+  trace_id: string;
+}
+
+/** Thrown when bytes from a stream are not a well-formed envelope. */
+export class MalformedEnvelopeError extends Error {
+  constructor(readonly reason: string) {
+    super(`malformed event envelope: ${reason}`);
+    this.name = 'MalformedEnvelopeError';
+  }
+}
+
+/** A new random W3C trace id (32 hex digits). */
+export function newTraceId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** A W3C traceparent header for `traceId` with a fresh span id. */
+export function traceparentFor(traceId: string): string {
+  return `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+}
+
+/** The trace id inside a traceparent header, if it is well formed. */
+export function traceIdFromTraceparent(header: string | undefined): string | undefined {
+  const match = header ? /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}$/.exec(header.trim()) : null;
+  return match?.[1];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Publishes an envelope with Nats-Msg-Id = envelope.id and a traceparent header, and
+ * resolves only once JetStream has stored it (or recognised it as a duplicate).
+ */
+export async function publishEnvelope(js: JetStreamClient, subject: string, envelope: EventEnvelope, extra?: Record<string, string>): Promise<PubAck> {
+  const headers: MsgHdrs = natsHeaders();
+  headers.set('traceparent', traceparentFor(envelope.trace_id));
+  for (const [key, value] of Object.entries(extra ?? {})) headers.set(key, value);
+  return js.publish(subject, encoder.encode(JSON.stringify(envelope)), { msgID: envelope.id, headers });
+}
+
+/** Parses and checks an envelope; throws MalformedEnvelopeError saying what is wrong. */
+export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(bytes));
+  } catch {
+    throw new MalformedEnvelopeError('not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new MalformedEnvelopeError('not a JSON object');
+  const record = value as Record<string, unknown>;
+  for (const field of ['id', 'type', 'aggregate_id', 'timestamp', 'trace_id'] as const) {
+    if (typeof record[field] !== 'string' || record[field] === '') throw new MalformedEnvelopeError(`field "${field}" must be a non-empty string`);
+  }
+  if (!('data' in record)) throw new MalformedEnvelopeError('field "data" is missing');
+  return record as unknown as EventEnvelope;
+}

@@ -1,0 +1,205 @@
+// Payment gateway sandbox: the stand-in for an external payment provider, for the local
+// stack and the tests. It keeps a provider's semantics (see README.md beside this file):
+// idempotency keys, declines by test token, refunds by merchant reference, a ledger, and
+// faults injected through an admin endpoint.
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import express, { type Request, type Response } from 'express';
+
+export interface Charge {
+  id: string;
+  reference: string;
+  amount: number;
+  currency: string;
+  status: 'succeeded';
+  refunded: boolean;
+  createdAt: string;
+}
+
+export interface Refund {
+  id: string;
+  chargeId: string;
+  reference: string;
+  amount: number;
+  status: 'succeeded';
+  createdAt: string;
+}
+
+/** Faults applied to /v1 calls; set with POST /admin/faults, cleared with POST /admin/reset. */
+export interface Faults {
+  /** Share of calls answered 500 before anything is recorded (0..1). */
+  errorRate: number;
+  /** Delay before every answer. */
+  latencyMs: number;
+  /** Every call answered 503 while true. */
+  outage: boolean;
+  /** Only refunds answered 503 while true (a degraded refunds API). */
+  refundOutage: boolean;
+  /** The next N charges are recorded, then never answered (the client times out). */
+  chargeThenTimeout: number;
+}
+
+/** Test tokens that are declined, with the provider's decline code. */
+export const DECLINED_TOKENS: Readonly<Record<string, string>> = {
+  tok_decline: 'card_declined',
+  tok_insufficient_funds: 'insufficient_funds',
+  tok_expired: 'expired_card',
+};
+
+const NO_FAULTS: Faults = { errorRate: 0, latencyMs: 0, outage: false, refundOutage: false, chargeThenTimeout: 0 };
+
+interface StoredAnswer {
+  fingerprint: string;
+  status: number;
+  body: unknown;
+}
+
+export function createPaymentGatewayApp() {
+  const charges = new Map<string, Charge>(); // by id
+  const refunds: Refund[] = [];
+  const answersByKey = new Map<string, StoredAnswer>();
+  let faults: Faults = { ...NO_FAULTS };
+  const calls = { charges: 0, refunds: 0 };
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.json({ limit: '64kb' }));
+
+  const error = (res: Response, status: number, type: string, code: string, message: string) =>
+    res.status(status).json({ error: { type, code, message } });
+
+  /** Applies faults; resolves false when the call was answered by a fault. */
+  async function passFaults(res: Response, operation: 'charge' | 'refund'): Promise<boolean> {
+    if (faults.latencyMs > 0) await new Promise((r) => setTimeout(r, faults.latencyMs));
+    if (faults.outage || (operation === 'refund' && faults.refundOutage)) {
+      error(res, 503, 'api_error', 'service_unavailable', 'the gateway is unavailable (sandbox outage)');
+      return false;
+    }
+    if (faults.errorRate > 0 && Math.random() < faults.errorRate) {
+      error(res, 500, 'api_error', 'internal_error', 'internal error (sandbox error rate)');
+      return false;
+    }
+    return true;
+  }
+
+  /** Replays the stored answer of a key, or rejects a key reused with other parameters. Returns true when answered. */
+  function answeredFromKey(req: Request, res: Response, key: string): boolean {
+    const stored = answersByKey.get(key);
+    if (!stored) return false;
+    if (stored.fingerprint !== JSON.stringify(req.body)) {
+      error(res, 409, 'idempotency_error', 'idempotency_key_reused', 'this Idempotency-Key was used with different parameters');
+    } else {
+      res.setHeader('Idempotent-Replayed', 'true');
+      res.status(stored.status).json(stored.body);
+    }
+    return true;
+  }
+
+  function remember(req: Request, key: string, status: number, body: unknown) {
+    answersByKey.set(key, { fingerprint: JSON.stringify(req.body), status, body });
+  }
+
+  app.post('/v1/charges', async (req, res) => {
+    calls.charges += 1;
+    if (!(await passFaults(res, 'charge'))) return;
+    const key = req.get('idempotency-key');
+    if (!key) return error(res, 400, 'invalid_request_error', 'missing_idempotency_key', 'send an Idempotency-Key header');
+    if (answeredFromKey(req, res, key)) return;
+    const { amount, currency, source, reference } = (req.body ?? {}) as Record<string, unknown>;
+    if (!Number.isInteger(amount) || (amount as number) <= 0) return error(res, 400, 'invalid_request_error', 'invalid_amount', 'amount must be a positive integer in minor units');
+    if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency)) return error(res, 400, 'invalid_request_error', 'invalid_currency', 'currency must be an ISO 4217 code');
+    if (typeof source !== 'string' || !source.startsWith('tok_')) return error(res, 400, 'invalid_request_error', 'invalid_source', 'source must be a token starting with tok_');
+    if (typeof reference !== 'string' || reference === '') return error(res, 400, 'invalid_request_error', 'invalid_reference', 'reference is required');
+    const declineCode = DECLINED_TOKENS[source];
+    if (declineCode) {
+      const body = { error: { type: 'card_error', code: declineCode, message: `the card was declined (${declineCode})` } };
+      remember(req, key, 402, body);
+      return res.status(402).json(body);
+    }
+    const charge: Charge = { id: `ch_${randomUUID()}`, reference, amount: amount as number, currency, status: 'succeeded', refunded: false, createdAt: new Date().toISOString() };
+    charges.set(charge.id, charge);
+    remember(req, key, 201, charge);
+    if (faults.chargeThenTimeout > 0) {
+      faults.chargeThenTimeout -= 1;
+      // Charged, but the answer never comes: the client's timeout fires. Held until the client gives up.
+      req.socket.setTimeout(0);
+      return;
+    }
+    res.status(201).json(charge);
+  });
+
+  app.post('/v1/refunds', async (req, res) => {
+    calls.refunds += 1;
+    if (!(await passFaults(res, 'refund'))) return;
+    const key = req.get('idempotency-key');
+    if (!key) return error(res, 400, 'invalid_request_error', 'missing_idempotency_key', 'send an Idempotency-Key header');
+    if (answeredFromKey(req, res, key)) return;
+    const { reference, charge: chargeId } = (req.body ?? {}) as Record<string, unknown>;
+    const charge = [...charges.values()].find((c) => !c.refunded && (c.id === chargeId || (typeof reference === 'string' && c.reference === reference)));
+    if (!charge) {
+      // Refunding what was never charged is a harmless, explicit no-op: saga compensations rely on it.
+      const body = { status: 'no_charge', reference, message: 'no captured charge for this reference; nothing refunded' };
+      remember(req, key, 200, body);
+      return res.status(200).json(body);
+    }
+    charge.refunded = true;
+    const refund: Refund = { id: `re_${randomUUID()}`, chargeId: charge.id, reference: charge.reference, amount: charge.amount, status: 'succeeded', createdAt: new Date().toISOString() };
+    refunds.push(refund);
+    remember(req, key, 201, refund);
+    res.status(201).json(refund);
+  });
+
+  app.get('/v1/ledger', (req, res) => {
+    const reference = typeof req.query.reference === 'string' ? req.query.reference : undefined;
+    const chargeList = [...charges.values()].filter((c) => !reference || c.reference === reference);
+    const refundList = refunds.filter((r) => !reference || r.reference === reference);
+    const captured = chargeList.reduce((sum, c) => sum + c.amount, 0) - refundList.reduce((sum, r) => sum + r.amount, 0);
+    res.json({ charges: chargeList, refunds: refundList, netCaptured: captured, calls });
+  });
+
+  app.get('/admin/faults', (_req, res) => res.json(faults));
+  app.post('/admin/faults', (req, res) => {
+    const patch = (req.body ?? {}) as Partial<Faults>;
+    const next = { ...faults, ...patch };
+    const valid =
+      typeof next.errorRate === 'number' && next.errorRate >= 0 && next.errorRate <= 1 &&
+      Number.isInteger(next.latencyMs) && next.latencyMs >= 0 &&
+      typeof next.outage === 'boolean' &&
+      typeof next.refundOutage === 'boolean' &&
+      Number.isInteger(next.chargeThenTimeout) && next.chargeThenTimeout >= 0;
+    if (!valid) return error(res, 400, 'invalid_request_error', 'invalid_faults', 'expected { errorRate: 0..1, latencyMs: int >= 0, outage: boolean, refundOutage: boolean, chargeThenTimeout: int >= 0 }');
+    faults = next;
+    res.json(faults);
+  });
+  app.post('/admin/reset', (_req, res) => {
+    charges.clear();
+    refunds.length = 0;
+    answersByKey.clear();
+    faults = { ...NO_FAULTS };
+    calls.charges = 0;
+    calls.refunds = 0;
+    res.json({ reset: true });
+  });
+  app.get('/health', (_req, res) => res.json({ status: 'ok' }));
+
+  return app;
+}
+
+/** Starts the sandbox on `port` (0 = any free port); resolves with its URL and a close function. */
+export async function startPaymentGateway(port = 0, host = '127.0.0.1'): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
+  const app = createPaymentGatewayApp();
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
+  });
+  const { port: bound } = server.address() as AddressInfo;
+  return {
+    url: `http://${host}:${bound}`,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,151 @@
+// Starts and stops the real servers this project runs against on one machine:
+// a Temporal dev server (with its Web UI) and a nats-server with JetStream.
+// Used by `npm start` (persistent data in .data/) and by the test harness
+// (temporary data, free ports). Never touches a server it did not start.
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { join } from 'node:path';
+
+/** The search attributes of the public contract, registered on every Temporal we start. */
+export const SEARCH_ATTRIBUTES = { OrderStatus: 'Keyword', CustomerId: 'Keyword', OrderTotal: 'Double' };
+
+/** Thrown when a configured port is already in use; says which variable moves it. */
+export class PortInUseError extends Error {
+  constructor(port, variable) {
+    super(`port ${port} is already in use${variable ? `; set ${variable} to a free port` : ''}`);
+    this.name = 'PortInUseError';
+  }
+}
+
+/** Asks the kernel for a free loopback port. */
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves true when nothing listens on 127.0.0.1:port. */
+export async function portIsFree(port) {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** Throws PortInUseError for the first taken port of { VARIABLE: port }. */
+export async function assertPortsFree(portsByVariable) {
+  for (const [variable, port] of Object.entries(portsByVariable)) {
+    if (!(await portIsFree(port))) throw new PortInUseError(port, variable);
+  }
+}
+
+function tcpAccepts(port) {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Polls `check` until it resolves true, or throws after `timeoutMs` naming `what`. */
+export async function waitFor(what, check, { timeoutMs = 60_000, intervalMs = 200, child } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) throw new Error(`${what}: the process exited with code ${child.exitCode} before it was ready (see ${child.logFile})`);
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`${what} was not ready after ${timeoutMs / 1000}s${child ? ` (see ${child.logFile})` : ''}`);
+}
+
+function startProcess(name, command, args, logFile) {
+  const fd = openSync(logFile, 'a');
+  const child = spawn(command, args, { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  child.logFile = logFile;
+  child.label = name;
+  return child;
+}
+
+/**
+ * Stops a child: SIGTERM, then SIGKILL after `graceMs`. Resolves when it has exited.
+ * @param {import('node:child_process').ChildProcess | undefined} child
+ * @param {number} [graceMs]
+ */
+export async function stopProcess(child, graceMs = 5_000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * Starts `temporal server start-dev` with its state in `dataDir`/temporal.db.
+ * @param {{ binary: string, port: number, uiPort?: number, metricsPort?: number, httpPort?: number, dataDir: string, namespace?: string, logLevel?: string }} options uiPort 0 or absent = headless
+ * @returns {Promise<{ address: string, namespace: string, uiUrl: string | undefined, process: import('node:child_process').ChildProcess }>}
+ */
+export async function startTemporal({ binary, port, uiPort, metricsPort, httpPort, dataDir, namespace = 'default', logLevel = 'warn' }) {
+  mkdirSync(dataDir, { recursive: true });
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', namespace];
+  args.push('--db-filename', join(dataDir, 'temporal.db'), '--log-level', logLevel, '--log-format', 'json');
+  args.push('--metrics-port', String(metricsPort ?? (await freePort())), '--http-port', String(httpPort ?? (await freePort())));
+  if (uiPort) args.push('--ui-ip', '127.0.0.1', '--ui-port', String(uiPort));
+  else args.push('--headless');
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  const child = startProcess('temporal', binary, args, join(dataDir, 'temporal.log'));
+  const address = `127.0.0.1:${port}`;
+  await waitFor(
+    `Temporal dev server on ${address}`,
+    async () => (await tcpAccepts(port)) && healthy(binary, address),
+    { timeoutMs: 90_000, intervalMs: 300, child },
+  );
+  return { address, namespace, uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : undefined, process: child };
+}
+
+function healthy(binary, address) {
+  const result = spawnSync(binary, ['operator', 'cluster', 'health', '--address', address], { encoding: 'utf8', timeout: 10_000 });
+  return result.status === 0 && /SERVING/.test(result.stdout);
+}
+
+/**
+ * Starts nats-server with JetStream. `syncInterval` is JetStream's fsync policy
+ * ("always" or a duration; the server's default is 2m).
+ * @param {{ binary: string, port: number, monitorPort?: number, dataDir: string, syncInterval?: string }} options
+ * @returns {Promise<{ url: string, monitorUrl: string, port: number, process: import('node:child_process').ChildProcess }>}
+ */
+export async function startNats({ binary, port, monitorPort, dataDir, syncInterval }) {
+  mkdirSync(dataDir, { recursive: true });
+  const monitor = monitorPort ?? (await freePort());
+  const configFile = join(dataDir, 'nats.conf');
+  const jetstream = [`store_dir: ${JSON.stringify(join(dataDir, 'jetstream'))}`];
+  if (syncInterval) jetstream.push(`sync_interval: ${JSON.stringify(syncInterval)}`);
+  const config = [
+    `server_name: "order-saga-${port}"`,
+    `listen: "127.0.0.1:${port}"`,
+    `http: "127.0.0.1:${monitor}"`,
+    `jetstream { ${jetstream.join(', ')} }`,
+  ];
+  writeFileSync(configFile, `${config.join('\n')}\n`);
+  const child = startProcess('nats-server', binary, ['-c', configFile], join(dataDir, 'nats.log'));
+  const monitorUrl = `http://127.0.0.1:${monitor}`;
+  await waitFor(
+    `nats-server on 127.0.0.1:${port}`,
+    async () => (await fetch(`${monitorUrl}/healthz?js-enabled-only=true`)).ok,
+    { timeoutMs: 30_000, child },
+  );
+  return { url: `nats://127.0.0.1:${port}`, monitorUrl, port, process: child };
+}

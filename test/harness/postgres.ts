@@ -1,0 +1,34 @@
+// Finds a PostgreSQL server for the inventory tests and makes a throw-away database on it.
+// TEST_DATABASE_URL names one; otherwise the local server on 127.0.0.1:5432 is tried.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+export interface TemporaryDatabase {
+  url: string | undefined;
+  reason: string | undefined;
+  drop(): Promise<void>;
+}
+
+export async function createTemporaryDatabase(): Promise<TemporaryDatabase> {
+  const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `order_saga_test_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 3_000 });
+  try {
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+  } catch (error) {
+    await admin.end().catch(() => undefined);
+    const why = error instanceof Error ? error.message : String(error);
+    return { url: undefined, reason: `${adminUrl.replace(/\/\/[^@]*@/, '//…@')}: ${why}. Set TEST_DATABASE_URL to a server where the user may CREATE DATABASE.`, drop: async () => undefined };
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    reason: undefined,
+    async drop() {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      await admin.end().catch(() => undefined);
+    },
+  };
+}

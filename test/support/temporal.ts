@@ -1,0 +1,60 @@
+// Test helpers for the real Temporal dev server started by the harness.
+import { randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import type { ActivityClients } from '../../activities/index.js';
+import { createOrderWorker } from '../../workers/order-worker.js';
+import type { SagaSettings } from '../../workflows/contract.js';
+
+// The SDK logs every worker state change at INFO; tests want its warnings only.
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+/** Saga timings small enough for tests to finish in seconds. */
+export function fastSagaSettings(overrides: Partial<SagaSettings> = {}): SagaSettings {
+  return {
+    approvalThreshold: 1_000_000,
+    approvalTimeoutMs: 60_000,
+    activityTimeoutMs: 2_000,
+    retryInitialIntervalMs: 100,
+    retryMaxIntervalMs: 500,
+    stepMaxAttempts: 5,
+    compensationMaxAttempts: 3,
+    ...overrides,
+  };
+}
+
+export async function connectClient(): Promise<{ client: Client; close: () => Promise<void> }> {
+  const connection = await Connection.connect({ address: inject('temporalAddress') });
+  return { client: new Client({ connection, namespace: 'default' }), close: () => connection.close() };
+}
+
+export interface RunningWorker {
+  taskQueue: string;
+  worker: Worker;
+  stop: () => Promise<void>;
+}
+
+/** Starts an order worker on its own task queue (one per test file keeps files independent). */
+export async function startOrderWorker(clients: ActivityClients, taskQueue = `orders-test-${randomUUID()}`): Promise<RunningWorker> {
+  const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+  const worker = await createOrderWorker({
+    connection,
+    config: {
+      temporal: { address: inject('temporalAddress'), namespace: 'default', taskQueue },
+      worker: { maxConcurrentActivities: 50, maxConcurrentWorkflowTasks: 50, shutdownGraceMs: 1_000 },
+    },
+    clients,
+    workflowBundlePath: inject('workflowBundlePath'),
+  });
+  const running = worker.run();
+  return {
+    taskQueue,
+    worker,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts', '{lib,activities,workflows,workers,ingress,sandbox}/**/*.test.ts'],
+    globalSetup: ['test/harness/global-setup.ts'],
+    // Forks, not threads: the Temporal worker loads a native module.
+    pool: 'forks',
+    maxWorkers: 2,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    reporters: ['default', ['json', { outputFile: '.data/test-results.json' }]],
+  },
+});

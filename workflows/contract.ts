@@ -1,0 +1,144 @@
+// The saga's public contract: workflow type and id, input, statuses, signals, query and
+// search attributes. Deterministic definitions only, so workflow code, the starter, the
+// ingress and operators' tools all share this one file.
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+/** Workflow type name registered by the worker (contract). */
+export const ORDER_SAGA_WORKFLOW_TYPE = 'orderSaga';
+
+/** Workflow id of an order's saga (contract): one per order, ever. */
+export function orderWorkflowId(orderId: string): string {
+  return `order-${orderId}`;
+}
+
+/** Every status a saga can report (contract). */
+export const ORDER_STATUSES = [
+  'RECEIVED',
+  'AWAITING_APPROVAL',
+  'RESERVING_INVENTORY',
+  'CHARGING_PAYMENT',
+  'NOTIFYING',
+  'COMPLETED',
+  'COMPENSATING',
+  'COMPENSATED',
+  'CANCELLED',
+  'REJECTED',
+  'COMPENSATION_FAILED',
+] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
+
+/** Statuses in which the workflow has ended. */
+export const TERMINAL_STATUSES: readonly OrderStatus[] = ['COMPLETED', 'COMPENSATED', 'CANCELLED', 'REJECTED'];
+
+/** One order line; `unitPrice` is in minor units (cents). */
+export interface OrderItem {
+  sku: string;
+  quantity: number;
+  unitPrice: number;
+}
+
+/** An accepted order as the saga receives it; `total` was computed by the ingress, never by the client. */
+export interface Order {
+  orderId: string;
+  customerId: string;
+  items: OrderItem[];
+  currency: string;
+  total: number;
+  paymentToken: string;
+  email?: string;
+  createdAt: string;
+  traceId: string;
+}
+
+/** Saga timings and limits. They travel in the workflow input because workflow code cannot read the environment. */
+export interface SagaSettings {
+  /** Orders with a total above this (minor units) wait for approveOrder. */
+  approvalThreshold: number;
+  approvalTimeoutMs: number;
+  activityTimeoutMs: number;
+  retryInitialIntervalMs: number;
+  retryMaxIntervalMs: number;
+  stepMaxAttempts: number;
+  compensationMaxAttempts: number;
+}
+
+/** Input of orderSaga. */
+export interface OrderSagaInput {
+  order: Order;
+  settings: SagaSettings;
+}
+
+export type CompensationStep = 'refund' | 'release' | 'notify';
+
+/** One compensation as the status document shows it. */
+export interface CompensationRecord {
+  step: CompensationStep;
+  status: 'PENDING' | 'DONE' | 'FAILED';
+  error?: string;
+}
+
+/** What getStatus and GET /orders/:orderId return (contract). The payment token is never included. */
+export interface OrderStatusDocument {
+  orderId: string;
+  workflowId: string;
+  status: OrderStatus;
+  customerId: string;
+  currency: string;
+  total: number;
+  items: OrderItem[];
+  approval: { required: boolean; approvedBy?: string };
+  reservationId?: string;
+  chargeId?: string;
+  failure?: { type: string; message: string; step?: string };
+  cancellation?: { reason: string };
+  compensations: CompensationRecord[];
+  resolution?: { note: string };
+  history: { status: OrderStatus; at: string }[];
+  updatedAt: string;
+}
+
+/** Signal inputs are plain JSON objects so `temporal` and `tctl` can send them. Fields may be missing. */
+export interface CancelOrderInput {
+  reason?: string;
+}
+export interface ApproveOrderInput {
+  approvedBy?: string;
+}
+export interface ResolveManuallyInput {
+  note?: string;
+}
+
+export const cancelOrderSignal = defineSignal<[CancelOrderInput?]>('cancelOrder');
+export const approveOrderSignal = defineSignal<[ApproveOrderInput?]>('approveOrder');
+export const retryCompensationSignal = defineSignal<[Record<string, never>?]>('retryCompensation');
+export const resolveManuallySignal = defineSignal<[ResolveManuallyInput?]>('resolveManually');
+export const getStatusQuery = defineQuery<OrderStatusDocument>('getStatus');
+
+/** Search attributes (contract), registered by the local stack and the deployment. */
+export const OrderStatusKey = defineSearchAttributeKey('OrderStatus', SearchAttributeType.KEYWORD);
+export const CustomerIdKey = defineSearchAttributeKey('CustomerId', SearchAttributeType.KEYWORD);
+export const OrderTotalKey = defineSearchAttributeKey('OrderTotal', SearchAttributeType.DOUBLE);
+
+/** Typed, non-retryable business failures raised by activities. */
+export const BusinessFailure = {
+  outOfStock: 'OutOfStock',
+  paymentDeclined: 'PaymentDeclined',
+  invalidOrder: 'InvalidOrder',
+} as const;
+
+/** The audit event type recorded when a saga enters `status`: Order + PascalCase status. */
+export function auditEventTypeFor(status: OrderStatus): string {
+  return `Order${status
+    .toLowerCase()
+    .split('_')
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join('')}`;
+}
+
+/** The audit event type recorded when a compensation has run; its data says what it changed. */
+export const COMPENSATION_EVENT_TYPES: Record<CompensationStep, string> = {
+  refund: 'RefundCompensated',
+  release: 'ReleaseCompensated',
+  notify: 'OutcomeNoticeSent',
+};
