@@ -73,6 +73,7 @@ const schema = z.object({
 
   DATABASE_URL: urlWith(['postgres:', 'postgresql:']).optional(),
   EMBEDDED_DATABASE_DIR: z.string().default('.data/inventory'),
+  INVENTORY_SEED_DEMO: z.enum(['true', 'false'], { error: 'expected true or false' }).default('false'),
 
   PAYMENT_GATEWAY_URL: urlWith(['http:', 'https:']).default('http://localhost:4010'),
   PAYMENT_TIMEOUT: duration('10s'),
@@ -102,7 +103,7 @@ export interface Config {
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
   temporal: { address: string; namespace: string; taskQueue: string };
   nats: { servers: string[] };
-  database: { url: string | undefined; embeddedDir: string };
+  database: { url: string | undefined; embeddedDir: string; seedDemoCatalog: boolean };
   payment: { gatewayUrl: string; timeoutMs: number; breakerFailureThreshold: number; breakerHalfOpenAfterMs: number };
   worker: { maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number; shutdownGraceMs: number };
   starter: { maxInFlight: number; maxDeliver: number; ackWaitMs: number };
@@ -124,7 +125,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
     nats: { servers: e.NATS_URL.split(',').map((s) => s.trim()) },
-    database: { url: e.DATABASE_URL, embeddedDir: e.EMBEDDED_DATABASE_DIR },
+    database: { url: e.DATABASE_URL, embeddedDir: e.EMBEDDED_DATABASE_DIR, seedDemoCatalog: e.INVENTORY_SEED_DEMO === 'true' },
     payment: {
       gatewayUrl: e.PAYMENT_GATEWAY_URL,
       timeoutMs: e.PAYMENT_TIMEOUT,
@@ -155,4 +156,15 @@ function describeGiven(env: Record<string, string | undefined>, path: PropertyKe
   const value = env[name];
   if (value === undefined || /URL|TOKEN|SECRET|PASSWORD/.test(name)) return '';
   return ` (got "${value}")`;
+}
+
+/** For process entry points: the config, or a clear message on stderr and exit code 2. */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(2);
+  }
 }

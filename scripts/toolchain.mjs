@@ -33,11 +33,16 @@ export const TOOLS = {
     reports: 'v2.12.15',
   },
   tctl: {
-    module: 'github.com/temporalio/tctl/cmd/tctl',
-    version: 'v1.18.4',
+    // The Go module proxy refuses every version of github.com/temporalio/tctl, so tctl is built
+    // from its last home inside the server module (tctl 1.15.1). Its old golang.org/x/net needs
+    // -checklinkname=0 to link with Go 1.23+.
+    module: 'go.temporal.io/server/cmd/tools/cli',
+    version: 'v1.15.2',
+    builds: 'cli',
     env: 'TCTL_PATH',
     versionArgs: ['--version'],
-    reports: '1.18.4',
+    reports: 'tctl version 1.15.1',
+    ldflags: '-checklinkname=0',
   },
   helm: {
     module: 'helm.sh/helm/v3/cmd/helm',

@@ -2,7 +2,7 @@
 // prebuilt bundle in production, bundled on the fly in development) and its activities.
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { Config } from '../lib/config.js';
 import { createActivities, type ActivityClients } from '../activities/index.js';
 

@@ -42,7 +42,7 @@ export function postgresClient(url: string, maxConnections = 10): SqlClient {
           query: (sql, params) => query(client, sql, params),
           exec: async (sql) => void (await client.query(sql)),
           transaction: (inner) => inner(tx),
-          close: async () => undefined,
+          close: () => Promise.resolve(),
         };
         const result = await work(tx);
         await client.query('COMMIT');
@@ -80,7 +80,7 @@ export async function embeddedClient(dataDir: string): Promise<SqlClient> {
           query: wrap(tx),
           exec: async (sql) => void (await tx.exec(sql)),
           transaction: (w) => w(inner),
-          close: async () => undefined,
+          close: () => Promise.resolve(),
         };
         return work(inner);
       }),

@@ -1,0 +1,52 @@
+// The OrderCreated event: what the ingress publishes on orders.created and the starter
+// turns into a saga. Its data is the saga's Order; this schema is checked on both sides.
+import { z } from 'zod';
+import type { Order } from '../workflows/contract.js';
+
+export const ORDER_CREATED = 'OrderCreated';
+
+/** ISO 4217 codes this runtime knows. */
+const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
+
+export function isKnownCurrency(code: string): boolean {
+  return CURRENCIES.has(code);
+}
+
+/** Digits after the decimal point of a currency (EUR 2, JPY 0, KWD 3). */
+export function minorUnitDigits(currency: string): number {
+  return new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+}
+
+/** An amount in minor units as a decimal in major units (2500 EUR cents → 25). */
+export function toMajorUnits(amountMinor: number, currency: string): number {
+  return amountMinor / 10 ** minorUnitDigits(currency);
+}
+
+export const MAX_ITEMS = 100;
+export const MAX_QUANTITY = 10_000;
+export const MAX_UNIT_PRICE = 100_000_000; // one million in a two-digit currency
+const identifier = z.string().min(1).max(128).regex(/^[\w.:@-]+$/, 'letters, digits and . _ : @ - only');
+
+export const orderItemSchema = z.strictObject({
+  sku: identifier,
+  quantity: z.number().int('must be a whole number').min(1).max(MAX_QUANTITY),
+  unitPrice: z.number().int('must be a whole number of minor units (cents)').min(0).max(MAX_UNIT_PRICE),
+});
+
+/** Data of an OrderCreated event. */
+export const orderSchema = z.strictObject({
+  orderId: z.uuid(),
+  customerId: identifier,
+  items: z.array(orderItemSchema).min(1).max(MAX_ITEMS),
+  currency: z.string().refine(isKnownCurrency, 'must be an ISO 4217 currency code such as EUR or USD'),
+  total: z.number().int().min(0),
+  paymentToken: z.string().min(1).max(256),
+  email: z.email().max(254).optional(),
+  createdAt: z.iso.datetime(),
+  traceId: z.string().regex(/^[\da-f]{32}$/),
+}) satisfies z.ZodType<Order>;
+
+/** Sum of quantity × unit price, in minor units. */
+export function orderTotal(items: readonly { quantity: number; unitPrice: number }[]): number {
+  return items.reduce((sum, item) => sum + item.quantity * item.unitPrice, 0);
+}

@@ -1,0 +1,18 @@
+// Runs the payment gateway sandbox on PAYMENT_SANDBOX_PORT (default 4010).
+import { startPaymentGateway } from './server.js';
+
+const port = Number(process.env.PAYMENT_SANDBOX_PORT ?? 4010);
+if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+  process.stderr.write(`PAYMENT_SANDBOX_PORT must be a port number (got "${process.env.PAYMENT_SANDBOX_PORT}")\n`);
+  process.exit(2);
+}
+try {
+  const sandbox = await startPaymentGateway(port, process.env.PAYMENT_SANDBOX_HOST ?? '127.0.0.1');
+  process.stdout.write(`payment gateway sandbox listening on ${sandbox.url} (ledger: ${sandbox.url}/v1/ledger)\n`);
+  const stop = () => void sandbox.close().then(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+} catch (error) {
+  process.stderr.write(`cannot start the payment gateway sandbox on port ${port}: ${(error as Error).message}; set PAYMENT_SANDBOX_PORT to a free port\n`);
+  process.exit(1);
+}

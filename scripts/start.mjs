@@ -1,0 +1,139 @@
+#!/usr/bin/env node
+// `npm start`: set-up, then the whole local stack in the foreground: a Temporal dev server
+// with its Web UI, nats-server with JetStream (both keeping their data in .data/), the
+// payment gateway sandbox, the worker and the ingress. Ctrl-C stops all of it.
+// Every port comes from an environment variable (see README.md).
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, setUp, step } from './setup.mjs';
+import { assertPortsFree, PortInUseError, startNats, startTemporal, stopProcess, waitFor } from './local-servers.mjs';
+
+const env = process.env;
+const num = (name, fallback) => {
+  const value = Number(env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 1 || value > 65_535) {
+    process.stderr.write(`${name} must be a port number between 1 and 65535 (got "${env[name]}")\n`);
+    process.exit(2);
+  }
+  return value;
+};
+const ports = {
+  TEMPORAL_PORT: num('TEMPORAL_PORT', 7233),
+  TEMPORAL_UI_PORT: num('TEMPORAL_UI_PORT', 8233),
+  NATS_PORT: num('NATS_PORT', 4322),
+  NATS_MONITOR_PORT: num('NATS_MONITOR_PORT', 8322),
+  PAYMENT_SANDBOX_PORT: num('PAYMENT_SANDBOX_PORT', 4010),
+  PORT: num('PORT', 8080),
+  METRICS_PORT: num('METRICS_PORT', 9464),
+};
+const dataDir = join(ROOT, '.data');
+
+const tools = await setUp(['temporal', 'nats-server']);
+try {
+  await assertPortsFree(ports);
+} catch (error) {
+  if (!(error instanceof PortInUseError)) throw error;
+  process.stderr.write(`\n${error.message}.\nAnother program (or an earlier \`npm start\`) is using it. Every port of the local stack can be moved: ${Object.keys(ports).join(', ')}.\n`);
+  process.exit(1);
+}
+
+const children = [];
+let stopping = false;
+async function stopAll(code) {
+  if (stopping) return;
+  stopping = true;
+  step('Stopping the local stack');
+  // Product processes first (they drain), then the servers they talk to.
+  for (const child of [...children].reverse()) await stopProcess(child, child.label === 'worker' ? 30_000 : 5_000);
+  process.exit(code);
+}
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
+
+step('Starting Temporal (dev server + Web UI) and NATS (JetStream)');
+mkdirSync(dataDir, { recursive: true });
+let temporal;
+let nats;
+try {
+  [temporal, nats] = await Promise.all([
+    startTemporal({ binary: tools.temporal, port: ports.TEMPORAL_PORT, uiPort: ports.TEMPORAL_UI_PORT, dataDir: join(dataDir, 'temporal') }),
+    startNats({ binary: tools['nats-server'], port: ports.NATS_PORT, monitorPort: ports.NATS_MONITOR_PORT, dataDir: join(dataDir, 'nats') }),
+  ]);
+} catch (error) {
+  process.stderr.write(`${error.message}\n`);
+  process.exit(1);
+}
+children.push(temporal.process, nats.process);
+
+const productEnv = {
+  ...env,
+  TEMPORAL_ADDRESS: temporal.address,
+  NATS_URL: nats.url,
+  PAYMENT_GATEWAY_URL: `http://127.0.0.1:${ports.PAYMENT_SANDBOX_PORT}`,
+  PAYMENT_SANDBOX_PORT: String(ports.PAYMENT_SANDBOX_PORT),
+  PORT: String(ports.PORT),
+  METRICS_PORT: String(ports.METRICS_PORT),
+  EMBEDDED_DATABASE_DIR: env.EMBEDDED_DATABASE_DIR ?? join(dataDir, 'inventory'),
+  INVENTORY_SEED_DEMO: env.INVENTORY_SEED_DEMO ?? 'true',
+};
+
+const COLORS = { sandbox: 35, worker: 36, ingress: 32 };
+function startProduct(label, entry) {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env: productEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.label = label;
+  const prefix = `\x1b[${COLORS[label]}m${label.padEnd(8)}\x1b[0m| `;
+  for (const stream of [child.stdout, child.stderr]) {
+    let buffered = '';
+    stream.on('data', (chunk) => {
+      buffered += chunk;
+      const lines = buffered.split('\n');
+      buffered = lines.pop();
+      for (const line of lines) process.stdout.write(`${prefix}${line}\n`);
+    });
+  }
+  child.on('exit', (code, signal) => {
+    if (stopping) return;
+    process.stderr.write(`\n${label} exited (${signal ?? `code ${code}`}); stopping the stack. Its last lines are above.\n`);
+    void stopAll(1);
+  });
+  children.push(child);
+  return child;
+}
+
+step('Starting the payment sandbox, the worker and the ingress');
+startProduct('sandbox', 'sandbox/payment-gateway/main.ts');
+startProduct('worker', 'workers/main.ts');
+startProduct('ingress', 'ingress/main.ts');
+const ready = (url) => async () => (await fetch(url)).ok;
+try {
+  await waitFor('payment sandbox', ready(`http://127.0.0.1:${ports.PAYMENT_SANDBOX_PORT}/health`), { timeoutMs: 60_000 });
+  await waitFor('worker', ready(`http://127.0.0.1:${ports.METRICS_PORT}/ready`), { timeoutMs: 120_000 });
+  await waitFor('ingress', ready(`http://127.0.0.1:${ports.PORT}/ready`), { timeoutMs: 60_000 });
+} catch (error) {
+  if (!stopping) {
+    process.stderr.write(`${error.message}\n`);
+    await stopAll(1);
+  }
+}
+
+const api = `http://127.0.0.1:${ports.PORT}`;
+step('The local stack is up');
+process.stdout.write(
+  [
+    `  Orders API        ${api}/orders`,
+    `  Temporal Web UI   ${temporal.uiUrl}/namespaces/default/workflows`,
+    `  Temporal gRPC     ${temporal.address}   (temporal workflow list --address ${temporal.address})`,
+    `  NATS              ${nats.url}   (monitoring ${nats.monitorUrl})`,
+    `  Payment sandbox   http://127.0.0.1:${ports.PAYMENT_SANDBOX_PORT}/v1/ledger`,
+    `  Worker metrics    http://127.0.0.1:${ports.METRICS_PORT}/metrics`,
+    `  Data              ${dataDir}   (delete it for a clean slate)`,
+    '',
+    '  Try an order:',
+    `    curl -s -X POST ${api}/orders -H 'Content-Type: application/json' -H "Idempotency-Key: $(uuidgen || date +%s%N)" \\`,
+    `      -d '{"customerId":"c-42","items":[{"sku":"SKU-COFFEE-1KG","quantity":2,"unitPrice":1899}],"currency":"EUR","paymentToken":"tok_visa","email":"ada@example.com"}'`,
+    '',
+    '  Ctrl-C stops everything.',
+    '',
+  ].join('\n'),
+);

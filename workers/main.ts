@@ -1,0 +1,101 @@
+// The worker process: runs the orderSaga worker and the starter (ORDERS → Temporal), and
+// serves /health, /ready and /metrics on METRICS_PORT. SIGTERM/SIGINT drain it gracefully.
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { Counter, Gauge } from 'prom-client';
+import { loadConfigOrExit } from '../lib/config.js';
+import { createLogger } from '../lib/logger.js';
+import { createRegistry, paymentDurationHistogram } from '../lib/metrics.js';
+import { connectNats, ensureStreams } from '../lib/nats.js';
+import { startOpsServer } from '../lib/ops-server.js';
+import { openInventory, seedDemoCatalogIfEmpty } from '../activities/inventory/open-inventory.js';
+import { PaymentGatewayClient } from '../activities/payment/gateway-client.js';
+import { installTemporalLogging } from './temporal-logging.js';
+import { createOrderWorker } from './order-worker.js';
+import { startOrderStarter } from './order-starter.js';
+
+const config = loadConfigOrExit();
+const logger = createLogger('worker', config.logLevel);
+installTemporalLogging(logger);
+const registry = createRegistry('worker');
+
+const nc = await connectNats(config.nats.servers, 'order-saga-worker');
+const jsm = await jetstreamManager(nc);
+await ensureStreams(jsm);
+const js = jetstream(nc);
+
+const inventory = await openInventory(config.database);
+if (config.database.seedDemoCatalog && (await seedDemoCatalogIfEmpty(inventory))) logger.info('inventory: demo catalog stocked');
+
+const payments = new PaymentGatewayClient({
+  baseUrl: config.payment.gatewayUrl,
+  timeoutMs: config.payment.timeoutMs,
+  breakerFailureThreshold: config.payment.breakerFailureThreshold,
+  breakerHalfOpenAfterMs: config.payment.breakerHalfOpenAfterMs,
+  duration: paymentDurationHistogram(registry),
+});
+new Gauge({
+  name: 'payment_circuit_open',
+  help: 'Payment gateway circuit breaker state: 0 closed, 0.5 half-open, 1 open',
+  registers: [registry],
+  collect() {
+    this.set({ closed: 0, 'half-open': 0.5, open: 1 }[payments.circuitState]);
+  },
+});
+
+const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
+const clientConnection = await Connection.connect({ address: config.temporal.address });
+const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+const worker = await createOrderWorker({ connection: workerConnection, config, clients: { inventory, payments, js } });
+const workerRun = worker.run();
+
+const starter = await startOrderStarter({
+  js,
+  jsm,
+  client,
+  taskQueue: config.temporal.taskQueue,
+  settings: config.saga,
+  limits: config.starter,
+  logger: logger.child({ component: 'starter' }),
+  metrics: {
+    inFlight: new Gauge({ name: 'starter_in_flight', help: 'OrderCreated events being turned into sagas', registers: [registry] }),
+    redeliveries: new Counter({ name: 'starter_redeliveries_total', help: 'OrderCreated events delivered more than once', registers: [registry] }),
+    deadLettered: new Counter({ name: 'starter_dead_lettered_total', help: 'Events moved to ORDERS_DLQ', labelNames: ['reason'], registers: [registry] }),
+    started: new Counter({ name: 'starter_sagas_total', help: 'Saga starts by result', labelNames: ['result'], registers: [registry] }),
+  },
+});
+
+const ops = await startOpsServer(config.http.metricsPort, registry, {
+  nats: () => !nc.isClosed() && nc.info !== undefined,
+  temporal: async () => {
+    await clientConnection.workflowService.getSystemInfo({});
+    return true;
+  },
+  worker: () => worker.getState() === 'RUNNING',
+});
+logger.info({ taskQueue: config.temporal.taskQueue, opsPort: ops.port, database: config.database.url ? 'postgres' : 'embedded' }, 'worker running');
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal, graceMs: config.worker.shutdownGraceMs }, 'shutting down: draining the starter, then the worker');
+  await starter.stop();
+  worker.shutdown();
+  await workerRun;
+  ops.server.close();
+  await nc.drain();
+  await clientConnection.close();
+  await workerConnection.close();
+  await inventory.db.close();
+  logger.info('stopped');
+}
+process.once('SIGTERM', () => void shutdown('SIGTERM').then(() => process.exit(0)));
+process.once('SIGINT', () => void shutdown('SIGINT').then(() => process.exit(0)));
+
+// The worker stops by itself on a fatal error (e.g. its connection is unusable): exit non-zero so it is restarted.
+workerRun.catch((error: unknown) => {
+  logger.fatal({ err: error }, 'worker failed');
+  process.exit(1);
+});
