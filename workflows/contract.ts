@@ -74,7 +74,7 @@ export type CompensationStep = 'refund' | 'release' | 'notify';
 /** One compensation as the status document shows it. */
 export interface CompensationRecord {
   step: CompensationStep;
-  status: 'PENDING' | 'DONE' | 'FAILED';
+  status: 'PENDING' | 'DONE' | 'FAILED' | 'RESOLVED_MANUALLY';
   error?: string;
 }
 
@@ -93,7 +93,8 @@ export interface OrderStatusDocument {
   failure?: { type: string; message: string; step?: string };
   cancellation?: { reason: string };
   compensations: CompensationRecord[];
-  resolution?: { note: string };
+  /** The operator's note when a failed compensation was resolved by hand. */
+  resolution?: { note: string; step: CompensationStep };
   history: { status: OrderStatus; at: string }[];
   updatedAt: string;
 }

@@ -196,14 +196,16 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
         );
         const decision = await waitForOperator();
         if ('note' in decision) {
-          doc.resolution = { note: decision.note };
+          // The operator did this step by hand: record it and carry on with the remaining compensations.
+          record.status = 'RESOLVED_MANUALLY';
+          doc.resolution = { note: decision.note, step: record.step };
           await publishAudit('CompensationResolvedManually', { step: record.step, note: decision.note });
-          break;
+          index += 1;
         }
-        await enter('COMPENSATING', `Retrying compensation "${record.step}" on operator request`);
+        await enter('COMPENSATING', `Continuing compensations on operator request (${'note' in decision ? 'resolved manually' : 'retry'})`);
       }
     }
-    await enter(outcome.status, doc.resolution ? `Resolved manually: ${doc.resolution.note}` : `Ended ${outcome.status}`);
+    await enter(outcome.status, doc.resolution ? `Ended ${outcome.status}; "${doc.resolution.step}" resolved manually: ${doc.resolution.note}` : `Ended ${outcome.status}`);
   }
 
   /** Waits for retryCompensation or resolveManually. */

@@ -60,7 +60,11 @@ export function createPaymentGatewayApp() {
   const refunds: Refund[] = [];
   const answersByKey = new Map<string, StoredAnswer>();
   let faults: Faults = { ...NO_FAULTS };
-  const calls = { charges: 0, refunds: 0 };
+  const calls: { operation: 'charge' | 'refund'; reference: string | undefined }[] = [];
+  const referenceOf = (req: Request) => {
+    const reference = (req.body as Record<string, unknown> | undefined)?.reference;
+    return typeof reference === 'string' ? reference : undefined;
+  };
 
   const app = express();
   app.disable('x-powered-by');
@@ -101,7 +105,7 @@ export function createPaymentGatewayApp() {
   }
 
   app.post('/v1/charges', async (req, res) => {
-    calls.charges += 1;
+    calls.push({ operation: 'charge', reference: referenceOf(req) });
     if (!(await passFaults(res, 'charge'))) return;
     const key = req.get('idempotency-key');
     if (!key) return error(res, 400, 'invalid_request_error', 'missing_idempotency_key', 'send an Idempotency-Key header');
@@ -130,7 +134,7 @@ export function createPaymentGatewayApp() {
   });
 
   app.post('/v1/refunds', async (req, res) => {
-    calls.refunds += 1;
+    calls.push({ operation: 'refund', reference: referenceOf(req) });
     if (!(await passFaults(res, 'refund'))) return;
     const key = req.get('idempotency-key');
     if (!key) return error(res, 400, 'invalid_request_error', 'missing_idempotency_key', 'send an Idempotency-Key header');
@@ -155,7 +159,10 @@ export function createPaymentGatewayApp() {
     const chargeList = [...charges.values()].filter((c) => !reference || c.reference === reference);
     const refundList = refunds.filter((r) => !reference || r.reference === reference);
     const captured = chargeList.reduce((sum, c) => sum + c.amount, 0) - refundList.reduce((sum, r) => sum + r.amount, 0);
-    res.json({ charges: chargeList, refunds: refundList, netCaptured: captured, calls });
+    // Every call received, answered or not (faults included), for the reference or in all.
+    const callList = calls.filter((c) => !reference || c.reference === reference);
+    const callCounts = { charges: callList.filter((c) => c.operation === 'charge').length, refunds: callList.filter((c) => c.operation === 'refund').length };
+    res.json({ charges: chargeList, refunds: refundList, netCaptured: captured, calls: callCounts });
   });
 
   app.get('/admin/faults', (_req, res) => res.json(faults));
@@ -177,8 +184,7 @@ export function createPaymentGatewayApp() {
     refunds.length = 0;
     answersByKey.clear();
     faults = { ...NO_FAULTS };
-    calls.charges = 0;
-    calls.refunds = 0;
+    calls.length = 0;
     res.json({ reset: true });
   });
   app.get('/health', (_req, res) => res.json({ status: 'ok' }));

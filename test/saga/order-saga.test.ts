@@ -15,6 +15,7 @@ import {
   type OrderStatus,
   type SagaSettings,
 } from '../../workflows/contract.js';
+import type { orderSaga } from '../../workflows/order-saga.js';
 import { newTraceId } from '../../lib/envelope.js';
 import { auditEventsOf, createTestStack, readStream, type TestStack } from '../support/stack.js';
 import { connectClient, fastSagaSettings, startOrderWorker, type RunningWorker } from '../support/temporal.js';
@@ -65,7 +66,7 @@ function order(sku: string, overrides: Partial<Order> = {}): Order {
 
 async function start(o: Order, settings: Partial<SagaSettings> = {}) {
   const input: OrderSagaInput = { order: o, settings: fastSagaSettings(settings) };
-  return client.workflow.start('orderSaga', { workflowId: orderWorkflowId(o.orderId), taskQueue: worker.taskQueue, args: [input] });
+  return client.workflow.start<typeof orderSaga>('orderSaga', { workflowId: orderWorkflowId(o.orderId), taskQueue: worker.taskQueue, args: [input] });
 }
 
 async function waitForStatus(o: Order, status: OrderStatus, timeoutMs = 20_000) {
@@ -101,5 +102,228 @@ describe('orderSaga', () => {
     expect(notices.map((n) => n.subject)).toEqual(['notifications.confirmation']);
     expect(JSON.stringify(result)).not.toContain(o.paymentToken);
     await recordHistory(client, o, 'completed');
+  });
+
+  it('when the card is declined, then inventory is released, nothing is captured and each compensation is audited once', async () => {
+    const sku = await newSku(5);
+    const o = order(sku, { paymentToken: 'tok_decline' });
+    const result = await (await start(o)).result();
+
+    expect(result.status).toBe('COMPENSATED');
+    expect(result.failure).toMatchObject({ type: 'PaymentDeclined', step: 'CHARGING_PAYMENT' });
+    expect(result.compensations).toEqual([
+      { step: 'refund', status: 'DONE' },
+      { step: 'release', status: 'DONE' },
+      { step: 'notify', status: 'DONE' },
+    ]);
+    const ledger = await stack.gateway.ledger(o.orderId);
+    expect(ledger.charges).toHaveLength(0);
+    expect(ledger.netCaptured).toBe(0);
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 5, reserved: 0 }]);
+    const audit = await auditEventsOf(stack, o.orderId);
+    expect(typesOf(audit)).toEqual([
+      'OrderReceived',
+      'OrderReservingInventory',
+      'OrderChargingPayment',
+      'OrderCompensating',
+      'RefundCompensated',
+      'ReleaseCompensated',
+      'OutcomeNoticeSent',
+      'OrderCompensated',
+    ]);
+    expect(audit.find((e) => e.type === 'RefundCompensated')?.data).toMatchObject({ refunded: false });
+    expect(audit.find((e) => e.type === 'ReleaseCompensated')?.data).toMatchObject({ released: true });
+    await recordHistory(client, o, 'declined');
+  });
+
+  it('when an item is out of stock, then nothing is charged and no stock moves', async () => {
+    const sku = await newSku(1);
+    const o = order(sku); // wants 2
+    const result = await (await start(o)).result();
+
+    expect(result.status).toBe('COMPENSATED');
+    expect(result.failure).toMatchObject({ type: 'OutOfStock', step: 'RESERVING_INVENTORY' });
+    expect((await stack.gateway.ledger(o.orderId)).calls.charges).toBe(0);
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 1, reserved: 0 }]);
+    expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual([
+      'OrderReceived',
+      'OrderReservingInventory',
+      'OrderCompensating',
+      'ReleaseCompensated',
+      'OutcomeNoticeSent',
+      'OrderCompensated',
+    ]);
+    await recordHistory(client, o, 'out-of-stock');
+  });
+
+  it('when the gateway is down, then the breaker opens and spares it, and the saga completes after recovery', async () => {
+    const sku = await newSku(3);
+    const o = order(sku);
+    await stack.gateway.setFaults({ outage: true });
+    const handle = await start(o, { stepMaxAttempts: 50, retryMaxIntervalMs: 200 });
+
+    await expect.poll(() => stack.payments.circuitState, { timeout: 15_000 }).toBe('open');
+    const callsWhenOpened = (await stack.gateway.ledger()).calls.charges;
+    await new Promise((r) => setTimeout(r, 800)); // shorter than halfOpenAfter (1.5 s)
+    expect((await stack.gateway.ledger()).calls.charges).toBe(callsWhenOpened);
+
+    await stack.gateway.setFaults({ outage: false });
+    const result = await handle.result();
+    expect(result.status).toBe('COMPLETED');
+    expect((await stack.gateway.ledger(o.orderId)).charges).toHaveLength(1);
+    await recordHistory(client, o, 'gateway-outage');
+  });
+
+  it('when the gateway charges and then times out, then the retry finds the same charge: exactly one in the ledger', async () => {
+    const sku = await newSku(3);
+    const o = order(sku);
+    await stack.gateway.setFaults({ chargeThenTimeout: 1 });
+    const result = await (await start(o)).result();
+
+    expect(result.status).toBe('COMPLETED');
+    const ledger = await stack.gateway.ledger(o.orderId);
+    expect(ledger.calls.charges).toBeGreaterThanOrEqual(2); // the timed-out call and its retry
+    expect(ledger.charges).toHaveLength(1);
+    expect(result.chargeId).toBe(ledger.charges[0]!.id);
+    await recordHistory(client, o, 'charge-then-timeout');
+  });
+
+  it('when an order above the threshold is approved, then it completes and records the approver', async () => {
+    const sku = await newSku(3);
+    const o = order(sku);
+    const handle = await start(o, { approvalThreshold: 1_000 });
+    await waitForStatus(o, 'AWAITING_APPROVAL');
+    await handle.signal(approveOrderSignal, { approvedBy: 'grace' });
+    const result = await handle.result();
+
+    expect(result.status).toBe('COMPLETED');
+    expect(result.approval).toEqual({ required: true, approvedBy: 'grace' });
+    expect((await stack.gateway.ledger(o.orderId)).charges).toHaveLength(1);
+    await recordHistory(client, o, 'approved');
+  });
+
+  it('when an order awaiting approval is cancelled, then it ends CANCELLED with nothing reserved or charged', async () => {
+    const sku = await newSku(3);
+    const o = order(sku);
+    const handle = await start(o, { approvalThreshold: 1_000 });
+    await waitForStatus(o, 'AWAITING_APPROVAL');
+    await handle.signal(cancelOrderSignal, { reason: 'customer changed their mind' });
+    const result = await handle.result();
+
+    expect(result.status).toBe('CANCELLED');
+    expect(result.cancellation).toEqual({ reason: 'customer changed their mind' });
+    expect((await stack.gateway.ledger(o.orderId)).calls.charges).toBe(0);
+    expect(await stack.inventory.reservationStatus(o.orderId)).toBeUndefined();
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 3, reserved: 0 }]);
+    expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual(['OrderReceived', 'OrderAwaitingApproval', 'OutcomeNoticeSent', 'OrderCancelled']);
+    const notices = (await readStream(stack.js, stack.jsm, 'NOTIFICATIONS')).filter((e) => e.aggregate_id === o.orderId);
+    expect(notices.map((n) => n.subject)).toEqual(['notifications.cancellation']);
+    await recordHistory(client, o, 'cancelled-awaiting-approval');
+  });
+
+  it('when nobody approves in time, then the order is REJECTED and the customer told', async () => {
+    const sku = await newSku(3);
+    const o = order(sku);
+    const result = await (await start(o, { approvalThreshold: 1_000, approvalTimeoutMs: 500 })).result();
+
+    expect(result.status).toBe('REJECTED');
+    expect(result.failure?.type).toBe('ApprovalTimedOut');
+    expect((await stack.gateway.ledger(o.orderId)).calls.charges).toBe(0);
+    const notices = (await readStream(stack.js, stack.jsm, 'NOTIFICATIONS')).filter((e) => e.aggregate_id === o.orderId);
+    expect(notices.map((n) => n.subject)).toEqual(['notifications.rejection']);
+    await recordHistory(client, o, 'rejected');
+  });
+
+  it('when a cancel arrives while the charge is being retried, then retries stop and the stock is released', async () => {
+    const sku = await newSku(3);
+    const o = order(sku);
+    await stack.gateway.setFaults({ outage: true });
+    const handle = await start(o, { stepMaxAttempts: 100 });
+    await waitForStatus(o, 'CHARGING_PAYMENT');
+    await handle.signal(cancelOrderSignal, { reason: 'too slow' });
+    await stack.gateway.setFaults({ outage: false });
+    const result = await handle.result();
+
+    expect(result.status).toBe('CANCELLED');
+    expect((await stack.gateway.ledger(o.orderId)).netCaptured).toBe(0);
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 3, reserved: 0 }]);
+    expect(typesOf(await auditEventsOf(stack, o.orderId)).slice(-5)).toEqual([
+      'OrderCompensating',
+      'RefundCompensated',
+      'ReleaseCompensated',
+      'OutcomeNoticeSent',
+      'OrderCancelled',
+    ]);
+    await recordHistory(client, o, 'cancelled-while-charging');
+  });
+
+  it('when a compensation keeps failing, then the saga waits in COMPENSATION_FAILED and retryCompensation finishes it', async () => {
+    const sku = await newSku(3);
+    const o = order(sku, { paymentToken: 'tok_decline' });
+    await stack.gateway.setFaults({ refundOutage: true });
+    const handle = await start(o);
+    await waitForStatus(o, 'COMPENSATION_FAILED');
+
+    const stuck = await handle.query(getStatusQuery);
+    expect(stuck.compensations[0]).toMatchObject({ step: 'refund', status: 'FAILED' });
+    expect(stuck.compensations.slice(1).map((c) => c.status)).toEqual(['PENDING', 'PENDING']);
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 1, reserved: 2 }]); // newest first: release waits for the refund
+
+    await stack.gateway.setFaults({ refundOutage: false });
+    await handle.signal(retryCompensationSignal, {});
+    const result = await handle.result();
+    expect(result.status).toBe('COMPENSATED');
+    expect(result.compensations.map((c) => c.status)).toEqual(['DONE', 'DONE', 'DONE']);
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 3, reserved: 0 }]);
+    const types = typesOf(await auditEventsOf(stack, o.orderId));
+    expect(types.slice(types.indexOf('OrderCompensationFailed'))).toEqual([
+      'OrderCompensationFailed',
+      'OrderCompensating',
+      'RefundCompensated',
+      'ReleaseCompensated',
+      'OutcomeNoticeSent',
+      'OrderCompensated',
+    ]);
+    await recordHistory(client, o, 'compensation-failed-then-retried');
+  });
+
+  it('when an operator resolves a stuck compensation by hand, then the saga records the note and runs the rest', async () => {
+    const sku = await newSku(3);
+    const o = order(sku, { paymentToken: 'tok_decline' });
+    await stack.gateway.setFaults({ refundOutage: true });
+    const handle = await start(o);
+    await waitForStatus(o, 'COMPENSATION_FAILED');
+    await handle.signal(resolveManuallySignal, { note: 'refunded in the provider dashboard, ticket OPS-7' });
+    const result = await handle.result();
+
+    expect(result.status).toBe('COMPENSATED');
+    expect(result.resolution).toEqual({ note: 'refunded in the provider dashboard, ticket OPS-7', step: 'refund' });
+    expect(result.compensations.map((c) => c.status)).toEqual(['RESOLVED_MANUALLY', 'DONE', 'DONE']);
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 3, reserved: 0 }]);
+    expect(typesOf(await auditEventsOf(stack, o.orderId))).toContain('CompensationResolvedManually');
+    await recordHistory(client, o, 'compensation-failed-then-resolved');
+  });
+
+  it('when signals arrive that do not apply, then they are ignored and the saga is unchanged', async () => {
+    const sku = await newSku(3);
+    const o = order(sku, { paymentToken: 'tok_decline' });
+    await stack.gateway.setFaults({ refundOutage: true });
+    const handle = await start(o);
+    await waitForStatus(o, 'COMPENSATION_FAILED');
+    await handle.signal(approveOrderSignal, { approvedBy: 'nobody' }); // not awaiting approval
+    await handle.signal(cancelOrderSignal, { reason: 'late' }); // already unwinding
+    const status = await handle.query(getStatusQuery);
+    expect(status.status).toBe('COMPENSATION_FAILED');
+    expect(status.cancellation).toBeUndefined();
+    expect(status.approval.approvedBy).toBeUndefined();
+    await stack.gateway.setFaults({ refundOutage: false });
+    await handle.signal(retryCompensationSignal, {});
+    expect((await handle.result()).status).toBe('COMPENSATED');
+  });
+
+  it('after all of the above, the AUDIT stream holds no two events with one id', async () => {
+    const events = await readStream(stack.js, stack.jsm, 'AUDIT');
+    expect(events.length).toBeGreaterThan(40);
+    expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
   });
 });
