@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { orderWorkflowId, type Order } from '../../workflows/contract.js';
 
 export const HISTORIES_DIR = fileURLToPath(new URL('../histories/', import.meta.url));
@@ -11,5 +12,5 @@ export async function recordHistory(client: Client, order: Order, name: string):
   if (!process.env.UPDATE_HISTORIES) return;
   const history = await client.workflow.getHandle(orderWorkflowId(order.orderId)).fetchHistory();
   mkdirSync(HISTORIES_DIR, { recursive: true });
-  writeFileSync(`${HISTORIES_DIR}${name}.json`, JSON.stringify(history, null, 1));
+  writeFileSync(`${HISTORIES_DIR}${name}.json`, `${historyToJSON(history)}\n`);
 }
