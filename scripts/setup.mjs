@@ -12,15 +12,20 @@ export function step(message) {
   process.stderr.write(`\n\x1b[1m==> ${message}\x1b[0m\n`);
 }
 
-/** Runs `npm ci` when node_modules is missing or older than package-lock.json. */
+/**
+ * Installs the locked dependencies when node_modules is missing or older than package-lock.json.
+ * `npm install`, not `npm ci`: npm 11 leaves other platforms' optional binaries out of the lock
+ * file it writes and its `npm ci` then refuses that same file; `npm install` installs the locked
+ * versions and leaves the lock file unchanged.
+ */
 export function ensureDependencies() {
   const installed = join(ROOT, 'node_modules', '.package-lock.json');
   const lock = join(ROOT, 'package-lock.json');
   if (existsSync(installed) && statSync(installed).mtimeMs >= statSync(lock).mtimeMs) return;
-  step('Installing npm dependencies (npm ci)');
-  const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund', '--foreground-scripts'], { cwd: ROOT, stdio: 'inherit' });
+  step('Installing npm dependencies');
+  const result = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: ROOT, stdio: 'inherit' });
   if (result.status !== 0) {
-    process.stderr.write('npm ci failed: check the network access to the npm registry and run the command again.\n');
+    process.stderr.write('npm install failed (its error is above); if the registry was unreachable, run the command again.\n');
     process.exit(result.status ?? 1);
   }
 }
