@@ -5,9 +5,34 @@ import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
 const nodeBuiltins = [
-  'assert', 'buffer', 'child_process', 'cluster', 'crypto', 'dgram', 'dns', 'events', 'fs', 'fs/promises', 'http',
-  'http2', 'https', 'net', 'os', 'path', 'perf_hooks', 'process', 'readline', 'stream', 'timers', 'tls', 'url', 'util',
-  'v8', 'vm', 'worker_threads', 'zlib',
+  'assert',
+  'buffer',
+  'child_process',
+  'cluster',
+  'crypto',
+  'dgram',
+  'dns',
+  'events',
+  'fs',
+  'fs/promises',
+  'http',
+  'http2',
+  'https',
+  'net',
+  'os',
+  'path',
+  'perf_hooks',
+  'process',
+  'readline',
+  'stream',
+  'timers',
+  'tls',
+  'url',
+  'util',
+  'v8',
+  'vm',
+  'worker_threads',
+  'zlib',
 ];
 
 export default tseslint.config(
@@ -15,7 +40,20 @@ export default tseslint.config(
   js.configs.recommended,
   {
     files: ['**/*.mjs', '**/*.js'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', URL: 'readonly', fetch: 'readonly', AbortController: 'readonly', Buffer: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        URL: 'readonly',
+        fetch: 'readonly',
+        AbortController: 'readonly',
+        Buffer: 'readonly',
+      },
+    },
   },
   {
     files: ['**/*.ts'],
@@ -31,9 +69,11 @@ export default tseslint.config(
     },
   },
   {
-    // Tests may use loose typing on parsed JSON responses.
+    // Tests may use loose typing on parsed JSON responses, and pass activity functions
+    // (which never use `this`) to the mock activity environment.
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: {
+      '@typescript-eslint/unbound-method': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-argument': 'off',
@@ -48,14 +88,26 @@ export default tseslint.config(
         'error',
         {
           paths: [
-            ...nodeBuiltins.flatMap((name) => [name, `node:${name}`]).map((name) => ({ name, message: 'Workflow code must be deterministic: no Node built-ins. Do I/O in an activity.' })),
+            ...nodeBuiltins
+              .flatMap((name) => [name, `node:${name}`])
+              .map((name) => ({
+                name,
+                message: 'Workflow code must be deterministic: no Node built-ins. Do I/O in an activity.',
+              })),
             { name: '@temporalio/client', message: 'Workflows talk to Temporal through @temporalio/workflow only.' },
             { name: '@temporalio/activity', message: 'Import activities as types only, through proxyActivities.' },
             { name: '@temporalio/worker', message: 'Workflows must not import the worker.' },
           ],
           patterns: [
-            { group: ['../activities/*', '../lib/*', '../ingress/*', '../workers/*'], allowTypeImports: true, message: 'Workflow code may import other folders as types only.' },
-            { group: ['pg', 'pino', 'express', '@nats-io/*', 'prom-client'], message: 'No I/O libraries in workflow code.' },
+            {
+              group: ['../activities/*', '../lib/*', '../ingress/*', '../workers/*'],
+              allowTypeImports: true,
+              message: 'Workflow code may import other folders as types only.',
+            },
+            {
+              group: ['pg', 'pino', 'express', '@nats-io/*', 'prom-client'],
+              message: 'No I/O libraries in workflow code.',
+            },
           ],
         },
       ],

@@ -7,7 +7,12 @@ import { publishEnvelope, type EventEnvelope } from '../lib/envelope.js';
 import { SUBJECTS } from '../lib/nats.js';
 import { BusinessFailure, type OrderItem } from '../workflows/contract.js';
 import { OutOfStockError, ReservationReleasedError, type InventoryStore } from './inventory/inventory-store.js';
-import { CircuitOpenError, GatewayRequestError, PaymentDeclinedError, type PaymentGatewayClient } from './payment/gateway-client.js';
+import {
+  CircuitOpenError,
+  GatewayRequestError,
+  PaymentDeclinedError,
+  type PaymentGatewayClient,
+} from './payment/gateway-client.js';
 
 export type NotificationKind = 'confirmation' | 'failure' | 'cancellation' | 'rejection';
 
@@ -39,16 +44,31 @@ export interface NotificationInput {
 export function createActivities({ inventory, payments, js }: ActivityClients) {
   return {
     /** Reserves every item of the order or none; idempotent per order. */
-    async reserveInventory({ orderId, items }: { orderId: string; items: OrderItem[] }): Promise<{ reservationId: string }> {
+    async reserveInventory({
+      orderId,
+      items,
+    }: {
+      orderId: string;
+      items: OrderItem[];
+    }): Promise<{ reservationId: string }> {
       try {
         const { reservationId } = await inventory.reserve(orderId, items);
         return { reservationId };
       } catch (error) {
         if (error instanceof OutOfStockError) {
-          throw ApplicationFailure.create({ type: BusinessFailure.outOfStock, message: error.message, nonRetryable: true, details: [{ sku: error.sku }] });
+          throw ApplicationFailure.create({
+            type: BusinessFailure.outOfStock,
+            message: error.message,
+            nonRetryable: true,
+            details: [{ sku: error.sku }],
+          });
         }
         if (error instanceof ReservationReleasedError) {
-          throw ApplicationFailure.create({ type: BusinessFailure.invalidOrder, message: error.message, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: BusinessFailure.invalidOrder,
+            message: error.message,
+            nonRetryable: true,
+          });
         }
         throw error;
       }
@@ -60,19 +80,36 @@ export function createActivities({ inventory, payments, js }: ActivityClients) {
     },
 
     /** Charges the order at most once (idempotency key from the order id). */
-    async chargePayment(request: { orderId: string; amount: number; currency: string; paymentToken: string }): Promise<{ chargeId: string }> {
+    async chargePayment(request: {
+      orderId: string;
+      amount: number;
+      currency: string;
+      paymentToken: string;
+    }): Promise<{ chargeId: string }> {
       try {
         return await payments.charge(request);
       } catch (error) {
         if (error instanceof PaymentDeclinedError) {
-          throw ApplicationFailure.create({ type: BusinessFailure.paymentDeclined, message: `${error.code}: ${error.message}`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: BusinessFailure.paymentDeclined,
+            message: `${error.code}: ${error.message}`,
+            nonRetryable: true,
+          });
         }
         throw asRetryableGatewayFailure(error);
       }
     },
 
     /** Refunds what the order was charged; a no-op when nothing was. */
-    async refundPayment({ orderId, amount, currency }: { orderId: string; amount: number; currency: string }): Promise<{ refunded: boolean }> {
+    async refundPayment({
+      orderId,
+      amount,
+      currency,
+    }: {
+      orderId: string;
+      amount: number;
+      currency: string;
+    }): Promise<{ refunded: boolean }> {
       try {
         const { refunded } = await payments.refund(orderId, amount, currency);
         return { refunded };
@@ -88,7 +125,13 @@ export function createActivities({ inventory, payments, js }: ActivityClients) {
         id,
         type: `Customer${input.kind.charAt(0).toUpperCase()}${input.kind.slice(1)}Notice`,
         aggregate_id: input.orderId,
-        data: { kind: input.kind, customerId: input.customerId, email: input.email, total: input.total, currency: input.currency },
+        data: {
+          kind: input.kind,
+          customerId: input.customerId,
+          email: input.email,
+          total: input.total,
+          currency: input.currency,
+        },
         timestamp: new Date().toISOString(),
         trace_id: input.traceId,
       };
@@ -116,7 +159,11 @@ export type OrderActivities = ReturnType<typeof createActivities>;
 function asRetryableGatewayFailure(error: unknown): unknown {
   if (error instanceof CircuitOpenError) {
     // Fail fast while the breaker is open, and tell Temporal when the next try makes sense.
-    return ApplicationFailure.create({ type: 'CircuitOpen', message: error.message, nextRetryDelay: error.retryAfterMs });
+    return ApplicationFailure.create({
+      type: 'CircuitOpen',
+      message: error.message,
+      nextRetryDelay: error.retryAfterMs,
+    });
   }
   if (error instanceof GatewayRequestError) {
     return ApplicationFailure.create({ type: 'GatewayRequestRejected', message: error.message, nonRetryable: true });

@@ -6,7 +6,13 @@ import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../lib/logger.js';
 import { handleOpsRequest, type ReadinessChecks } from '../lib/ops-server.js';
 import { traceIdFromTraceparent } from '../lib/envelope.js';
-import { approveOrderSignal, cancelOrderSignal, getStatusQuery, orderWorkflowId, type OrderStatusDocument } from '../workflows/contract.js';
+import {
+  approveOrderSignal,
+  cancelOrderSignal,
+  getStatusQuery,
+  orderWorkflowId,
+  type OrderStatusDocument,
+} from '../workflows/contract.js';
 import { IdempotencyConflictError, OrderNotStoredError, type OrderIntake } from './order-intake.js';
 import { parseOrderRequest, type FieldProblem } from './order-request.js';
 
@@ -41,13 +47,24 @@ const ORDER_ID = /^[\da-f]{8}-[\da-f]{4}-[\da-f]{4}-[\da-f]{4}-[\da-f]{12}$/i;
 export function createIngressApp(deps: IngressDeps): express.Express {
   const { intake, temporal, logger, registry } = deps;
   const retryAfter = String(deps.retryAfterSeconds ?? 5);
-  const requests = new Counter({ name: 'http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: [registry] });
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests by route, method and status',
+    labelNames: ['route', 'method', 'status'],
+    registers: [registry],
+  });
 
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use((req, res, next) => {
-    res.on('finish', () => requests.inc({ route: (req.route as { path?: string } | undefined)?.path ?? 'unmatched', method: req.method, status: res.statusCode }));
+    res.on('finish', () =>
+      requests.inc({
+        route: (req.route as { path?: string } | undefined)?.path ?? 'unmatched',
+        method: req.method,
+        status: res.statusCode,
+      }),
+    );
     next();
   });
 
@@ -58,7 +75,11 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   const jsonBody = express.json({ limit: deps.bodyLimitBytes ?? 64 * 1024, strict: true, type: () => true });
   const requireJson = (req: Request, _res: Response, next: NextFunction) => {
     if (!req.is('application/json')) {
-      throw new HttpProblem(415, 'Unsupported Media Type', `send the order as JSON with "Content-Type: application/json" (got ${req.get('content-type') ?? 'no content type'})`);
+      throw new HttpProblem(
+        415,
+        'Unsupported Media Type',
+        `send the order as JSON with "Content-Type: application/json" (got ${req.get('content-type') ?? 'no content type'})`,
+      );
     }
     next();
   };
@@ -66,30 +87,47 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   app.post('/orders', requireJson, jsonBody, async (req, res) => {
     const key = req.get('idempotency-key');
     if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
-      throw new HttpProblem(400, 'Invalid Idempotency-Key', 'the Idempotency-Key header must be 1 to 255 visible ASCII characters, e.g. a UUID');
+      throw new HttpProblem(
+        400,
+        'Invalid Idempotency-Key',
+        'the Idempotency-Key header must be 1 to 255 visible ASCII characters, e.g. a UUID',
+      );
     }
     const parsed = parseOrderRequest(req.body);
     if (!parsed.ok) throw invalidOrder(parsed.problems);
     const traceId = traceIdFromTraceparent(req.get('traceparent'));
     try {
       const accepted = await intake.accept(parsed.value, key, traceId);
-      res.status(202).location(`/orders/${accepted.orderId}`).json({
-        orderId: accepted.orderId,
-        workflowId: accepted.workflowId,
-        status: 'RECEIVED',
-        links: {
-          self: `/orders/${accepted.orderId}`,
-          cancel: `/orders/${accepted.orderId}/cancel`,
-          approve: `/orders/${accepted.orderId}/approve`,
-        },
-      });
+      res
+        .status(202)
+        .location(`/orders/${accepted.orderId}`)
+        .json({
+          orderId: accepted.orderId,
+          workflowId: accepted.workflowId,
+          status: 'RECEIVED',
+          links: {
+            self: `/orders/${accepted.orderId}`,
+            cancel: `/orders/${accepted.orderId}/cancel`,
+            approve: `/orders/${accepted.orderId}/approve`,
+          },
+        });
     } catch (error) {
       if (error instanceof IdempotencyConflictError) {
-        throw new HttpProblem(422, 'Idempotency-Key reused', `${error.message}; use a new key for a new order, or resend the original body`);
+        throw new HttpProblem(
+          422,
+          'Idempotency-Key reused',
+          `${error.message}; use a new key for a new order, or resend the original body`,
+        );
       }
       if (error instanceof OrderNotStoredError) {
         logger.warn({ err: error.cause }, 'order not stored: JetStream unavailable');
-        throw new HttpProblem(503, 'Service Unavailable', `${error.message}. Retry after ${retryAfter} seconds with the same Idempotency-Key.`, {}, { 'Retry-After': retryAfter });
+        throw new HttpProblem(
+          503,
+          'Service Unavailable',
+          `${error.message}. Retry after ${retryAfter} seconds with the same Idempotency-Key.`,
+          {},
+          { 'Retry-After': retryAfter },
+        );
       }
       throw error;
     }
@@ -103,10 +141,18 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     const orderId = orderIdParam(req);
     const reason = optionalText(req.body, 'reason');
     const status = await statusOf(orderId);
-    if (!['RECEIVED', 'AWAITING_APPROVAL', 'RESERVING_INVENTORY', 'CHARGING_PAYMENT', 'NOTIFYING'].includes(status.status)) {
-      throw new HttpProblem(409, 'Order cannot be cancelled', `order ${orderId} is ${status.status}; only an order still in progress can be cancelled`);
+    if (
+      !['RECEIVED', 'AWAITING_APPROVAL', 'RESERVING_INVENTORY', 'CHARGING_PAYMENT', 'NOTIFYING'].includes(status.status)
+    ) {
+      throw new HttpProblem(
+        409,
+        'Order cannot be cancelled',
+        `order ${orderId} is ${status.status}; only an order still in progress can be cancelled`,
+      );
     }
-    await temporal.workflow.getHandle(orderWorkflowId(orderId)).signal(cancelOrderSignal, { reason: reason ?? 'cancelled by the customer' });
+    await temporal.workflow
+      .getHandle(orderWorkflowId(orderId))
+      .signal(cancelOrderSignal, { reason: reason ?? 'cancelled by the customer' });
     res.status(202).json({ orderId, signal: 'cancelOrder', links: { self: `/orders/${orderId}` } });
   });
 
@@ -115,27 +161,42 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     const approvedBy = optionalText(req.body, 'approvedBy');
     const status = await statusOf(orderId);
     if (status.status !== 'AWAITING_APPROVAL') {
-      throw new HttpProblem(409, 'Order is not awaiting approval', `order ${orderId} is ${status.status}; only an order in AWAITING_APPROVAL can be approved`);
+      throw new HttpProblem(
+        409,
+        'Order is not awaiting approval',
+        `order ${orderId} is ${status.status}; only an order in AWAITING_APPROVAL can be approved`,
+      );
     }
-    await temporal.workflow.getHandle(orderWorkflowId(orderId)).signal(approveOrderSignal, { approvedBy: approvedBy ?? 'api' });
+    await temporal.workflow
+      .getHandle(orderWorkflowId(orderId))
+      .signal(approveOrderSignal, { approvedBy: approvedBy ?? 'api' });
     res.status(202).json({ orderId, signal: 'approveOrder', links: { self: `/orders/${orderId}` } });
   });
 
   app.use((_req, _res) => {
-    throw new HttpProblem(404, 'Not Found', 'no such route; the API has POST /orders, GET /orders/:orderId, POST /orders/:orderId/cancel and POST /orders/:orderId/approve');
+    throw new HttpProblem(
+      404,
+      'Not Found',
+      'no such route; the API has POST /orders, GET /orders/:orderId, POST /orders/:orderId/cancel and POST /orders/:orderId/approve',
+    );
   });
 
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
     const problem = toProblem(error);
-    if (problem.status >= 500 && !(error instanceof HttpProblem)) logger.error({ err: error, path: req.path }, 'request failed');
-    res.status(problem.status).set(problem.headers).type('application/problem+json').json({
-      type: 'about:blank',
-      title: problem.title,
-      status: problem.status,
-      detail: problem.detail,
-      instance: req.originalUrl.slice(0, 200),
-      ...problem.extra,
-    });
+    if (problem.status >= 500 && !(error instanceof HttpProblem))
+      logger.error({ err: error, path: req.path }, 'request failed');
+    res
+      .status(problem.status)
+      .set(problem.headers)
+      .type('application/problem+json')
+      .json({
+        type: 'about:blank',
+        title: problem.title,
+        status: problem.status,
+        detail: problem.detail,
+        instance: req.originalUrl.slice(0, 200),
+        ...problem.extra,
+      });
   });
 
   async function statusOf(orderId: string): Promise<OrderStatusDocument> {
@@ -143,11 +204,21 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       return await temporal.workflow.getHandle(orderWorkflowId(orderId)).query(getStatusQuery);
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) {
-        throw new HttpProblem(404, 'Order not found', `no order ${orderId}; an order accepted moments ago may take a second to appear, so retry shortly`);
+        throw new HttpProblem(
+          404,
+          'Order not found',
+          `no order ${orderId}; an order accepted moments ago may take a second to appear, so retry shortly`,
+        );
       }
       if (error instanceof ServiceError) {
         logger.warn({ err: error, orderId }, 'Temporal unavailable');
-        throw new HttpProblem(503, 'Service Unavailable', `order status is unavailable right now; retry after ${retryAfter} seconds`, {}, { 'Retry-After': retryAfter });
+        throw new HttpProblem(
+          503,
+          'Service Unavailable',
+          `order status is unavailable right now; retry after ${retryAfter} seconds`,
+          {},
+          { 'Retry-After': retryAfter },
+        );
       }
       throw error;
     }
@@ -159,32 +230,48 @@ export function createIngressApp(deps: IngressDeps): express.Express {
 function requireJsonIfBody(req: Request, _res: Response, next: NextFunction) {
   const hasBody = Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
   if (hasBody && !req.is('application/json')) {
-    throw new HttpProblem(415, 'Unsupported Media Type', 'send a JSON body with "Content-Type: application/json", or no body at all');
+    throw new HttpProblem(
+      415,
+      'Unsupported Media Type',
+      'send a JSON body with "Content-Type: application/json", or no body at all',
+    );
   }
   next();
 }
 
 function orderIdParam(req: Request): string {
   const orderId = String(req.params.orderId);
-  if (!ORDER_ID.test(orderId)) throw new HttpProblem(400, 'Invalid order id', 'an order id is a UUID, as returned by POST /orders');
+  if (!ORDER_ID.test(orderId))
+    throw new HttpProblem(400, 'Invalid order id', 'an order id is a UUID, as returned by POST /orders');
   return orderId.toLowerCase();
 }
 
 function optionalText(body: unknown, field: string): string | undefined {
-  if (body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && !(field in body))) return undefined;
+  if (body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && !(field in body)))
+    return undefined;
   const value = typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>)[field] : undefined;
   if (typeof value !== 'string' || value.length > 500) {
-    throw new HttpProblem(400, 'Invalid request body', `expected a JSON object with an optional "${field}" string of at most 500 characters`, {
-      errors: [{ field, message: 'must be a string of at most 500 characters' }],
-    });
+    throw new HttpProblem(
+      400,
+      'Invalid request body',
+      `expected a JSON object with an optional "${field}" string of at most 500 characters`,
+      {
+        errors: [{ field, message: 'must be a string of at most 500 characters' }],
+      },
+    );
   }
   return value;
 }
 
 function invalidOrder(problems: FieldProblem[]): HttpProblem {
-  return new HttpProblem(400, 'Invalid order', `the order has ${problems.length} invalid field(s): ${problems.map((p) => p.field).join(', ')}; fix them and send it again`, {
-    errors: problems,
-  });
+  return new HttpProblem(
+    400,
+    'Invalid order',
+    `the order has ${problems.length} invalid field(s): ${problems.map((p) => p.field).join(', ')}; fix them and send it again`,
+    {
+      errors: problems,
+    },
+  );
 }
 
 /** Maps any error to a problem; body-parser errors carry a status and a type. */
@@ -193,9 +280,17 @@ function toProblem(error: unknown): HttpProblem {
   const parserError = error as { status?: number; type?: string; message?: string };
   switch (parserError.type) {
     case 'entity.too.large':
-      return new HttpProblem(413, 'Payload Too Large', 'the request body is larger than the limit; an order has at most 100 items');
+      return new HttpProblem(
+        413,
+        'Payload Too Large',
+        'the request body is larger than the limit; an order has at most 100 items',
+      );
     case 'entity.parse.failed':
-      return new HttpProblem(400, 'Malformed JSON', 'the request body is not valid JSON; check quotes, commas and brackets');
+      return new HttpProblem(
+        400,
+        'Malformed JSON',
+        'the request body is not valid JSON; check quotes, commas and brackets',
+      );
     case 'charset.unsupported':
     case 'encoding.unsupported':
       return new HttpProblem(415, 'Unsupported encoding', 'send the body as UTF-8 JSON without content encoding');
@@ -205,5 +300,9 @@ function toProblem(error: unknown): HttpProblem {
   if (parserError.status && parserError.status >= 400 && parserError.status < 500) {
     return new HttpProblem(parserError.status, 'Bad Request', parserError.message ?? 'the request could not be read');
   }
-  return new HttpProblem(500, 'Internal Server Error', 'something went wrong on our side; the order may be retried with the same Idempotency-Key');
+  return new HttpProblem(
+    500,
+    'Internal Server Error',
+    'something went wrong on our side; the order may be retried with the same Idempotency-Key',
+  );
 }

@@ -21,7 +21,8 @@ void (async () => {
   for await (const status of nc.status()) {
     if (status.type === 'disconnect') natsConnected = false;
     if (status.type === 'reconnect') natsConnected = true;
-    if (status.type === 'disconnect' || status.type === 'reconnect') logger.warn({ nats: status.type }, 'NATS connection changed');
+    if (status.type === 'disconnect' || status.type === 'reconnect')
+      logger.warn({ nats: status.type }, 'NATS connection changed');
   }
 })();
 await ensureStreams(await jetstreamManager(nc));

@@ -69,7 +69,11 @@ export class OrderIntake {
   constructor(private readonly deps: OrderIntakeDeps) {}
 
   /** Stores the order as an OrderCreated event; throws IdempotencyConflictError or OrderNotStoredError. */
-  async accept(request: OrderRequest, idempotencyKey: string | undefined, traceId = newTraceId()): Promise<AcceptedOrder> {
+  async accept(
+    request: OrderRequest,
+    idempotencyKey: string | undefined,
+    traceId = newTraceId(),
+  ): Promise<AcceptedOrder> {
     if (!this.deps.connected()) throw new OrderNotStoredError({ cause: new Error('NATS is disconnected') });
     let identity: { orderId: string; traceId: string; createdAt: string; replayed: boolean };
     try {
@@ -106,14 +110,24 @@ export class OrderIntake {
       stopTimer?.({ outcome: 'failed' });
       throw new OrderNotStoredError({ cause: error });
     }
-    return { orderId: order.orderId, workflowId: orderWorkflowId(order.orderId), traceId: order.traceId, replayed: identity.replayed };
+    return {
+      orderId: order.orderId,
+      workflowId: orderWorkflowId(order.orderId),
+      traceId: order.traceId,
+      replayed: identity.replayed,
+    };
   }
 
   /** Records the key with the body's fingerprint, or finds the earlier record; concurrent claims agree. */
   private async claimKey(key: string, request: OrderRequest, traceId: string) {
     const fingerprint = createHash('sha256').update(canonicalRequest(request)).digest('hex');
     const kvKey = `key.${createHash('sha256').update(key, 'utf8').digest('hex')}`;
-    const fresh: IdempotencyRecord = { fingerprint, orderId: orderIdFromKey(key), traceId, createdAt: new Date().toISOString() };
+    const fresh: IdempotencyRecord = {
+      fingerprint,
+      orderId: orderIdFromKey(key),
+      traceId,
+      createdAt: new Date().toISOString(),
+    };
     try {
       await this.deps.idempotency.create(kvKey, JSON.stringify(fresh));
       return { ...fresh, replayed: false };

@@ -6,8 +6,15 @@ import { isKnownCurrency, MAX_ITEMS, orderItemSchema } from '../lib/order-event.
 const SERVER_OWNED = new Set(['total', 'status', 'orderId', 'workflowId', 'createdAt', 'traceId']);
 
 export const orderRequestSchema = z.strictObject({
-  customerId: z.string().min(1).max(128).regex(/^[\w.:@-]+$/, 'letters, digits and . _ : @ - only'),
-  items: z.array(orderItemSchema).min(1, 'at least one item is required').max(MAX_ITEMS, `at most ${MAX_ITEMS} items per order`),
+  customerId: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[\w.:@-]+$/, 'letters, digits and . _ : @ - only'),
+  items: z
+    .array(orderItemSchema)
+    .min(1, 'at least one item is required')
+    .max(MAX_ITEMS, `at most ${MAX_ITEMS} items per order`),
   currency: z.string().refine(isKnownCurrency, 'must be an ISO 4217 currency code such as EUR or USD'),
   paymentToken: z.string().min(1).max(256),
   email: z.email('must be an email address').max(254).optional(),
@@ -22,11 +29,16 @@ export interface FieldProblem {
 }
 
 function pathOf(path: PropertyKey[]): string {
-  return path.reduce<string>((text, part) => (typeof part === 'number' ? `${text}[${part}]` : text ? `${text}.${String(part)}` : String(part)), '');
+  return path.reduce<string>(
+    (text, part) => (typeof part === 'number' ? `${text}[${part}]` : text ? `${text}.${String(part)}` : String(part)),
+    '',
+  );
 }
 
 /** Validates a parsed JSON body; returns the request, or every problem with its field. */
-export function parseOrderRequest(body: unknown): { ok: true; value: OrderRequest } | { ok: false; problems: FieldProblem[] } {
+export function parseOrderRequest(
+  body: unknown,
+): { ok: true; value: OrderRequest } | { ok: false; problems: FieldProblem[] } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return { ok: false, problems: [{ field: '(body)', message: 'must be a JSON object' }] };
   }
@@ -39,7 +51,10 @@ export function parseOrderRequest(body: unknown): { ok: true; value: OrderReques
         const field = pathOf([...issue.path, key]);
         problems.push({
           field,
-          message: SERVER_OWNED.has(key) && issue.path.length === 0 ? `${key} is set by the server; do not send it` : 'unknown field; remove it',
+          message:
+            SERVER_OWNED.has(key) && issue.path.length === 0
+              ? `${key} is set by the server; do not send it`
+              : 'unknown field; remove it',
         });
       }
     } else {

@@ -6,7 +6,9 @@ import type { SagaSettings } from '../workflows/contract.js';
 /** Thrown when the environment is invalid; its message names every bad variable and what it expects. */
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}\nFix these environment variables (see .env.example) and start again.`);
+    super(
+      `Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}\nFix these environment variables (see .env.example) and start again.`,
+    );
     this.name = 'ConfigError';
   }
 }
@@ -60,7 +62,10 @@ const schema = z.object({
   METRICS_PORT: port(9464),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
-  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port, e.g. localhost:7233').default('localhost:7233'),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d+$/, 'expected host:port, e.g. localhost:7233')
+    .default('localhost:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('orders'),
 
@@ -83,6 +88,7 @@ const schema = z.object({
   WORKER_MAX_CONCURRENT_ACTIVITIES: integer(100, 1),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: integer(100, 1),
   WORKER_SHUTDOWN_GRACE: duration('20s'),
+  STARTER_ENABLED: z.enum(['true', 'false'], { error: 'expected true or false' }).default('true'),
   STARTER_MAX_IN_FLIGHT: integer(64, 1, 10_000),
   STARTER_MAX_DELIVER: integer(10, 1),
   STARTER_ACK_WAIT: duration('30s'),
@@ -106,7 +112,7 @@ export interface Config {
   database: { url: string | undefined; embeddedDir: string; seedDemoCatalog: boolean };
   payment: { gatewayUrl: string; timeoutMs: number; breakerFailureThreshold: number; breakerHalfOpenAfterMs: number };
   worker: { maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number; shutdownGraceMs: number };
-  starter: { maxInFlight: number; maxDeliver: number; ackWaitMs: number };
+  starter: { enabled: boolean; maxInFlight: number; maxDeliver: number; ackWaitMs: number };
   saga: SagaSettings;
   otlpEndpoint: string | undefined;
 }
@@ -117,7 +123,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = schema.safeParse(present);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}${describeGiven(present, issue.path)}`));
+    throw new ConfigError(
+      parsed.error.issues.map(
+        (issue) => `${issue.path.join('.')}: ${issue.message}${describeGiven(present, issue.path)}`,
+      ),
+    );
   }
   const e = parsed.data;
   return {
@@ -125,7 +135,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
     nats: { servers: e.NATS_URL.split(',').map((s) => s.trim()) },
-    database: { url: e.DATABASE_URL, embeddedDir: e.EMBEDDED_DATABASE_DIR, seedDemoCatalog: e.INVENTORY_SEED_DEMO === 'true' },
+    database: {
+      url: e.DATABASE_URL,
+      embeddedDir: e.EMBEDDED_DATABASE_DIR,
+      seedDemoCatalog: e.INVENTORY_SEED_DEMO === 'true',
+    },
     payment: {
       gatewayUrl: e.PAYMENT_GATEWAY_URL,
       timeoutMs: e.PAYMENT_TIMEOUT,
@@ -137,7 +151,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
       shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE,
     },
-    starter: { maxInFlight: e.STARTER_MAX_IN_FLIGHT, maxDeliver: e.STARTER_MAX_DELIVER, ackWaitMs: e.STARTER_ACK_WAIT },
+    starter: {
+      enabled: e.STARTER_ENABLED === 'true',
+      maxInFlight: e.STARTER_MAX_IN_FLIGHT,
+      maxDeliver: e.STARTER_MAX_DELIVER,
+      ackWaitMs: e.STARTER_ACK_WAIT,
+    },
     saga: {
       approvalThreshold: e.APPROVAL_THRESHOLD,
       approvalTimeoutMs: e.APPROVAL_TIMEOUT,

@@ -45,7 +45,12 @@ const decoder = new TextDecoder();
  * Publishes an envelope with Nats-Msg-Id = envelope.id and a traceparent header, and
  * resolves only once JetStream has stored it (or recognised it as a duplicate).
  */
-export async function publishEnvelope(js: JetStreamClient, subject: string, envelope: EventEnvelope, extra?: Record<string, string>): Promise<PubAck> {
+export async function publishEnvelope(
+  js: JetStreamClient,
+  subject: string,
+  envelope: EventEnvelope,
+  extra?: Record<string, string>,
+): Promise<PubAck> {
   const headers: MsgHdrs = natsHeaders();
   headers.set('traceparent', traceparentFor(envelope.trace_id));
   for (const [key, value] of Object.entries(extra ?? {})) headers.set(key, value);
@@ -60,10 +65,12 @@ export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
   } catch {
     throw new MalformedEnvelopeError('not JSON');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new MalformedEnvelopeError('not a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new MalformedEnvelopeError('not a JSON object');
   const record = value as Record<string, unknown>;
   for (const field of ['id', 'type', 'aggregate_id', 'timestamp', 'trace_id'] as const) {
-    if (typeof record[field] !== 'string' || record[field] === '') throw new MalformedEnvelopeError(`field "${field}" must be a non-empty string`);
+    if (typeof record[field] !== 'string' || record[field] === '')
+      throw new MalformedEnvelopeError(`field "${field}" must be a non-empty string`);
   }
   if (!('data' in record)) throw new MalformedEnvelopeError('field "data" is missing');
   return record as unknown as EventEnvelope;

@@ -35,16 +35,34 @@ export const SUBJECTS = {
  * an order can be replayed), old messages discarded only by age. The duplicate window is
  * how long a repeated Nats-Msg-Id is recognised; it must outlast any publisher's retries.
  */
-const STREAM_SETTINGS: Record<keyof typeof STREAMS, { maxAgeMs: number; duplicateWindowMs: number; description: string }> = {
+const STREAM_SETTINGS: Record<
+  keyof typeof STREAMS,
+  { maxAgeMs: number; duplicateWindowMs: number; description: string }
+> = {
   orders: { maxAgeMs: 7 * DAY, duplicateWindowMs: 2 * HOUR, description: 'OrderCreated events from the ingress' },
-  audit: { maxAgeMs: 90 * DAY, duplicateWindowMs: 2 * HOUR, description: 'One event per saga state change and compensation' },
+  audit: {
+    maxAgeMs: 90 * DAY,
+    duplicateWindowMs: 2 * HOUR,
+    description: 'One event per saga state change and compensation',
+  },
   deadLetters: { maxAgeMs: 30 * DAY, duplicateWindowMs: 2 * HOUR, description: 'Events that could not start a saga' },
-  notifications: { maxAgeMs: 30 * DAY, duplicateWindowMs: 24 * HOUR, description: 'Customer notices (one per order and kind)' },
+  notifications: {
+    maxAgeMs: 30 * DAY,
+    duplicateWindowMs: 24 * HOUR,
+    description: 'Customer notices (one per order and kind)',
+  },
 };
 
 /** Connects to NATS, retrying the first connection until `timeoutMs`, reconnecting forever after. */
 export async function connectNats(servers: string[], name: string, timeoutMs = 10_000): Promise<NatsConnection> {
-  return connect({ servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true, timeout: timeoutMs });
+  return connect({
+    servers,
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    waitOnFirstConnect: true,
+    timeout: timeoutMs,
+  });
 }
 
 function streamConfig(key: keyof typeof STREAMS, replicas: number): Partial<StreamConfig> & { name: string } {

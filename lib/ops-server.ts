@@ -7,15 +7,30 @@ import type { Registry } from 'prom-client';
 /** Named readiness checks; each resolves true when its dependency is usable. */
 export type ReadinessChecks = Record<string, () => Promise<boolean> | boolean>;
 
-export async function readinessReport(checks: ReadinessChecks): Promise<{ ready: boolean; checks: Record<string, boolean> }> {
+export async function readinessReport(
+  checks: ReadinessChecks,
+): Promise<{ ready: boolean; checks: Record<string, boolean> }> {
   const entries = await Promise.all(
-    Object.entries(checks).map(async ([name, check]) => [name, await Promise.resolve().then(check).catch(() => false)] as const),
+    Object.entries(checks).map(
+      async ([name, check]) =>
+        [
+          name,
+          await Promise.resolve()
+            .then(check)
+            .catch(() => false),
+        ] as const,
+    ),
   );
   return { ready: entries.every(([, ok]) => ok), checks: Object.fromEntries(entries) };
 }
 
 /** Answers /health, /ready and /metrics; returns false for any other path. */
-export async function handleOpsRequest(req: IncomingMessage, res: ServerResponse, registry: Registry, checks: ReadinessChecks): Promise<boolean> {
+export async function handleOpsRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  registry: Registry,
+  checks: ReadinessChecks,
+): Promise<boolean> {
   const path = (req.url ?? '/').split('?')[0];
   if (path === '/health') {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
@@ -31,11 +46,18 @@ export async function handleOpsRequest(req: IncomingMessage, res: ServerResponse
 }
 
 /** Starts a small HTTP server with only the operations endpoints (for processes without an API). */
-export async function startOpsServer(port: number, registry: Registry, checks: ReadinessChecks): Promise<{ server: Server; port: number }> {
+export async function startOpsServer(
+  port: number,
+  registry: Registry,
+  checks: ReadinessChecks,
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     handleOpsRequest(req, res, registry, checks)
       .then((handled) => {
-        if (!handled) res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found: try /health, /ready or /metrics' }));
+        if (!handled)
+          res
+            .writeHead(404, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ error: 'not found: try /health, /ready or /metrics' }));
       })
       .catch(() => res.writeHead(500).end());
   });

@@ -25,7 +25,11 @@ export function toMajorUnits(amountMinor: number, currency: string): number {
 export const MAX_ITEMS = 100;
 export const MAX_QUANTITY = 10_000;
 export const MAX_UNIT_PRICE = 100_000_000; // one million in a two-digit currency
-const identifier = z.string().min(1).max(128).regex(/^[\w.:@-]+$/, 'letters, digits and . _ : @ - only');
+const identifier = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[\w.:@-]+$/, 'letters, digits and . _ : @ - only');
 
 export const orderItemSchema = z.strictObject({
   sku: identifier,

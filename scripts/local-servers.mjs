@@ -63,7 +63,10 @@ function tcpAccepts(port) {
 export async function waitFor(what, check, { timeoutMs = 60_000, intervalMs = 200, child } = {}) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child && child.exitCode !== null) throw new Error(`${what}: the process exited with code ${child.exitCode} before it was ready (see ${child.logFile})`);
+    if (child && child.exitCode !== null)
+      throw new Error(
+        `${what}: the process exited with code ${child.exitCode} before it was ready (see ${child.logFile})`,
+      );
     if (await check().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
@@ -98,26 +101,43 @@ export async function stopProcess(child, graceMs = 5_000) {
  * @param {{ binary: string, port: number, uiPort?: number, metricsPort?: number, httpPort?: number, dataDir: string, namespace?: string, logLevel?: string }} options uiPort 0 or absent = headless
  * @returns {Promise<{ address: string, namespace: string, uiUrl: string | undefined, process: import('node:child_process').ChildProcess }>}
  */
-export async function startTemporal({ binary, port, uiPort, metricsPort, httpPort, dataDir, namespace = 'default', logLevel = 'warn' }) {
+export async function startTemporal({
+  binary,
+  port,
+  uiPort,
+  metricsPort,
+  httpPort,
+  dataDir,
+  namespace = 'default',
+  logLevel = 'warn',
+}) {
   mkdirSync(dataDir, { recursive: true });
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', namespace];
   args.push('--db-filename', join(dataDir, 'temporal.db'), '--log-level', logLevel, '--log-format', 'json');
-  args.push('--metrics-port', String(metricsPort ?? (await freePort())), '--http-port', String(httpPort ?? (await freePort())));
+  args.push(
+    '--metrics-port',
+    String(metricsPort ?? (await freePort())),
+    '--http-port',
+    String(httpPort ?? (await freePort())),
+  );
   if (uiPort) args.push('--ui-ip', '127.0.0.1', '--ui-port', String(uiPort));
   else args.push('--headless');
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   const child = startProcess('temporal', binary, args, join(dataDir, 'temporal.log'));
   const address = `127.0.0.1:${port}`;
-  await waitFor(
-    `Temporal dev server on ${address}`,
-    async () => (await tcpAccepts(port)) && healthy(binary, address),
-    { timeoutMs: 90_000, intervalMs: 300, child },
-  );
+  await waitFor(`Temporal dev server on ${address}`, async () => (await tcpAccepts(port)) && healthy(binary, address), {
+    timeoutMs: 90_000,
+    intervalMs: 300,
+    child,
+  });
   return { address, namespace, uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : undefined, process: child };
 }
 
 function healthy(binary, address) {
-  const result = spawnSync(binary, ['operator', 'cluster', 'health', '--address', address], { encoding: 'utf8', timeout: 10_000 });
+  const result = spawnSync(binary, ['operator', 'cluster', 'health', '--address', address], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
   return result.status === 0 && /SERVING/.test(result.stdout);
 }
 

@@ -25,7 +25,9 @@ export function ensureDependencies() {
   step('Installing npm dependencies');
   const result = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: ROOT, stdio: 'inherit' });
   if (result.status !== 0) {
-    process.stderr.write('npm install failed (its error is above); if the registry was unreachable, run the command again.\n');
+    process.stderr.write(
+      'npm install failed (its error is above); if the registry was unreachable, run the command again.\n',
+    );
     process.exit(result.status ?? 1);
   }
 }

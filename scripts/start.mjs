@@ -34,7 +34,9 @@ try {
   await assertPortsFree(ports);
 } catch (error) {
   if (!(error instanceof PortInUseError)) throw error;
-  process.stderr.write(`\n${error.message}.\nAnother program (or an earlier \`npm start\`) is using it. Every port of the local stack can be moved: ${Object.keys(ports).join(', ')}.\n`);
+  process.stderr.write(
+    `\n${error.message}.\nAnother program (or an earlier \`npm start\`) is using it. Every port of the local stack can be moved: ${Object.keys(ports).join(', ')}.\n`,
+  );
   process.exit(1);
 }
 
@@ -57,8 +59,18 @@ let temporal;
 let nats;
 try {
   [temporal, nats] = await Promise.all([
-    startTemporal({ binary: tools.temporal, port: ports.TEMPORAL_PORT, uiPort: ports.TEMPORAL_UI_PORT, dataDir: join(dataDir, 'temporal') }),
-    startNats({ binary: tools['nats-server'], port: ports.NATS_PORT, monitorPort: ports.NATS_MONITOR_PORT, dataDir: join(dataDir, 'nats') }),
+    startTemporal({
+      binary: tools.temporal,
+      port: ports.TEMPORAL_PORT,
+      uiPort: ports.TEMPORAL_UI_PORT,
+      dataDir: join(dataDir, 'temporal'),
+    }),
+    startNats({
+      binary: tools['nats-server'],
+      port: ports.NATS_PORT,
+      monitorPort: ports.NATS_MONITOR_PORT,
+      dataDir: join(dataDir, 'nats'),
+    }),
   ]);
 } catch (error) {
   process.stderr.write(`${error.message}\n`);
@@ -80,7 +92,11 @@ const productEnv = {
 
 const COLORS = { sandbox: 35, worker: 36, ingress: 32 };
 function startProduct(label, entry) {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env: productEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: ROOT,
+    env: productEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.label = label;
   const prefix = `\x1b[${COLORS[label]}m${label.padEnd(8)}\x1b[0m| `;
   for (const stream of [child.stdout, child.stderr]) {
@@ -94,7 +110,9 @@ function startProduct(label, entry) {
   }
   child.on('exit', (code, signal) => {
     if (stopping) return;
-    process.stderr.write(`\n${label} exited (${signal ?? `code ${code}`}); stopping the stack. Its last lines are above.\n`);
+    process.stderr.write(
+      `\n${label} exited (${signal ?? `code ${code}`}); stopping the stack. Its last lines are above.\n`,
+    );
     void stopAll(1);
   });
   children.push(child);
@@ -107,7 +125,9 @@ startProduct('worker', 'workers/main.ts');
 startProduct('ingress', 'ingress/main.ts');
 const ready = (url) => async () => (await fetch(url)).ok;
 try {
-  await waitFor('payment sandbox', ready(`http://127.0.0.1:${ports.PAYMENT_SANDBOX_PORT}/health`), { timeoutMs: 60_000 });
+  await waitFor('payment sandbox', ready(`http://127.0.0.1:${ports.PAYMENT_SANDBOX_PORT}/health`), {
+    timeoutMs: 60_000,
+  });
   await waitFor('worker', ready(`http://127.0.0.1:${ports.METRICS_PORT}/ready`), { timeoutMs: 120_000 });
   await waitFor('ingress', ready(`http://127.0.0.1:${ports.PORT}/ready`), { timeoutMs: 60_000 });
 } catch (error) {

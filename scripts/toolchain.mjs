@@ -64,7 +64,9 @@ export const TOOLS = {
 
 /** Folder that holds built tools, outside the clone so fresh clones reuse it. */
 export function toolCacheDir() {
-  const base = process.env.ORDER_SAGA_TOOL_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'order-saga', 'tools');
+  const base =
+    process.env.ORDER_SAGA_TOOL_CACHE ??
+    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'order-saga', 'tools');
   return base;
 }
 
@@ -161,7 +163,9 @@ export async function ensureTool(name) {
   const fromEnv = process.env[tool.env];
   if (fromEnv) {
     if (!reportsPinnedVersion(fromEnv, tool)) {
-      throw new ToolUnavailableError(`${tool.env}=${fromEnv} does not report version ${tool.reports}; unset it or point it at ${name} ${tool.version}.`);
+      throw new ToolUnavailableError(
+        `${tool.env}=${fromEnv} does not report version ${tool.reports}; unset it or point it at ${name} ${tool.version}.`,
+      );
     }
     return fromEnv;
   }
@@ -171,7 +175,8 @@ export async function ensureTool(name) {
   const cached = join(targetDir, name);
   if (existsSync(cached) && reportsPinnedVersion(cached, tool)) return cached;
   await build(name, tool, targetDir);
-  if (!reportsPinnedVersion(cached, tool)) throw new ToolUnavailableError(`${cached} was built but does not report ${tool.reports}.`);
+  if (!reportsPinnedVersion(cached, tool))
+    throw new ToolUnavailableError(`${cached} was built but does not report ${tool.reports}.`);
   return cached;
 }
 

@@ -8,7 +8,9 @@ describe('test harness', () => {
   it('starts a Temporal dev server with the contract search attributes registered', async () => {
     const { client, close } = await connectClient();
     try {
-      const { customAttributes } = await client.connection.operatorService.listSearchAttributes({ namespace: 'default' });
+      const { customAttributes } = await client.connection.operatorService.listSearchAttributes({
+        namespace: 'default',
+      });
       expect(customAttributes).toMatchObject({ OrderStatus: 2, CustomerId: 2, OrderTotal: 4 }); // Keyword = 2, Double = 4
       expect(inject('temporalAddress')).not.toBe('127.0.0.1:7233'); // never the machine's default port
     } finally {

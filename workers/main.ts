@@ -26,7 +26,8 @@ await ensureStreams(jsm);
 const js = jetstream(nc);
 
 const inventory = await openInventory(config.database);
-if (config.database.seedDemoCatalog && (await seedDemoCatalogIfEmpty(inventory))) logger.info('inventory: demo catalog stocked');
+if (config.database.seedDemoCatalog && (await seedDemoCatalogIfEmpty(inventory)))
+  logger.info('inventory: demo catalog stocked');
 
 const payments = new PaymentGatewayClient({
   baseUrl: config.payment.gatewayUrl,
@@ -50,21 +51,41 @@ const client = new Client({ connection: clientConnection, namespace: config.temp
 const worker = await createOrderWorker({ connection: workerConnection, config, clients: { inventory, payments, js } });
 const workerRun = worker.run();
 
-const starter = await startOrderStarter({
-  js,
-  jsm,
-  client,
-  taskQueue: config.temporal.taskQueue,
-  settings: config.saga,
-  limits: config.starter,
-  logger: logger.child({ component: 'starter' }),
-  metrics: {
-    inFlight: new Gauge({ name: 'starter_in_flight', help: 'OrderCreated events being turned into sagas', registers: [registry] }),
-    redeliveries: new Counter({ name: 'starter_redeliveries_total', help: 'OrderCreated events delivered more than once', registers: [registry] }),
-    deadLettered: new Counter({ name: 'starter_dead_lettered_total', help: 'Events moved to ORDERS_DLQ', labelNames: ['reason'], registers: [registry] }),
-    started: new Counter({ name: 'starter_sagas_total', help: 'Saga starts by result', labelNames: ['result'], registers: [registry] }),
-  },
-});
+const starter = config.starter.enabled
+  ? await startOrderStarter({
+      js,
+      jsm,
+      client,
+      taskQueue: config.temporal.taskQueue,
+      settings: config.saga,
+      limits: config.starter,
+      logger: logger.child({ component: 'starter' }),
+      metrics: {
+        inFlight: new Gauge({
+          name: 'starter_in_flight',
+          help: 'OrderCreated events being turned into sagas',
+          registers: [registry],
+        }),
+        redeliveries: new Counter({
+          name: 'starter_redeliveries_total',
+          help: 'OrderCreated events delivered more than once',
+          registers: [registry],
+        }),
+        deadLettered: new Counter({
+          name: 'starter_dead_lettered_total',
+          help: 'Events moved to ORDERS_DLQ',
+          labelNames: ['reason'],
+          registers: [registry],
+        }),
+        started: new Counter({
+          name: 'starter_sagas_total',
+          help: 'Saga starts by result',
+          labelNames: ['result'],
+          registers: [registry],
+        }),
+      },
+    })
+  : undefined;
 
 const ops = await startOpsServer(config.http.metricsPort, registry, {
   nats: () => !nc.isClosed() && nc.info !== undefined,
@@ -74,14 +95,25 @@ const ops = await startOpsServer(config.http.metricsPort, registry, {
   },
   worker: () => worker.getState() === 'RUNNING',
 });
-logger.info({ taskQueue: config.temporal.taskQueue, opsPort: ops.port, database: config.database.url ? 'postgres' : 'embedded' }, 'worker running');
+logger.info(
+  {
+    taskQueue: config.temporal.taskQueue,
+    starter: config.starter.enabled,
+    opsPort: ops.port,
+    database: config.database.url ? 'postgres' : 'embedded',
+  },
+  'worker running',
+);
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  logger.info({ signal, graceMs: config.worker.shutdownGraceMs }, 'shutting down: draining the starter, then the worker');
-  await starter.stop();
+  logger.info(
+    { signal, graceMs: config.worker.shutdownGraceMs },
+    'shutting down: draining the starter, then the worker',
+  );
+  await starter?.stop();
   worker.shutdown();
   await workerRun;
   ops.server.close();

@@ -3,7 +3,14 @@
 // an order is never dropped; the workflow id reuse policy makes a second saga impossible.
 // Malformed events go to ORDERS_DLQ at once; events that keep failing go there at the
 // delivery limit. In-flight work is bounded: a surge waits in JetStream, not in memory.
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos } from '@nats-io/transport-node';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, type Client } from '@temporalio/client';
 import type { Counter, Gauge } from 'prom-client';
@@ -90,10 +97,15 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
   function parseOrder(message: JsMsg): Order {
     try {
       const envelope = decodeEnvelope(message.data);
-      if (envelope.type !== ORDER_CREATED) throw new PoisonEventError(`unexpected event type "${envelope.type}" on ${message.subject}`);
+      if (envelope.type !== ORDER_CREATED)
+        throw new PoisonEventError(`unexpected event type "${envelope.type}" on ${message.subject}`);
       const parsed = orderSchema.safeParse(envelope.data);
-      if (!parsed.success) throw new PoisonEventError(`invalid OrderCreated data: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      if (envelope.aggregate_id !== parsed.data.orderId) throw new PoisonEventError('aggregate_id does not match data.orderId');
+      if (!parsed.success)
+        throw new PoisonEventError(
+          `invalid OrderCreated data: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+        );
+      if (envelope.aggregate_id !== parsed.data.orderId)
+        throw new PoisonEventError('aggregate_id does not match data.orderId');
       return parsed.data;
     } catch (error) {
       if (error instanceof MalformedEnvelopeError) throw new PoisonEventError(error.message);
@@ -111,8 +123,16 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
     const traceparent = message.headers?.get('traceparent');
     if (traceparent) headers.set('traceparent', traceparent);
     // The original bytes, untouched, so the event can be inspected and moved back later.
-    await js.publish(SUBJECTS.deadLetter(message.subject), message.data, { msgID: `dlq:${STREAMS.orders.name}:${message.seq}`, headers });
-    metrics?.deadLettered?.inc({ reason: reason.startsWith('invalid') || reason.startsWith('malformed') || reason.startsWith('unexpected') ? 'poison' : 'delivery_limit' });
+    await js.publish(SUBJECTS.deadLetter(message.subject), message.data, {
+      msgID: `dlq:${STREAMS.orders.name}:${message.seq}`,
+      headers,
+    });
+    metrics?.deadLettered?.inc({
+      reason:
+        reason.startsWith('invalid') || reason.startsWith('malformed') || reason.startsWith('unexpected')
+          ? 'poison'
+          : 'delivery_limit',
+    });
     logger.warn({ seq: message.seq, reason }, 'event moved to ORDERS_DLQ');
   }
 
@@ -141,7 +161,9 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
           { key: CustomerIdKey, value: order.customerId },
           { key: OrderTotalKey, value: toMajorUnits(order.total, order.currency) },
         ],
-        memo: { summary: `${order.items.length} line(s), ${toMajorUnits(order.total, order.currency)} ${order.currency}, customer ${order.customerId}` },
+        memo: {
+          summary: `${order.items.length} line(s), ${toMajorUnits(order.total, order.currency)} ${order.currency}, customer ${order.customerId}`,
+        },
         staticSummary: `Order ${order.orderId} for ${order.customerId}`,
       });
       metrics?.started?.inc({ result: 'started' });
@@ -151,17 +173,27 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
         metrics?.started?.inc({ result: 'already_started' });
         log.info('saga already started for this order; event acknowledged');
       } else if (message.info.deliveryCount >= limits.maxDeliver) {
-        await deadLetter(message, `delivery limit (${limits.maxDeliver}) reached: ${error instanceof Error ? error.message : String(error)}`);
+        await deadLetter(
+          message,
+          `delivery limit (${limits.maxDeliver}) reached: ${error instanceof Error ? error.message : String(error)}`,
+        );
         message.term('delivery limit reached');
         return;
       } else {
         const delay = redeliveryDelayMs(message.info.deliveryCount);
-        log.warn({ err: error, delivery: message.info.deliveryCount, retryInMs: delay }, 'could not start the saga; will retry');
+        log.warn(
+          { err: error, delivery: message.info.deliveryCount, retryInMs: delay },
+          'could not start the saga; will retry',
+        );
         message.nak(delay);
         return;
       }
     }
-    await message.ackAck().catch((error: unknown) => log.warn({ err: error }, 'ack not confirmed; the event may be redelivered (harmless)'));
+    await message
+      .ackAck()
+      .catch((error: unknown) =>
+        log.warn({ err: error }, 'ack not confirmed; the event may be redelivered (harmless)'),
+      );
   }
 
   const loop = (async () => {
@@ -169,7 +201,10 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
       while (inHand.size >= limits.maxInFlight) await new Promise<void>((resolve) => (freeSlot = resolve));
       const work = handle(message)
         .catch((error: unknown) => {
-          logger.error({ err: error, seq: message.seq }, 'unexpected error handling an order event; it will be redelivered');
+          logger.error(
+            { err: error, seq: message.seq },
+            'unexpected error handling an order event; it will be redelivered',
+          );
           message.nak(redeliveryDelayMs(message.info.deliveryCount));
         })
         .finally(() => {

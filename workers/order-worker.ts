@@ -20,7 +20,13 @@ export interface OrderWorkerOptions {
   identity?: string;
 }
 
-export async function createOrderWorker({ connection, config, clients, workflowBundlePath, identity }: OrderWorkerOptions): Promise<Worker> {
+export async function createOrderWorker({
+  connection,
+  config,
+  clients,
+  workflowBundlePath,
+  identity,
+}: OrderWorkerOptions): Promise<Worker> {
   const bundlePath = workflowBundlePath ?? (existsSync(WORKFLOW_BUNDLE_PATH) ? WORKFLOW_BUNDLE_PATH : undefined);
   const workflowSource: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = bundlePath
     ? { workflowBundle: { codePath: bundlePath } }

@@ -15,7 +15,9 @@ export function installTemporalLogging(logger: Logger): void {
   const temporalLogger = logger.child({ component: 'temporal' });
   const threshold: LogLevel = logger.isLevelEnabled('debug') ? 'DEBUG' : 'INFO';
   Runtime.install({
-    logger: new DefaultLogger(threshold, ({ level, message, meta }) => temporalLogger[LEVELS[level]](meta ?? {}, message)),
+    logger: new DefaultLogger(threshold, ({ level, message, meta }) =>
+      temporalLogger[LEVELS[level]](meta ?? {}, message),
+    ),
     telemetryOptions: { logging: { forward: {}, filter: { core: 'WARN', other: 'ERROR' } } },
     // The process drains in its own order (starter, then worker): the SDK must not react to signals itself.
     shutdownSignals: [],

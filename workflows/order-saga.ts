@@ -95,7 +95,11 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
 
   setHandler(getStatusQuery, () => doc);
   setHandler(cancelOrderSignal, (input) => {
-    if (settled || cancelRequest || !['RECEIVED', 'AWAITING_APPROVAL', 'RESERVING_INVENTORY', 'CHARGING_PAYMENT', 'NOTIFYING'].includes(doc.status)) {
+    if (
+      settled ||
+      cancelRequest ||
+      !['RECEIVED', 'AWAITING_APPROVAL', 'RESERVING_INVENTORY', 'CHARGING_PAYMENT', 'NOTIFYING'].includes(doc.status)
+    ) {
       log.warn('cancelOrder ignored: the saga is past the point where a cancel applies', { status: doc.status });
       return;
     }
@@ -145,7 +149,12 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
   }
 
   /** Runs one forward step in its own scope so a cancel can stop its retries. */
-  async function runStep<T>(status: OrderStatus, details: string, undo: CompensationStep | undefined, work: () => Promise<T>): Promise<T> {
+  async function runStep<T>(
+    status: OrderStatus,
+    details: string,
+    undo: CompensationStep | undefined,
+    work: () => Promise<T>,
+  ): Promise<T> {
     if (cancelRequest) throw new CancelRequested();
     await enter(status, details);
     if (cancelRequest) throw new CancelRequested();
@@ -163,13 +172,23 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
   async function runCompensation(step: CompensationStep, notice: NotificationKind): Promise<Record<string, unknown>> {
     const ref = { orderId: order.orderId };
     if (step === 'refund') {
-      return compensations.refundPayment.executeWithOptions({ summary: 'Refund the charge' }, [{ ...ref, amount: order.total, currency: order.currency }]);
+      return compensations.refundPayment.executeWithOptions({ summary: 'Refund the charge' }, [
+        { ...ref, amount: order.total, currency: order.currency },
+      ]);
     }
     if (step === 'release') {
       return compensations.releaseInventory.executeWithOptions({ summary: 'Release the reserved stock' }, [ref]);
     }
     return compensations.sendNotification.executeWithOptions({ summary: `Send the ${notice} notice` }, [
-        { ...ref, kind: notice, customerId: order.customerId, email: order.email, total: order.total, currency: order.currency, traceId: order.traceId },
+      {
+        ...ref,
+        kind: notice,
+        customerId: order.customerId,
+        email: order.email,
+        total: order.total,
+        currency: order.currency,
+        traceId: order.traceId,
+      },
     ]);
   }
 
@@ -179,17 +198,22 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     queue.push('notify');
     doc.compensations = queue.map((step) => ({ step, status: 'PENDING' }));
     if (registered.length > 0) await enter('COMPENSATING', `Undoing: ${queue.join(' → ')}`);
-    for (let index = 0; index < doc.compensations.length; ) {
+    for (let index = 0; index < doc.compensations.length;) {
       const record = doc.compensations[index]!;
       try {
         const effect = await runCompensation(record.step, outcome.notice);
         record.status = 'DONE';
         delete record.error;
-        await publishAudit(COMPENSATION_EVENT_TYPES[record.step], { step: record.step, ...effect, ...(record.step === 'notify' && { notice: outcome.notice }) });
+        await publishAudit(COMPENSATION_EVENT_TYPES[record.step], {
+          step: record.step,
+          ...effect,
+          ...(record.step === 'notify' && { notice: outcome.notice }),
+        });
         index += 1;
       } catch (error) {
         record.status = 'FAILED';
-        record.error = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+        record.error =
+          error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
         await enter(
           'COMPENSATION_FAILED',
           `Compensation "${record.step}" failed: ${record.error}. Signal retryCompensation {} to try again, or resolveManually {"note": "..."} once handled by hand.`,
@@ -202,10 +226,18 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
           await publishAudit('CompensationResolvedManually', { step: record.step, note: decision.note });
           index += 1;
         }
-        await enter('COMPENSATING', `Continuing compensations on operator request (${'note' in decision ? 'resolved manually' : 'retry'})`);
+        await enter(
+          'COMPENSATING',
+          `Continuing compensations on operator request (${'note' in decision ? 'resolved manually' : 'retry'})`,
+        );
       }
     }
-    await enter(outcome.status, doc.resolution ? `Ended ${outcome.status}; "${doc.resolution.step}" resolved manually: ${doc.resolution.note}` : `Ended ${outcome.status}`);
+    await enter(
+      outcome.status,
+      doc.resolution
+        ? `Ended ${outcome.status}; "${doc.resolution.step}" resolved manually: ${doc.resolution.note}`
+        : `Ended ${outcome.status}`,
+    );
   }
 
   /** Waits for retryCompensation or resolveManually. */
@@ -219,14 +251,22 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
   async function runForward(): Promise<'COMPLETED' | 'REJECTED'> {
     await enter('RECEIVED', 'Order received');
     if (doc.approval.required) {
-      await enter('AWAITING_APPROVAL', `Total ${order.total} ${order.currency} is above the approval threshold: waiting for approveOrder or cancelOrder`);
-      const decided = await condition(() => approvedBy !== undefined || cancelRequest !== undefined, settings.approvalTimeoutMs);
+      await enter(
+        'AWAITING_APPROVAL',
+        `Total ${order.total} ${order.currency} is above the approval threshold: waiting for approveOrder or cancelOrder`,
+      );
+      const decided = await condition(
+        () => approvedBy !== undefined || cancelRequest !== undefined,
+        settings.approvalTimeoutMs,
+      );
       if (cancelRequest) throw new CancelRequested();
       if (!decided) return 'REJECTED';
       doc.approval.approvedBy = approvedBy;
     }
     const reservation = await runStep('RESERVING_INVENTORY', 'Reserving inventory', 'release', () =>
-      steps.reserveInventory.executeWithOptions({ summary: `Reserve ${order.items.length} SKU(s)` }, [{ orderId: order.orderId, items: order.items }]),
+      steps.reserveInventory.executeWithOptions({ summary: `Reserve ${order.items.length} SKU(s)` }, [
+        { orderId: order.orderId, items: order.items },
+      ]),
     );
     doc.reservationId = reservation.reservationId;
     const charge = await runStep('CHARGING_PAYMENT', 'Charging the payment gateway', 'refund', () =>
@@ -237,7 +277,15 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     doc.chargeId = charge.chargeId;
     await runStep('NOTIFYING', 'Sending the confirmation', undefined, () =>
       steps.sendNotification.executeWithOptions({ summary: 'Send the confirmation' }, [
-        { orderId: order.orderId, kind: 'confirmation', customerId: order.customerId, email: order.email, total: order.total, currency: order.currency, traceId: order.traceId },
+        {
+          orderId: order.orderId,
+          kind: 'confirmation',
+          customerId: order.customerId,
+          email: order.email,
+          total: order.total,
+          currency: order.currency,
+          traceId: order.traceId,
+        },
       ]),
     );
     if (cancelRequest) throw new CancelRequested();

@@ -22,7 +22,9 @@ export class OutOfStockError extends Error {
     readonly requested: number,
     readonly available: number | undefined,
   ) {
-    super(available === undefined ? `unknown SKU "${sku}"` : `SKU "${sku}": requested ${requested}, available ${available}`);
+    super(
+      available === undefined ? `unknown SKU "${sku}"` : `SKU "${sku}": requested ${requested}, available ${available}`,
+    );
     this.name = 'OutOfStockError';
   }
 }
@@ -39,22 +41,29 @@ export class ReservationReleasedError extends Error {
 function consolidate(lines: readonly ReservationLine[]): ReservationLine[] {
   const bySku = new Map<string, number>();
   for (const { sku, quantity } of lines) bySku.set(sku, (bySku.get(sku) ?? 0) + quantity);
-  return [...bySku.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([sku, quantity]) => ({ sku, quantity }));
+  return [...bySku.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([sku, quantity]) => ({ sku, quantity }));
 }
 
 export class InventoryStore {
   constructor(readonly db: SqlClient) {}
 
   /** Reserves every line of the order, or none; a second call for the same order changes nothing. */
-  async reserve(orderId: string, lines: readonly ReservationLine[]): Promise<{ reservationId: string; alreadyReserved: boolean }> {
+  async reserve(
+    orderId: string,
+    lines: readonly ReservationLine[],
+  ): Promise<{ reservationId: string; alreadyReserved: boolean }> {
     return this.db.transaction(async (tx) => {
       // The primary key serialises concurrent calls for one order: the second waits, then sees the first.
-      const inserted = await tx.query('INSERT INTO reservations (order_id, status) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING RETURNING order_id', [
-        orderId,
-        'RESERVED',
-      ]);
+      const inserted = await tx.query(
+        'INSERT INTO reservations (order_id, status) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING RETURNING order_id',
+        [orderId, 'RESERVED'],
+      );
       if (inserted.rows.length === 0) {
-        const existing = await tx.query<{ status: string }>('SELECT status FROM reservations WHERE order_id = $1', [orderId]);
+        const existing = await tx.query<{ status: string }>('SELECT status FROM reservations WHERE order_id = $1', [
+          orderId,
+        ]);
         if (existing.rows[0]?.status === 'RELEASED') throw new ReservationReleasedError(orderId);
         return { reservationId: orderId, alreadyReserved: true };
       }
@@ -68,7 +77,11 @@ export class InventoryStore {
           const level = await tx.query<{ available: number }>('SELECT available FROM stock WHERE sku = $1', [sku]);
           throw new OutOfStockError(sku, quantity, level.rows[0]?.available);
         }
-        await tx.query('INSERT INTO reservation_lines (order_id, sku, quantity) VALUES ($1, $2, $3)', [orderId, sku, quantity]);
+        await tx.query('INSERT INTO reservation_lines (order_id, sku, quantity) VALUES ($1, $2, $3)', [
+          orderId,
+          sku,
+          quantity,
+        ]);
       }
       return { reservationId: orderId, alreadyReserved: false };
     });
@@ -83,12 +96,21 @@ export class InventoryStore {
       );
       if (released.rows.length === 0) {
         // Nothing reserved (the reservation failed or never ran): record the release so a late reserve cannot win.
-        await tx.query(`INSERT INTO reservations (order_id, status, released_at) VALUES ($1, 'RELEASED', now()) ON CONFLICT (order_id) DO NOTHING`, [orderId]);
+        await tx.query(
+          `INSERT INTO reservations (order_id, status, released_at) VALUES ($1, 'RELEASED', now()) ON CONFLICT (order_id) DO NOTHING`,
+          [orderId],
+        );
         return false;
       }
-      const lines = await tx.query<ReservationLine>('SELECT sku, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY sku', [orderId]);
+      const lines = await tx.query<ReservationLine>(
+        'SELECT sku, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY sku',
+        [orderId],
+      );
       for (const { sku, quantity } of lines.rows) {
-        await tx.query('UPDATE stock SET available = available + $2, reserved = reserved - $2, updated_at = now() WHERE sku = $1', [sku, quantity]);
+        await tx.query(
+          'UPDATE stock SET available = available + $2, reserved = reserved - $2, updated_at = now() WHERE sku = $1',
+          [sku, quantity],
+        );
       }
       return true;
     });
@@ -114,7 +136,10 @@ export class InventoryStore {
 
   /** Status of an order's reservation, or undefined when there is none. */
   async reservationStatus(orderId: string): Promise<'RESERVED' | 'RELEASED' | undefined> {
-    const result = await this.db.query<{ status: 'RESERVED' | 'RELEASED' }>('SELECT status FROM reservations WHERE order_id = $1', [orderId]);
+    const result = await this.db.query<{ status: 'RESERVED' | 'RELEASED' }>(
+      'SELECT status FROM reservations WHERE order_id = $1',
+      [orderId],
+    );
     return result.rows[0]?.status;
   }
 }

@@ -13,7 +13,10 @@ export const DEMO_CATALOG: Readonly<Record<string, number>> = {
   'SKU-LIMITED-ED': 1,
 };
 
-export async function openInventory(database: { url: string | undefined; embeddedDir: string }): Promise<InventoryStore> {
+export async function openInventory(database: {
+  url: string | undefined;
+  embeddedDir: string;
+}): Promise<InventoryStore> {
   const db = database.url ? postgresClient(database.url) : await embeddedClient(database.embeddedDir);
   await migrate(db);
   return new InventoryStore(db);

@@ -63,7 +63,8 @@ export async function embeddedClient(dataDir: string): Promise<SqlClient> {
   const { PGlite } = await import('@electric-sql/pglite');
   if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
   const db: PGliteInstance = await PGlite.create(dataDir);
-  const wrap = (runner: Pick<PGliteInstance, 'query'>): SqlClient['query'] =>
+  const wrap =
+    (runner: Pick<PGliteInstance, 'query'>): SqlClient['query'] =>
     async <Row>(sql: string, params?: unknown[]) => {
       const result = await runner.query<Row>(sql, params);
       return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };

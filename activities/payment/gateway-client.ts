@@ -1,7 +1,14 @@
 // HTTP client for the payment gateway, behind a circuit breaker (one per worker process).
 // Idempotency keys come from the order id and the operation, so every retry, redelivery
 // or restart asks the gateway for the same charge, never a second one.
-import { BrokenCircuitError, circuitBreaker, ConsecutiveBreaker, CircuitState, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
+import {
+  BrokenCircuitError,
+  circuitBreaker,
+  ConsecutiveBreaker,
+  CircuitState,
+  handleWhen,
+  type CircuitBreakerPolicy,
+} from 'cockatiel';
 import type { Histogram } from 'prom-client';
 
 /** The gateway refused the card; retrying will not change that. */
@@ -70,7 +77,10 @@ export class PaymentGatewayClient {
   constructor(private readonly options: PaymentGatewayOptions) {
     this.breaker = circuitBreaker(
       handleWhen((error) => error instanceof GatewayUnavailableError),
-      { halfOpenAfter: options.breakerHalfOpenAfterMs, breaker: new ConsecutiveBreaker(options.breakerFailureThreshold) },
+      {
+        halfOpenAfter: options.breakerHalfOpenAfterMs,
+        breaker: new ConsecutiveBreaker(options.breakerFailureThreshold),
+      },
     );
     this.breaker.onBreak(() => {
       this.openedAt = Date.now();
@@ -96,11 +106,20 @@ export class PaymentGatewayClient {
 
   /** Refunds the order's charge, found by the order reference; a no-op when nothing was charged. */
   async refund(orderId: string, amount: number, currency: string): Promise<{ refundId?: string; refunded: boolean }> {
-    const body = await this.call('refund', '/v1/refunds', idempotencyKey(orderId, 'refund'), { reference: orderId, amount, currency });
+    const body = await this.call('refund', '/v1/refunds', idempotencyKey(orderId, 'refund'), {
+      reference: orderId,
+      amount,
+      currency,
+    });
     return body.status === 'succeeded' ? { refundId: String(body.id), refunded: true } : { refunded: false };
   }
 
-  private async call(operation: 'charge' | 'refund', path: string, key: string, payload: object): Promise<Record<string, unknown>> {
+  private async call(
+    operation: 'charge' | 'refund',
+    path: string,
+    key: string,
+    payload: object,
+  ): Promise<Record<string, unknown>> {
     const stopTimer = this.options.duration?.startTimer({ operation });
     let outcome = 'error';
     try {
@@ -130,15 +149,24 @@ export class PaymentGatewayClient {
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });
     } catch (error) {
-      throw new GatewayUnavailableError(`payment gateway unreachable or too slow: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      throw new GatewayUnavailableError(
+        `payment gateway unreachable or too slow: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
     }
     const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
     if (response.ok) return body;
     const detail = (body.error ?? {}) as { code?: string; message?: string };
-    if (response.status === 402) throw new PaymentDeclinedError(detail.code ?? 'card_declined', detail.message ?? 'the card was declined');
+    if (response.status === 402)
+      throw new PaymentDeclinedError(detail.code ?? 'card_declined', detail.message ?? 'the card was declined');
     if (response.status >= 500 || response.status === 429) {
-      throw new GatewayUnavailableError(`payment gateway answered ${response.status}: ${detail.message ?? 'no detail'}`);
+      throw new GatewayUnavailableError(
+        `payment gateway answered ${response.status}: ${detail.message ?? 'no detail'}`,
+      );
     }
-    throw new GatewayRequestError(response.status, `payment gateway rejected the request (${response.status}): ${detail.message ?? 'no detail'}`);
+    throw new GatewayRequestError(
+      response.status,
+      `payment gateway rejected the request (${response.status}): ${detail.message ?? 'no detail'}`,
+    );
   }
 }

@@ -13,6 +13,8 @@ try {
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 } catch (error) {
-  process.stderr.write(`cannot start the payment gateway sandbox on port ${port}: ${(error as Error).message}; set PAYMENT_SANDBOX_PORT to a free port\n`);
+  process.stderr.write(
+    `cannot start the payment gateway sandbox on port ${port}: ${(error as Error).message}; set PAYMENT_SANDBOX_PORT to a free port\n`,
+  );
   process.exit(1);
 }

@@ -92,7 +92,13 @@ export function createPaymentGatewayApp() {
     const stored = answersByKey.get(key);
     if (!stored) return false;
     if (stored.fingerprint !== JSON.stringify(req.body)) {
-      error(res, 409, 'idempotency_error', 'idempotency_key_reused', 'this Idempotency-Key was used with different parameters');
+      error(
+        res,
+        409,
+        'idempotency_error',
+        'idempotency_key_reused',
+        'this Idempotency-Key was used with different parameters',
+      );
     } else {
       res.setHeader('Idempotent-Replayed', 'true');
       res.status(stored.status).json(stored.body);
@@ -108,20 +114,41 @@ export function createPaymentGatewayApp() {
     calls.push({ operation: 'charge', reference: referenceOf(req) });
     if (!(await passFaults(res, 'charge'))) return;
     const key = req.get('idempotency-key');
-    if (!key) return error(res, 400, 'invalid_request_error', 'missing_idempotency_key', 'send an Idempotency-Key header');
+    if (!key)
+      return error(res, 400, 'invalid_request_error', 'missing_idempotency_key', 'send an Idempotency-Key header');
     if (answeredFromKey(req, res, key)) return;
     const { amount, currency, source, reference } = (req.body ?? {}) as Record<string, unknown>;
-    if (!Number.isInteger(amount) || (amount as number) <= 0) return error(res, 400, 'invalid_request_error', 'invalid_amount', 'amount must be a positive integer in minor units');
-    if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency)) return error(res, 400, 'invalid_request_error', 'invalid_currency', 'currency must be an ISO 4217 code');
-    if (typeof source !== 'string' || !source.startsWith('tok_')) return error(res, 400, 'invalid_request_error', 'invalid_source', 'source must be a token starting with tok_');
-    if (typeof reference !== 'string' || reference === '') return error(res, 400, 'invalid_request_error', 'invalid_reference', 'reference is required');
+    if (!Number.isInteger(amount) || (amount as number) <= 0)
+      return error(
+        res,
+        400,
+        'invalid_request_error',
+        'invalid_amount',
+        'amount must be a positive integer in minor units',
+      );
+    if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency))
+      return error(res, 400, 'invalid_request_error', 'invalid_currency', 'currency must be an ISO 4217 code');
+    if (typeof source !== 'string' || !source.startsWith('tok_'))
+      return error(res, 400, 'invalid_request_error', 'invalid_source', 'source must be a token starting with tok_');
+    if (typeof reference !== 'string' || reference === '')
+      return error(res, 400, 'invalid_request_error', 'invalid_reference', 'reference is required');
     const declineCode = DECLINED_TOKENS[source];
     if (declineCode) {
-      const body = { error: { type: 'card_error', code: declineCode, message: `the card was declined (${declineCode})` } };
+      const body = {
+        error: { type: 'card_error', code: declineCode, message: `the card was declined (${declineCode})` },
+      };
       remember(req, key, 402, body);
       return res.status(402).json(body);
     }
-    const charge: Charge = { id: `ch_${randomUUID()}`, reference, amount: amount as number, currency, status: 'succeeded', refunded: false, createdAt: new Date().toISOString() };
+    const charge: Charge = {
+      id: `ch_${randomUUID()}`,
+      reference,
+      amount: amount as number,
+      currency,
+      status: 'succeeded',
+      refunded: false,
+      createdAt: new Date().toISOString(),
+    };
     charges.set(charge.id, charge);
     remember(req, key, 201, charge);
     if (faults.chargeThenTimeout > 0) {
@@ -137,18 +164,32 @@ export function createPaymentGatewayApp() {
     calls.push({ operation: 'refund', reference: referenceOf(req) });
     if (!(await passFaults(res, 'refund'))) return;
     const key = req.get('idempotency-key');
-    if (!key) return error(res, 400, 'invalid_request_error', 'missing_idempotency_key', 'send an Idempotency-Key header');
+    if (!key)
+      return error(res, 400, 'invalid_request_error', 'missing_idempotency_key', 'send an Idempotency-Key header');
     if (answeredFromKey(req, res, key)) return;
     const { reference, charge: chargeId } = (req.body ?? {}) as Record<string, unknown>;
-    const charge = [...charges.values()].find((c) => !c.refunded && (c.id === chargeId || (typeof reference === 'string' && c.reference === reference)));
+    const charge = [...charges.values()].find(
+      (c) => !c.refunded && (c.id === chargeId || (typeof reference === 'string' && c.reference === reference)),
+    );
     if (!charge) {
       // Refunding what was never charged is a harmless, explicit no-op: saga compensations rely on it.
-      const body = { status: 'no_charge', reference, message: 'no captured charge for this reference; nothing refunded' };
+      const body = {
+        status: 'no_charge',
+        reference,
+        message: 'no captured charge for this reference; nothing refunded',
+      };
       remember(req, key, 200, body);
       return res.status(200).json(body);
     }
     charge.refunded = true;
-    const refund: Refund = { id: `re_${randomUUID()}`, chargeId: charge.id, reference: charge.reference, amount: charge.amount, status: 'succeeded', createdAt: new Date().toISOString() };
+    const refund: Refund = {
+      id: `re_${randomUUID()}`,
+      chargeId: charge.id,
+      reference: charge.reference,
+      amount: charge.amount,
+      status: 'succeeded',
+      createdAt: new Date().toISOString(),
+    };
     refunds.push(refund);
     remember(req, key, 201, refund);
     res.status(201).json(refund);
@@ -158,10 +199,14 @@ export function createPaymentGatewayApp() {
     const reference = typeof req.query.reference === 'string' ? req.query.reference : undefined;
     const chargeList = [...charges.values()].filter((c) => !reference || c.reference === reference);
     const refundList = refunds.filter((r) => !reference || r.reference === reference);
-    const captured = chargeList.reduce((sum, c) => sum + c.amount, 0) - refundList.reduce((sum, r) => sum + r.amount, 0);
+    const captured =
+      chargeList.reduce((sum, c) => sum + c.amount, 0) - refundList.reduce((sum, r) => sum + r.amount, 0);
     // Every call received, answered or not (faults included), for the reference or in all.
     const callList = calls.filter((c) => !reference || c.reference === reference);
-    const callCounts = { charges: callList.filter((c) => c.operation === 'charge').length, refunds: callList.filter((c) => c.operation === 'refund').length };
+    const callCounts = {
+      charges: callList.filter((c) => c.operation === 'charge').length,
+      refunds: callList.filter((c) => c.operation === 'refund').length,
+    };
     res.json({ charges: chargeList, refunds: refundList, netCaptured: captured, calls: callCounts });
   });
 
@@ -170,12 +215,23 @@ export function createPaymentGatewayApp() {
     const patch = (req.body ?? {}) as Partial<Faults>;
     const next = { ...faults, ...patch };
     const valid =
-      typeof next.errorRate === 'number' && next.errorRate >= 0 && next.errorRate <= 1 &&
-      Number.isInteger(next.latencyMs) && next.latencyMs >= 0 &&
+      typeof next.errorRate === 'number' &&
+      next.errorRate >= 0 &&
+      next.errorRate <= 1 &&
+      Number.isInteger(next.latencyMs) &&
+      next.latencyMs >= 0 &&
       typeof next.outage === 'boolean' &&
       typeof next.refundOutage === 'boolean' &&
-      Number.isInteger(next.chargeThenTimeout) && next.chargeThenTimeout >= 0;
-    if (!valid) return error(res, 400, 'invalid_request_error', 'invalid_faults', 'expected { errorRate: 0..1, latencyMs: int >= 0, outage: boolean, refundOutage: boolean, chargeThenTimeout: int >= 0 }');
+      Number.isInteger(next.chargeThenTimeout) &&
+      next.chargeThenTimeout >= 0;
+    if (!valid)
+      return error(
+        res,
+        400,
+        'invalid_request_error',
+        'invalid_faults',
+        'expected { errorRate: 0..1, latencyMs: int >= 0, outage: boolean, refundOutage: boolean, chargeThenTimeout: int >= 0 }',
+      );
     faults = next;
     res.json(faults);
   });
@@ -193,7 +249,10 @@ export function createPaymentGatewayApp() {
 }
 
 /** Starts the sandbox on `port` (0 = any free port); resolves with its URL and a close function. */
-export async function startPaymentGateway(port = 0, host = '127.0.0.1'): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
+export async function startPaymentGateway(
+  port = 0,
+  host = '127.0.0.1',
+): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
   const app = createPaymentGatewayApp();
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));

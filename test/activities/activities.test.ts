@@ -18,7 +18,9 @@ beforeAll(async () => {
   activities = createActivities(stack.clients);
 });
 afterAll(async () => stack?.close());
-beforeEach(async () => stack.gateway.setFaults({ errorRate: 0, latencyMs: 0, outage: false, refundOutage: false, chargeThenTimeout: 0 }));
+beforeEach(async () =>
+  stack.gateway.setFaults({ errorRate: 0, latencyMs: 0, outage: false, refundOutage: false, chargeThenTimeout: 0 }),
+);
 
 async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
   const error = await promise.then(
@@ -31,7 +33,14 @@ async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure>
 
 describe('activities', () => {
   it('when the card is declined, then chargePayment fails non-retryable with the decline code', async () => {
-    const failure = await failureOf(env.run(activities.chargePayment, { orderId: randomUUID(), amount: 100, currency: 'EUR', paymentToken: 'tok_insufficient_funds' }));
+    const failure = await failureOf(
+      env.run(activities.chargePayment, {
+        orderId: randomUUID(),
+        amount: 100,
+        currency: 'EUR',
+        paymentToken: 'tok_insufficient_funds',
+      }),
+    );
     expect(failure.type).toBe('PaymentDeclined');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toContain('insufficient_funds');
@@ -39,18 +48,32 @@ describe('activities', () => {
 
   it('when charged twice for one order, then the gateway returns the first charge', async () => {
     const request = { orderId: randomUUID(), amount: 4_200, currency: 'EUR', paymentToken: 'tok_visa' };
-    const first = await env.run(activities.chargePayment, request);
-    const second = await env.run(activities.chargePayment, request);
+    type Charge = (typeof activities)['chargePayment'];
+    const first = await env.run<Parameters<Charge>, Awaited<ReturnType<Charge>>, Charge>(
+      activities.chargePayment,
+      request,
+    );
+    const second = await env.run<Parameters<Charge>, Awaited<ReturnType<Charge>>, Charge>(
+      activities.chargePayment,
+      request,
+    );
     expect(second.chargeId).toBe(first.chargeId);
     expect((await stack.gateway.ledger(request.orderId)).charges).toHaveLength(1);
   });
 
   it('when nothing was charged, then refundPayment is a harmless no-op', async () => {
-    expect(await env.run(activities.refundPayment, { orderId: randomUUID(), amount: 100, currency: 'EUR' })).toEqual({ refunded: false });
+    expect(await env.run(activities.refundPayment, { orderId: randomUUID(), amount: 100, currency: 'EUR' })).toEqual({
+      refunded: false,
+    });
   });
 
   it('when an item is out of stock, then reserveInventory fails non-retryable naming the SKU', async () => {
-    const failure = await failureOf(env.run(activities.reserveInventory, { orderId: randomUUID(), items: [{ sku: 'SKU-NONE', quantity: 1, unitPrice: 1 }] }));
+    const failure = await failureOf(
+      env.run(activities.reserveInventory, {
+        orderId: randomUUID(),
+        items: [{ sku: 'SKU-NONE', quantity: 1, unitPrice: 1 }],
+      }),
+    );
     expect(failure.type).toBe('OutOfStock');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.details).toEqual([{ sku: 'SKU-NONE' }]);
@@ -71,10 +94,19 @@ describe('activities', () => {
   });
 
   it('when a notice is sent twice, then NOTIFICATIONS holds it once', async () => {
-    const input = { orderId: randomUUID(), kind: 'confirmation' as const, customerId: 'c-1', total: 1, currency: 'EUR', traceId: newTraceId() };
+    const input = {
+      orderId: randomUUID(),
+      kind: 'confirmation' as const,
+      customerId: 'c-1',
+      total: 1,
+      currency: 'EUR',
+      traceId: newTraceId(),
+    };
     await env.run(activities.sendNotification, input);
     await env.run(activities.sendNotification, input);
-    const notices = (await readStream(stack.js, stack.jsm, 'NOTIFICATIONS')).filter((n) => n.aggregate_id === input.orderId);
+    const notices = (await readStream(stack.js, stack.jsm, 'NOTIFICATIONS')).filter(
+      (n) => n.aggregate_id === input.orderId,
+    );
     expect(notices).toHaveLength(1);
     expect(notices[0]!.headers.traceparent).toContain(input.traceId);
   });

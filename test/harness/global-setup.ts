@@ -37,7 +37,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   process.once('exit', killAll);
 
   const [temporal, nats] = await Promise.all([
-    startTemporal({ binary: tools.temporal, port: await freePort(), uiPort: await freePort(), dataDir: join(dir, 'temporal') }),
+    startTemporal({
+      binary: tools.temporal,
+      port: await freePort(),
+      uiPort: await freePort(),
+      dataDir: join(dir, 'temporal'),
+    }),
     startNats({ binary: tools['nats-server'], port: await freePort(), dataDir: join(dir, 'nats') }),
   ]);
   children.push(temporal.process, nats.process);
@@ -48,7 +53,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   const postgres = await createTemporaryDatabase();
   if (!postgres.url) {
-    process.stderr.write(`\n\x1b[33m!!! PostgreSQL unavailable: ${postgres.reason}\n!!! Inventory tests run on the embedded database only.\x1b[0m\n\n`);
+    process.stderr.write(
+      `\n\x1b[33m!!! PostgreSQL unavailable: ${postgres.reason}\n!!! Inventory tests run on the embedded database only.\x1b[0m\n\n`,
+    );
   }
 
   project.provide('temporalAddress', temporal.address);
@@ -60,7 +67,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('workflowBundlePath', workflowBundlePath);
   project.provide('postgresUrl', postgres.url);
   project.provide('postgresUnavailableReason', postgres.reason);
-  process.stderr.write(`[harness] Temporal ${temporal.address} (Web UI ${temporal.uiUrl}), NATS ${nats.url}, ready in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+  process.stderr.write(
+    `[harness] Temporal ${temporal.address} (Web UI ${temporal.uiUrl}), NATS ${nats.url}, ready in ${((Date.now() - started) / 1000).toFixed(1)}s\n`,
+  );
 
   return async () => {
     await Promise.all([stopProcess(temporal.process), stopProcess(nats.process)]);
@@ -70,4 +79,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   };
 }
 
-const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error: (message: string) => process.stderr.write(`${message}\n`), log() {} };
+const quietLogger = {
+  trace() {},
+  debug() {},
+  info() {},
+  warn() {},
+  error: (message: string) => process.stderr.write(`${message}\n`),
+  log() {},
+};

@@ -19,7 +19,11 @@ export async function createTemporaryDatabase(): Promise<TemporaryDatabase> {
   } catch (error) {
     await admin.end().catch(() => undefined);
     const why = error instanceof Error ? error.message : String(error);
-    return { url: undefined, reason: `${adminUrl.replace(/\/\/[^@]*@/, '//…@')}: ${why}. Set TEST_DATABASE_URL to a server where the user may CREATE DATABASE.`, drop: () => Promise.resolve() };
+    return {
+      url: undefined,
+      reason: `${adminUrl.replace(/\/\/[^@]*@/, '//…@')}: ${why}. Set TEST_DATABASE_URL to a server where the user may CREATE DATABASE.`,
+      drop: () => Promise.resolve(),
+    };
   }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;

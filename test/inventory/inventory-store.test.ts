@@ -2,14 +2,22 @@
 // Invariant under test everywhere: available + reserved = stock put in, never negative.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
-import { InventoryStore, OutOfStockError, ReservationReleasedError } from '../../activities/inventory/inventory-store.js';
+import {
+  InventoryStore,
+  OutOfStockError,
+  ReservationReleasedError,
+} from '../../activities/inventory/inventory-store.js';
 import { migrate, MIGRATIONS } from '../../activities/inventory/migrations.js';
 import { embeddedClient, postgresClient, type SqlClient } from '../../activities/inventory/sql-client.js';
 
 const postgresUrl = inject('postgresUrl');
 const engines: { name: string; open: () => Promise<SqlClient>; reasonUnavailable?: string }[] = [
   { name: 'embedded (PGlite)', open: () => embeddedClient('memory://') },
-  { name: 'PostgreSQL', open: async () => postgresClient(postgresUrl!), reasonUnavailable: postgresUrl ? undefined : inject('postgresUnavailableReason') },
+  {
+    name: 'PostgreSQL',
+    open: () => Promise.resolve(postgresClient(postgresUrl!)),
+    reasonUnavailable: postgresUrl ? undefined : inject('postgresUnavailableReason'),
+  },
 ];
 
 for (const engine of engines) {
@@ -39,8 +47,14 @@ for (const engine of engines) {
     it('when an order is reserved twice, then stock moves once', async () => {
       const a = await sku(5);
       const orderId = randomUUID();
-      expect(await store.reserve(orderId, [{ sku: a, quantity: 2 }])).toEqual({ reservationId: orderId, alreadyReserved: false });
-      expect(await store.reserve(orderId, [{ sku: a, quantity: 2 }])).toEqual({ reservationId: orderId, alreadyReserved: true });
+      expect(await store.reserve(orderId, [{ sku: a, quantity: 2 }])).toEqual({
+        reservationId: orderId,
+        alreadyReserved: false,
+      });
+      expect(await store.reserve(orderId, [{ sku: a, quantity: 2 }])).toEqual({
+        reservationId: orderId,
+        alreadyReserved: true,
+      });
       expect(await store.levels(a)).toEqual([{ sku: a, available: 3, reserved: 2 }]);
     });
 
@@ -48,7 +62,12 @@ for (const engine of engines) {
       const a = await sku(5);
       const b = await sku(1);
       const orderId = randomUUID();
-      await expect(store.reserve(orderId, [{ sku: a, quantity: 2 }, { sku: b, quantity: 2 }])).rejects.toBeInstanceOf(OutOfStockError);
+      await expect(
+        store.reserve(orderId, [
+          { sku: a, quantity: 2 },
+          { sku: b, quantity: 2 },
+        ]),
+      ).rejects.toBeInstanceOf(OutOfStockError);
       expect(await store.levels(a)).toEqual([{ sku: a, available: 5, reserved: 0 }]);
       expect(await store.levels(b)).toEqual([{ sku: b, available: 1, reserved: 0 }]);
       expect(await store.reservationStatus(orderId)).toBeUndefined();
@@ -56,14 +75,24 @@ for (const engine of engines) {
 
     it('when a SKU is unknown, then the error says so and nothing is reserved', async () => {
       const orderId = randomUUID();
-      await expect(store.reserve(orderId, [{ sku: 'SKU-NOPE', quantity: 1 }])).rejects.toThrow('unknown SKU "SKU-NOPE"');
+      await expect(store.reserve(orderId, [{ sku: 'SKU-NOPE', quantity: 1 }])).rejects.toThrow(
+        'unknown SKU "SKU-NOPE"',
+      );
       expect(await store.reservationStatus(orderId)).toBeUndefined();
     });
 
     it('when lines repeat a SKU, then their quantities are reserved together', async () => {
       const a = await sku(3);
-      await expect(store.reserve(randomUUID(), [{ sku: a, quantity: 2 }, { sku: a, quantity: 2 }])).rejects.toBeInstanceOf(OutOfStockError);
-      await store.reserve(randomUUID(), [{ sku: a, quantity: 1 }, { sku: a, quantity: 2 }]);
+      await expect(
+        store.reserve(randomUUID(), [
+          { sku: a, quantity: 2 },
+          { sku: a, quantity: 2 },
+        ]),
+      ).rejects.toBeInstanceOf(OutOfStockError);
+      await store.reserve(randomUUID(), [
+        { sku: a, quantity: 1 },
+        { sku: a, quantity: 2 },
+      ]);
       expect(await store.levels(a)).toEqual([{ sku: a, available: 0, reserved: 3 }]);
     });
 
@@ -86,9 +115,13 @@ for (const engine of engines) {
 
     it('when 20 orders race for the last 3 units, then exactly 3 win and stock is conserved', async () => {
       const a = await sku(3);
-      const outcomes = await Promise.allSettled(Array.from({ length: 20 }, () => store.reserve(randomUUID(), [{ sku: a, quantity: 1 }])));
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 20 }, () => store.reserve(randomUUID(), [{ sku: a, quantity: 1 }])),
+      );
       expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(3);
-      expect(outcomes.filter((o) => o.status === 'rejected').every((o) => (o as PromiseRejectedResult).reason instanceof OutOfStockError)).toBe(true);
+      expect(outcomes.filter((o) => o.status === 'rejected').every((o) => o.reason instanceof OutOfStockError)).toBe(
+        true,
+      );
       expect(await store.levels(a)).toEqual([{ sku: a, available: 0, reserved: 3 }]);
     });
 
@@ -96,7 +129,18 @@ for (const engine of engines) {
       const a = await sku(50);
       const b = await sku(50);
       const work = Array.from({ length: 20 }, (_, i) =>
-        store.reserve(randomUUID(), i % 2 ? [{ sku: a, quantity: 1 }, { sku: b, quantity: 1 }] : [{ sku: b, quantity: 1 }, { sku: a, quantity: 1 }]),
+        store.reserve(
+          randomUUID(),
+          i % 2
+            ? [
+                { sku: a, quantity: 1 },
+                { sku: b, quantity: 1 },
+              ]
+            : [
+                { sku: b, quantity: 1 },
+                { sku: a, quantity: 1 },
+              ],
+        ),
       );
       await Promise.all(work);
       expect(await store.levels(a)).toEqual([{ sku: a, available: 30, reserved: 20 }]);

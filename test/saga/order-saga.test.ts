@@ -39,7 +39,13 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await stack.gateway.setFaults({ errorRate: 0, latencyMs: 0, outage: false, refundOutage: false, chargeThenTimeout: 0 });
+  await stack.gateway.setFaults({
+    errorRate: 0,
+    latencyMs: 0,
+    outage: false,
+    refundOutage: false,
+    chargeThenTimeout: 0,
+  });
 });
 
 /** A fresh SKU with `stock` units, so tests never share stock. */
@@ -66,7 +72,11 @@ function order(sku: string, overrides: Partial<Order> = {}): Order {
 
 async function start(o: Order, settings: Partial<SagaSettings> = {}) {
   const input: OrderSagaInput = { order: o, settings: fastSagaSettings(settings) };
-  return client.workflow.start<typeof orderSaga>('orderSaga', { workflowId: orderWorkflowId(o.orderId), taskQueue: worker.taskQueue, args: [input] });
+  return client.workflow.start<typeof orderSaga>('orderSaga', {
+    workflowId: orderWorkflowId(o.orderId),
+    taskQueue: worker.taskQueue,
+    args: [input],
+  });
 }
 
 async function waitForStatus(o: Order, status: OrderStatus, timeoutMs = 20_000) {
@@ -95,10 +105,18 @@ describe('orderSaga', () => {
     expect(ledger.netCaptured).toBe(o.total);
     expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 8, reserved: 2 }]);
     const audit = await auditEventsOf(stack, o.orderId);
-    expect(typesOf(audit)).toEqual(['OrderReceived', 'OrderReservingInventory', 'OrderChargingPayment', 'OrderNotifying', 'OrderCompleted']);
+    expect(typesOf(audit)).toEqual([
+      'OrderReceived',
+      'OrderReservingInventory',
+      'OrderChargingPayment',
+      'OrderNotifying',
+      'OrderCompleted',
+    ]);
     expect(audit.map((e) => e.id)).toEqual([1, 2, 3, 4, 5].map((n) => `${orderWorkflowId(o.orderId)}:${n}`));
     expect(audit.every((e) => e.trace_id === o.traceId && e.headers['Nats-Msg-Id'] === e.id)).toBe(true);
-    const notices = (await readStream(stack.js, stack.jsm, 'NOTIFICATIONS')).filter((e) => e.aggregate_id === o.orderId);
+    const notices = (await readStream(stack.js, stack.jsm, 'NOTIFICATIONS')).filter(
+      (e) => e.aggregate_id === o.orderId,
+    );
     expect(notices.map((n) => n.subject)).toEqual(['notifications.confirmation']);
     expect(JSON.stringify(result)).not.toContain(o.paymentToken);
     await recordHistory(client, o, 'completed');
@@ -215,8 +233,15 @@ describe('orderSaga', () => {
     expect((await stack.gateway.ledger(o.orderId)).calls.charges).toBe(0);
     expect(await stack.inventory.reservationStatus(o.orderId)).toBeUndefined();
     expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 3, reserved: 0 }]);
-    expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual(['OrderReceived', 'OrderAwaitingApproval', 'OutcomeNoticeSent', 'OrderCancelled']);
-    const notices = (await readStream(stack.js, stack.jsm, 'NOTIFICATIONS')).filter((e) => e.aggregate_id === o.orderId);
+    expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual([
+      'OrderReceived',
+      'OrderAwaitingApproval',
+      'OutcomeNoticeSent',
+      'OrderCancelled',
+    ]);
+    const notices = (await readStream(stack.js, stack.jsm, 'NOTIFICATIONS')).filter(
+      (e) => e.aggregate_id === o.orderId,
+    );
     expect(notices.map((n) => n.subject)).toEqual(['notifications.cancellation']);
     await recordHistory(client, o, 'cancelled-awaiting-approval');
   });
@@ -229,7 +254,9 @@ describe('orderSaga', () => {
     expect(result.status).toBe('REJECTED');
     expect(result.failure?.type).toBe('ApprovalTimedOut');
     expect((await stack.gateway.ledger(o.orderId)).calls.charges).toBe(0);
-    const notices = (await readStream(stack.js, stack.jsm, 'NOTIFICATIONS')).filter((e) => e.aggregate_id === o.orderId);
+    const notices = (await readStream(stack.js, stack.jsm, 'NOTIFICATIONS')).filter(
+      (e) => e.aggregate_id === o.orderId,
+    );
     expect(notices.map((n) => n.subject)).toEqual(['notifications.rejection']);
     await recordHistory(client, o, 'rejected');
   });

@@ -7,7 +7,9 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { HISTORIES_DIR } from '../support/histories.js';
 
-const files = readdirSync(HISTORIES_DIR).filter((name) => name.endsWith('.json')).sort();
+const files = readdirSync(HISTORIES_DIR)
+  .filter((name) => name.endsWith('.json'))
+  .sort();
 
 describe('workflow replay', () => {
   it('has a recorded history for every saga path', () => {
@@ -29,7 +31,11 @@ describe('workflow replay', () => {
   it.each(files)('replays %s deterministically', async (file) => {
     const history = historyFromJSON(JSON.parse(readFileSync(`${HISTORIES_DIR}${file}`, 'utf8')));
     await expect(
-      Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history, `replay-${file}`),
+      Worker.runReplayHistory(
+        { workflowBundle: { codePath: inject('workflowBundlePath') } },
+        history,
+        `replay-${file}`,
+      ),
     ).resolves.toBeUndefined();
   });
 });

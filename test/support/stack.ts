@@ -27,13 +27,26 @@ export interface TestStack {
 export class PaymentSandbox {
   constructor(readonly url: string) {}
 
-  async ledger(reference?: string): Promise<{ charges: Charge[]; refunds: Refund[]; netCaptured: number; calls: { charges: number; refunds: number } }> {
-    const response = await fetch(`${this.url}/v1/ledger${reference ? `?reference=${encodeURIComponent(reference)}` : ''}`);
+  async ledger(
+    reference?: string,
+  ): Promise<{
+    charges: Charge[];
+    refunds: Refund[];
+    netCaptured: number;
+    calls: { charges: number; refunds: number };
+  }> {
+    const response = await fetch(
+      `${this.url}/v1/ledger${reference ? `?reference=${encodeURIComponent(reference)}` : ''}`,
+    );
     return (await response.json()) as never;
   }
 
   async setFaults(faults: Partial<Faults>): Promise<void> {
-    const response = await fetch(`${this.url}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults) });
+    const response = await fetch(`${this.url}/admin/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(faults),
+    });
     if (!response.ok) throw new Error(`setFaults failed: ${response.status} ${await response.text()}`);
   }
 
@@ -42,7 +55,13 @@ export class PaymentSandbox {
   }
 }
 
-export async function createTestStack(options: { databaseUrl?: string; breaker?: { threshold: number; halfOpenAfterMs: number }; paymentTimeoutMs?: number } = {}): Promise<TestStack> {
+export async function createTestStack(
+  options: {
+    databaseUrl?: string;
+    breaker?: { threshold: number; halfOpenAfterMs: number };
+    paymentTimeoutMs?: number;
+  } = {},
+): Promise<TestStack> {
   const nc = await connectNats([inject('natsUrl')], 'order-saga-test');
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm);
@@ -74,7 +93,11 @@ export async function createTestStack(options: { databaseUrl?: string; breaker?:
 }
 
 /** Every envelope stored in `stream` (read with an ordered consumer), oldest first. */
-export async function readStream(js: JetStreamClient, jsm: JetStreamManager, stream: string): Promise<(EventEnvelope & { subject: string; headers: Record<string, string> })[]> {
+export async function readStream(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  stream: string,
+): Promise<(EventEnvelope & { subject: string; headers: Record<string, string> })[]> {
   const info = await jsm.streams.info(stream);
   if (info.state.messages === 0) return [];
   const consumer = await js.consumers.get(stream);

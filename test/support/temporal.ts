@@ -36,7 +36,10 @@ export interface RunningWorker {
 }
 
 /** Starts an order worker on its own task queue (one per test file keeps files independent). */
-export async function startOrderWorker(clients: ActivityClients, taskQueue = `orders-test-${randomUUID()}`): Promise<RunningWorker> {
+export async function startOrderWorker(
+  clients: ActivityClients,
+  taskQueue = `orders-test-${randomUUID()}`,
+): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   const worker = await createOrderWorker({
     connection,

@@ -1,0 +1,77 @@
+// Runs the product's own processes (worker, ingress) as real child processes in tests, so
+// tests can talk to them over HTTP, stop them with SIGTERM or kill them with SIGKILL.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { inject } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface ProductProcess {
+  child: ChildProcess;
+  /** Everything the process printed so far. */
+  output(): string;
+  /** SIGTERM, then resolves with the exit code once it has exited. */
+  stop(): Promise<number | null>;
+  /** SIGKILL: no chance to clean up. */
+  kill(): Promise<void>;
+}
+
+/** Environment shared by product processes in tests: the harness servers, quick saga timings. */
+export function productEnv(overrides: Record<string, string>): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    LOG_LEVEL: 'info',
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    NATS_URL: inject('natsUrl'),
+    ACTIVITY_TIMEOUT: '2s',
+    RETRY_INITIAL_INTERVAL: '100ms',
+    RETRY_MAX_INTERVAL: '500ms',
+    PAYMENT_TIMEOUT: '1s',
+    WORKER_SHUTDOWN_GRACE: '5s',
+    ...overrides,
+  };
+}
+
+export function spawnProduct(
+  entry: 'workers/main.ts' | 'ingress/main.ts',
+  env: Record<string, string>,
+): ProductProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    output: () => output,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** Resolves when GET url answers 200; fails with the process output after timeoutMs. */
+export async function waitUntilReady(url: string, process: ProductProcess, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (process.child.exitCode !== null)
+      throw new Error(`process exited (${process.child.exitCode}) before ready:\n${process.output()}`);
+    const ok = await fetch(url).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} not ready after ${timeoutMs} ms:\n${process.output().slice(-3000)}`);
+}
