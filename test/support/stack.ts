@@ -27,9 +27,7 @@ export interface TestStack {
 export class PaymentSandbox {
   constructor(readonly url: string) {}
 
-  async ledger(
-    reference?: string,
-  ): Promise<{
+  async ledger(reference?: string): Promise<{
     charges: Charge[];
     refunds: Refund[];
     netCaptured: number;
