@@ -23,19 +23,21 @@ export interface TestStack {
   close(): Promise<void>;
 }
 
+/** What GET /v1/ledger answers. */
+export interface Ledger {
+  charges: Charge[];
+  refunds: Refund[];
+  netCaptured: number;
+  calls: { charges: number; refunds: number };
+}
+
 /** Talks to the sandbox's ledger and admin endpoints. */
 export class PaymentSandbox {
   constructor(readonly url: string) {}
 
-  async ledger(reference?: string): Promise<{
-    charges: Charge[];
-    refunds: Refund[];
-    netCaptured: number;
-    calls: { charges: number; refunds: number };
-  }> {
-    const response = await fetch(
-      `${this.url}/v1/ledger${reference ? `?reference=${encodeURIComponent(reference)}` : ''}`,
-    );
+  async ledger(reference?: string): Promise<Ledger> {
+    const query = reference ? `?reference=${encodeURIComponent(reference)}` : '';
+    const response = await fetch(`${this.url}/v1/ledger${query}`);
     return (await response.json()) as never;
   }
 
