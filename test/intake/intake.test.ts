@@ -1,0 +1,242 @@
+// Order intake end to end, through HTTP against the real ingress and worker processes.
+// This file runs its own nats-server: one test stops and restarts it, and its durable
+// starter consumer must not see other files' events.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Client } from '@temporalio/client';
+import { freePort, startNats, stopProcess } from '../../scripts/local-servers.mjs';
+import { connectNats } from '../../lib/nats.js';
+import { publishEnvelope, newTraceId } from '../../lib/envelope.js';
+import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
+import { orderWorkflowId, TERMINAL_STATUSES, type OrderStatus } from '../../workflows/contract.js';
+import { PaymentSandbox, readStream } from '../support/stack.js';
+import { connectClient } from '../support/temporal.js';
+import { productEnv, spawnProduct, waitUntilReady, type ProductProcess } from '../support/processes.js';
+import { DLQ_HEADERS, STARTER_CONSUMER } from '../../workers/order-starter.js';
+import { openInventory } from '../../activities/inventory/open-inventory.js';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'order-saga-intake-'));
+let nats: { url: string; port: number; process: ChildProcess };
+let natsPort: number;
+let nc: NatsConnection;
+let js: JetStreamClient;
+let jsm: JetStreamManager;
+let client: Client;
+let closeClient: () => Promise<void>;
+let sandbox: Awaited<ReturnType<typeof startPaymentGateway>>;
+let gateway: PaymentSandbox;
+let worker: ProductProcess;
+let ingress: ProductProcess;
+let api: string;
+let taskQueue: string;
+const SKU = inject('postgresUrl') ? 'SKU-INTAKE-A' : 'SKU-COFFEE-1KG';
+
+async function startOwnNats() {
+  nats = await startNats({ binary: inject('natsBinary'), port: natsPort, dataDir: join(dataDir, 'nats') });
+}
+
+beforeAll(async () => {
+  natsPort = await freePort();
+  await startOwnNats();
+  ({ client, close: closeClient } = await connectClient());
+  sandbox = await startPaymentGateway(0);
+  gateway = new PaymentSandbox(sandbox.url);
+  taskQueue = `orders-intake-${randomUUID()}`;
+  const [ingressPort, metricsPort] = [await freePort(), await freePort()];
+  const database: Record<string, string> = inject('postgresUrl')
+    ? { DATABASE_URL: inject('postgresUrl')! }
+    : { EMBEDDED_DATABASE_DIR: join(dataDir, 'inventory') };
+  const env = productEnv({
+    ...database,
+    INVENTORY_SEED_DEMO: 'true',
+    NATS_URL: nats.url,
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    PAYMENT_GATEWAY_URL: sandbox.url,
+    PORT: String(ingressPort),
+    METRICS_PORT: String(metricsPort),
+    STARTER_MAX_DELIVER: '3',
+    STARTER_ACK_WAIT: '5s',
+  });
+  worker = spawnProduct('workers/main.ts', env);
+  ingress = spawnProduct('ingress/main.ts', env);
+  api = `http://127.0.0.1:${ingressPort}`;
+  await Promise.all([
+    waitUntilReady(`http://127.0.0.1:${metricsPort}/ready`, worker),
+    waitUntilReady(`${api}/ready`, ingress),
+  ]);
+  nc = await connectNats([nats.url], 'intake-test');
+  js = jetstream(nc);
+  jsm = await jetstreamManager(nc);
+  // With PostgreSQL the test stocks its own SKU; the embedded store belongs to the worker
+  // process alone, so there the demo catalog (500 units of SKU-COFFEE-1KG) is used.
+  if (inject('postgresUrl')) await restockOnPostgres(SKU, 10_000);
+});
+
+afterAll(async () => {
+  await Promise.all([ingress?.stop(), worker?.stop()]);
+  await nc?.close();
+  await closeClient?.();
+  await sandbox?.close();
+  await stopProcess(nats?.process);
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function restockOnPostgres(sku: string, quantity: number) {
+  const store = await openInventory({ url: inject('postgresUrl'), embeddedDir: '' });
+  await store.restock(sku, quantity);
+  await store.db.close();
+}
+
+/** Resolves once the starter has handled every event on ORDERS. */
+async function starterCaughtUp() {
+  await expect
+    .poll(
+      async () => {
+        const info = await jsm.consumers.info('ORDERS', STARTER_CONSUMER);
+        return info.num_pending + info.num_ack_pending;
+      },
+      { timeout: 15_000 },
+    )
+    .toBe(0);
+}
+
+function orderBody(overrides: Record<string, unknown> = {}) {
+  return {
+    customerId: 'c-intake',
+    items: [{ sku: SKU, quantity: 1, unitPrice: 1_000 }],
+    currency: 'EUR',
+    paymentToken: 'tok_visa',
+    email: 'ada@example.com',
+    ...overrides,
+  };
+}
+
+async function post(body: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(`${api}/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json().catch(() => undefined)) as any,
+  };
+}
+
+async function statusOf(orderId: string): Promise<OrderStatus | undefined> {
+  const response = await fetch(`${api}/orders/${orderId}`);
+  return response.ok ? ((await response.json()) as { status: OrderStatus }).status : undefined;
+}
+
+async function waitForTerminal(orderId: string, timeoutMs = 30_000): Promise<OrderStatus> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const status = await statusOf(orderId);
+    if (status && TERMINAL_STATUSES.includes(status)) return status;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`order ${orderId} not terminal after ${timeoutMs} ms (last: ${await statusOf(orderId)})`);
+}
+
+async function ordersStored(): Promise<number> {
+  return (await jsm.streams.info('ORDERS')).state.messages;
+}
+
+describe('POST /orders → JetStream → saga', () => {
+  it('when an order is posted, then 202 comes after storage and the saga completes with its audit trail in order', async () => {
+    const response = await post(orderBody(), {
+      'idempotency-key': randomUUID(),
+      traceparent: `00-${newTraceId()}-00f067aa0ba902b7-01`,
+    });
+    expect(response.status).toBe(202);
+    const { orderId, workflowId, status, links } = response.body;
+    expect(workflowId).toBe(orderWorkflowId(orderId));
+    expect(status).toBe('RECEIVED');
+    expect(links.self).toBe(`/orders/${orderId}`);
+
+    expect(await waitForTerminal(orderId)).toBe('COMPLETED');
+    const audit = (await readStream(js, jsm, 'AUDIT')).filter((e) => e.aggregate_id === orderId);
+    expect(audit.map((e) => e.type)).toEqual([
+      'OrderReceived',
+      'OrderReservingInventory',
+      'OrderChargingPayment',
+      'OrderNotifying',
+      'OrderCompleted',
+    ]);
+    const created = (await readStream(js, jsm, 'ORDERS')).find((e) => e.aggregate_id === orderId)!;
+    expect(created.data).toMatchObject({ total: 1_000, customerId: 'c-intake' });
+    expect(audit.every((e) => e.trace_id === created.trace_id)).toBe(true);
+    expect(JSON.stringify(await (await fetch(`${api}/orders/${orderId}`)).json())).not.toContain('tok_visa');
+  });
+
+  it('when one key is posted again and concurrently, then every answer is the same and there is one saga and one charge', async () => {
+    const key = randomUUID();
+    const first = await post(orderBody(), { 'idempotency-key': key });
+    const again = await post(orderBody(), { 'idempotency-key': key });
+    const concurrent = await Promise.all(
+      Array.from({ length: 10 }, () => post(orderBody(), { 'idempotency-key': key })),
+    );
+    for (const answer of [again, ...concurrent]) {
+      expect(answer.status).toBe(202);
+      expect(answer.body).toEqual(first.body);
+    }
+    const { orderId } = first.body;
+    expect(await waitForTerminal(orderId)).toBe('COMPLETED');
+    expect((await gateway.ledger(orderId)).charges).toHaveLength(1);
+    const runs = [];
+    for await (const run of client.workflow.list({ query: `WorkflowId = '${orderWorkflowId(orderId)}'` }))
+      runs.push(run);
+    expect(runs).toHaveLength(1);
+  });
+
+  it('when a key is reused with another body, then 422 and nothing more is stored', async () => {
+    const key = randomUUID();
+    expect((await post(orderBody(), { 'idempotency-key': key })).status).toBe(202);
+    const before = await ordersStored();
+    const reused = await post(orderBody({ customerId: 'someone-else' }), { 'idempotency-key': key });
+    expect(reused.status).toBe(422);
+    expect(reused.headers.get('content-type')).toContain('application/problem+json');
+    expect(reused.body.detail).toContain('different request body');
+    expect(await ordersStored()).toBe(before);
+  });
+
+  it('when the same event is published twice straight to JetStream (distinct message ids), then one saga runs', async () => {
+    const accepted = await post(orderBody(), { 'idempotency-key': randomUUID() });
+    const { orderId } = accepted.body;
+    expect(await waitForTerminal(orderId)).toBe('COMPLETED');
+    const original = (await readStream(js, jsm, 'ORDERS')).find((e) => e.aggregate_id === orderId)!;
+    const { subject: _subject, headers: _headers, ...envelope } = original;
+    const republished = await publishEnvelope(js, 'orders.created', {
+      ...envelope,
+      id: `${envelope.id}:from-another-producer`,
+    });
+    expect(republished.duplicate).toBe(false); // stored again: only the starter can stop a second saga now
+    await starterCaughtUp();
+    const runs = [];
+    for await (const run of client.workflow.list({ query: `WorkflowId = '${orderWorkflowId(orderId)}'` }))
+      runs.push(run);
+    expect(runs).toHaveLength(1);
+    expect((await gateway.ledger(orderId)).charges).toHaveLength(1);
+  });
+
+  it('when a poison message arrives, then it lands in ORDERS_DLQ with reason and sequence, and orders keep flowing', async () => {
+    const poison = await js.publish('orders.created', 'this is not json', { msgID: `poison-${randomUUID()}` });
+    await starterCaughtUp();
+    // The DLQ keeps the original bytes (not an envelope), so read the raw message.
+    const dead = await jsm.streams.getMessage('ORDERS_DLQ', { last_by_subj: 'dlq.orders.created' });
+    expect(dead?.string()).toBe('this is not json');
+    expect(dead?.header.get(DLQ_HEADERS.sequence)).toBe(String(poison.seq));
+    expect(dead?.header.get(DLQ_HEADERS.stream)).toBe('ORDERS');
+    expect(dead?.header.get(DLQ_HEADERS.reason)).toContain('not JSON');
+
+    const next = await post(orderBody(), { 'idempotency-key': randomUUID() });
+    expect(await waitForTerminal(next.body.orderId)).toBe('COMPLETED');
+  });
+});
