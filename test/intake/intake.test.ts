@@ -239,4 +239,196 @@ describe('POST /orders → JetStream → saga', () => {
     const next = await post(orderBody(), { 'idempotency-key': randomUUID() });
     expect(await waitForTerminal(next.body.orderId)).toBe('COMPLETED');
   });
+
+  it('when input is hostile or malformed, then each gets a clear 4xx, nothing is published and the ingress keeps serving', async () => {
+    const before = await ordersStored();
+    const nested = `{"customerId":"c","items":${'['.repeat(20_000)}${']'.repeat(20_000)},"currency":"EUR","paymentToken":"tok_visa"}`;
+    const item = { sku: SKU, quantity: 1, unitPrice: 1 };
+    const cases: {
+      name: string;
+      body: string | Buffer;
+      headers?: Record<string, string>;
+      status: number;
+      field?: string;
+    }[] = [
+      {
+        name: 'oversized body',
+        body: JSON.stringify(orderBody({ email: `${'a'.repeat(70_000)}@example.com` })),
+        status: 413,
+      },
+      { name: 'deeply nested body', body: nested, status: 400 },
+      { name: 'malformed JSON', body: '{"customerId": "c",', status: 400 },
+      { name: 'empty body', body: '', status: 400 },
+      { name: 'JSON array', body: '[]', status: 400, field: '(body)' },
+      { name: 'JSON null', body: 'null', status: 400 },
+      {
+        name: 'wrong type',
+        body: JSON.stringify(orderBody({ items: [{ ...item, quantity: '2' }] })),
+        status: 400,
+        field: 'items[0].quantity',
+      },
+      {
+        name: 'non-integer quantity',
+        body: JSON.stringify(orderBody({ items: [{ ...item, quantity: 1.5 }] })),
+        status: 400,
+        field: 'items[0].quantity',
+      },
+      {
+        name: 'out-of-range quantity',
+        body: JSON.stringify(orderBody({ items: [{ ...item, quantity: 1e9 }] })),
+        status: 400,
+        field: 'items[0].quantity',
+      },
+      {
+        name: 'negative price',
+        body: JSON.stringify(orderBody({ items: [{ ...item, unitPrice: -5 }] })),
+        status: 400,
+        field: 'items[0].unitPrice',
+      },
+      {
+        name: 'infinite price',
+        body: '{"customerId":"c","items":[{"sku":"A","quantity":1,"unitPrice":1e400}],"currency":"EUR","paymentToken":"tok_visa"}',
+        status: 400,
+        field: 'items[0].unitPrice',
+      },
+      {
+        name: 'unknown currency',
+        body: JSON.stringify(orderBody({ currency: 'ABC' })),
+        status: 400,
+        field: 'currency',
+      },
+      {
+        name: 'huge item list',
+        body: JSON.stringify(orderBody({ items: Array.from({ length: 101 }, () => item) })),
+        status: 400,
+        field: 'items',
+      },
+      { name: 'no items', body: JSON.stringify(orderBody({ items: [] })), status: 400, field: 'items' },
+      { name: 'missing fields', body: '{}', status: 400, field: 'customerId' },
+      { name: 'client-sent total', body: JSON.stringify(orderBody({ total: 1 })), status: 400, field: 'total' },
+      {
+        name: 'client-sent status',
+        body: JSON.stringify(orderBody({ status: 'COMPLETED' })),
+        status: 400,
+        field: 'status',
+      },
+      {
+        name: '__proto__ key',
+        body: '{"customerId":"c","__proto__":{"polluted":true},"items":[],"currency":"EUR","paymentToken":"t"}',
+        status: 400,
+        field: '__proto__',
+      },
+      {
+        name: 'constructor key',
+        body: JSON.stringify({ ...orderBody(), constructor: { prototype: { polluted: true } } }),
+        status: 400,
+        field: 'constructor',
+      },
+      {
+        name: 'nested __proto__ key',
+        body: `{"customerId":"c","items":[{"sku":"A","quantity":1,"unitPrice":1,"__proto__":{"x":1}}],"currency":"EUR","paymentToken":"t"}`,
+        status: 400,
+        field: 'items[0].__proto__',
+      },
+      {
+        name: 'bad SKU characters',
+        body: JSON.stringify(orderBody({ items: [{ ...item, sku: "'; DROP TABLE stock; --" }] })),
+        status: 400,
+        field: 'items[0].sku',
+      },
+      { name: 'bad email', body: JSON.stringify(orderBody({ email: 'not-an-email' })), status: 400, field: 'email' },
+      { name: 'invalid UTF-8', body: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]), status: 400 },
+      {
+        name: 'non-UTF-8 charset',
+        body: JSON.stringify(orderBody()),
+        headers: { 'content-type': 'application/json; charset=latin1' },
+        status: 415,
+      },
+      {
+        name: 'gzip claimed, not sent',
+        body: JSON.stringify(orderBody()),
+        headers: { 'content-encoding': 'gzip' },
+        status: 400,
+      },
+      {
+        name: 'wrong content type',
+        body: JSON.stringify(orderBody()),
+        headers: { 'content-type': 'text/plain' },
+        status: 415,
+      },
+      { name: 'no content type', body: JSON.stringify(orderBody()), headers: { 'content-type': '' }, status: 415 },
+      {
+        name: 'idempotency key too long',
+        body: JSON.stringify(orderBody()),
+        headers: { 'idempotency-key': 'k'.repeat(300) },
+        status: 400,
+      },
+    ];
+    for (const c of cases) {
+      const response = await fetch(`${api}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...c.headers },
+        body: c.body,
+      });
+      const text = await response.text();
+      expect({ name: c.name, status: response.status }).toEqual({ name: c.name, status: c.status });
+      expect(response.headers.get('content-type'), c.name).toContain('application/problem+json');
+      const problem = JSON.parse(text);
+      expect(problem.status, c.name).toBe(c.status);
+      expect(problem.title.length, c.name).toBeGreaterThan(3);
+      expect(problem.detail.length, c.name).toBeGreaterThan(20);
+      if (c.field)
+        expect(
+          problem.errors.map((e: { field: string }) => e.field),
+          c.name,
+        ).toContain(c.field);
+    }
+    expect(await ordersStored()).toBe(before);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    const healthy = await post(orderBody(), { 'idempotency-key': randomUUID() });
+    expect(healthy.status).toBe(202);
+    expect(await fetch(`${api}/orders/not-a-uuid`).then((r) => r.status)).toBe(400);
+    expect(await fetch(`${api}/orders/${randomUUID()}`).then((r) => r.status)).toBe(404);
+  });
+
+  it('when NATS is down, then orders get 503 with Retry-After and never a 2xx, and they flow again once it is back', async () => {
+    await stopProcess(nats.process);
+    await expect.poll(() => fetch(`${api}/ready`).then((r) => r.status), { timeout: 10_000 }).toBe(503);
+    for (let i = 0; i < 3; i += 1) {
+      const refused = await post(orderBody(), { 'idempotency-key': randomUUID() });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(refused.body.detail).toContain('Retry after');
+    }
+
+    await startOwnNats();
+    await expect.poll(() => fetch(`${api}/ready`).then((r) => r.status), { timeout: 30_000 }).toBe(200);
+    const accepted = await post(orderBody(), { 'idempotency-key': randomUUID() });
+    expect(accepted.status).toBe(202);
+    expect(await waitForTerminal(accepted.body.orderId, 60_000)).toBe('COMPLETED');
+  });
+
+  it('when a burst of 500 orders arrives, then every one reaches a terminal status', async () => {
+    const customerId = `burst-${randomUUID().slice(0, 8)}`;
+    const ids: string[] = [];
+    const queue = Array.from({ length: 500 }, (_, i) => i);
+    await Promise.all(
+      Array.from({ length: 25 }, async () => {
+        for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+          const response = await post(orderBody({ customerId }), { 'idempotency-key': `${customerId}-${next}` });
+          expect(response.status).toBe(202);
+          ids.push(response.body.orderId);
+        }
+      }),
+    );
+    expect(new Set(ids).size).toBe(500);
+    const terminal = `CustomerId = '${customerId}' AND OrderStatus IN ('COMPLETED', 'COMPENSATED', 'CANCELLED', 'REJECTED') AND ExecutionStatus = 'Completed'`;
+    await expect
+      .poll(async () => (await client.workflow.count(terminal)).count, { timeout: 240_000, interval: 1_000 })
+      .toBe(500);
+    const completed = (await client.workflow.count(`CustomerId = '${customerId}' AND OrderStatus = 'COMPLETED'`)).count;
+    const ledger = await gateway.ledger();
+    const burstCharges = ledger.charges.filter((c) => ids.includes(c.reference));
+    expect(burstCharges).toHaveLength(completed); // one charge per completed order, none for the others
+  }, 300_000);
 });
