@@ -12,6 +12,7 @@ import { newTraceId } from '../../lib/envelope.js';
 import { orderWorkflowId, type OrderSagaInput } from '../../workflows/contract.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
 import { PaymentSandbox } from '../support/stack.js';
+import { openInventory } from '../../activities/inventory/open-inventory.js';
 import { connectClient, fastSagaSettings } from '../support/temporal.js';
 import { productEnv, spawnProduct, waitUntilReady, type ProductProcess } from '../support/processes.js';
 
@@ -36,9 +37,17 @@ describe('worker crash', () => {
   it('when the worker is SIGKILLed right after a charge and restarted, then the saga completes with one charge', async () => {
     const taskQueue = `orders-crash-${randomUUID()}`;
     const metricsPort = await freePort();
-    // PostgreSQL survives the kill as a real deployment's would; the embedded store is the fallback.
-    const database: Record<string, string> = inject('postgresUrl')
-      ? { DATABASE_URL: inject('postgresUrl')! }
+    // PostgreSQL survives the kill as a real deployment's would, and the test stocks its own SKU there.
+    // The embedded store (fallback) belongs to the worker process alone: it orders from the demo catalog.
+    const postgresUrl = inject('postgresUrl');
+    const sku = postgresUrl ? `SKU-CRASH-${randomUUID().slice(0, 8)}` : 'SKU-COFFEE-1KG';
+    if (postgresUrl) {
+      const store = await openInventory({ url: postgresUrl, embeddedDir: '' });
+      await store.restock(sku, 5);
+      await store.db.close();
+    }
+    const database: Record<string, string> = postgresUrl
+      ? { DATABASE_URL: postgresUrl }
       : { EMBEDDED_DATABASE_DIR: join(dataDir, 'inventory') };
     const env = productEnv({
       ...database,
@@ -58,7 +67,7 @@ describe('worker crash', () => {
       order: {
         orderId,
         customerId: 'c-crash',
-        items: [{ sku: 'SKU-COFFEE-1KG', quantity: 1, unitPrice: 1_899 }],
+        items: [{ sku, quantity: 1, unitPrice: 1_899 }],
         currency: 'EUR',
         total: 1_899,
         paymentToken: 'tok_visa',
