@@ -2,7 +2,7 @@
 // ports with their data in a temporary folder, the workflow bundle built once, and a
 // PostgreSQL database when one can be had. Everything is stopped at the end, also when
 // tests fail or the run is interrupted. A server already running on this machine is never used.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -27,14 +27,51 @@ declare module 'vitest' {
   }
 }
 
+const RUN_DIR_PREFIX = 'order-saga-test-';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops the servers of earlier runs whose test runner died without cleaning up (e.g. SIGKILL). */
+function sweepAbandonedRuns(): void {
+  for (const name of readdirSync(tmpdir()).filter((n) => n.startsWith(RUN_DIR_PREFIX))) {
+    const dir = join(tmpdir(), name);
+    try {
+      const { owner, servers } = JSON.parse(readFileSync(join(dir, 'pids.json'), 'utf8')) as {
+        owner: number;
+        servers: number[];
+      };
+      if (isAlive(owner)) continue;
+      for (const pid of servers) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // No pid file yet (a run still starting) or not ours: leave it.
+    }
+  }
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
+  sweepAbandonedRuns();
   const found = await ensureTools(['temporal', 'nats-server']);
   const tools = { temporal: found.temporal!, 'nats-server': found['nats-server']! };
-  const dir = mkdtempSync(join(tmpdir(), 'order-saga-test-'));
+  const dir = mkdtempSync(join(tmpdir(), RUN_DIR_PREFIX));
   const children: ChildProcess[] = [];
   const killAll = () => children.forEach((child) => child.exitCode === null && child.kill('SIGKILL'));
+  // Node's default SIGINT/SIGTERM end the process without 'exit' handlers: stop the servers first.
+  const onSignal = (signal: NodeJS.Signals) => {
+    killAll();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
   process.once('exit', killAll);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
 
   const [temporal, nats] = await Promise.all([
     startTemporal({
@@ -46,6 +83,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     startNats({ binary: tools['nats-server'], port: await freePort(), dataDir: join(dir, 'nats') }),
   ]);
   children.push(temporal.process, nats.process);
+  writeFileSync(join(dir, 'pids.json'), JSON.stringify({ owner: process.pid, servers: children.map((c) => c.pid) }));
 
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
   const workflowBundlePath = join(dir, 'workflow-bundle.js');
@@ -75,6 +113,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await Promise.all([stopProcess(temporal.process), stopProcess(nats.process)]);
     await postgres.drop();
     process.removeListener('exit', killAll);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
     rmSync(dir, { recursive: true, force: true });
   };
 }

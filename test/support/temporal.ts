@@ -8,7 +8,7 @@ import { createOrderWorker } from '../../workers/order-worker.js';
 import type { SagaSettings } from '../../workflows/contract.js';
 
 // The SDK logs every worker state change at INFO; tests want its warnings only.
-Runtime.install({ logger: new DefaultLogger('WARN') });
+Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] }); // Ctrl-C must end a test run, not drain its workers
 
 /** Saga timings small enough for tests to finish in seconds. */
 export function fastSagaSettings(overrides: Partial<SagaSettings> = {}): SagaSettings {
