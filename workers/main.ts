@@ -12,7 +12,8 @@ import { startOpsServer } from '../lib/ops-server.js';
 import { openInventory, seedDemoCatalogIfEmpty } from '../activities/inventory/open-inventory.js';
 import { PaymentGatewayClient } from '../activities/payment/gateway-client.js';
 import { installTemporalLogging } from './temporal-logging.js';
-import { createOrderWorker } from './order-worker.js';
+import { createOrderWorker, WORKFLOW_BUNDLE_PATH } from './order-worker.js';
+import { existsSync } from 'node:fs';
 import { startOrderStarter } from './order-starter.js';
 
 const config = loadConfigOrExit();
@@ -101,6 +102,7 @@ logger.info(
     starter: config.starter.enabled,
     opsPort: ops.port,
     database: config.database.url ? 'postgres' : 'embedded',
+    workflowBundle: existsSync(WORKFLOW_BUNDLE_PATH) ? WORKFLOW_BUNDLE_PATH : 'bundled at start-up (run from source)',
   },
   'worker running',
 );

@@ -6,8 +6,11 @@ import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/w
 import type { Config } from '../lib/config.js';
 import { createActivities, type ActivityClients } from '../activities/index.js';
 
-/** Where `npm run build` writes the workflow bundle. */
-export const WORKFLOW_BUNDLE_PATH = fileURLToPath(new URL('../dist/workflow-bundle.js', import.meta.url));
+/**
+ * The prebuilt workflow bundle, next to this module: `npm run build` writes it beside the
+ * compiled worker (dist/workers/). Run from source, there is none and workflows are bundled at start-up.
+ */
+export const WORKFLOW_BUNDLE_PATH = fileURLToPath(new URL('./workflow-bundle.js', import.meta.url));
 /** The workflow entry point bundled for the worker. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
