@@ -113,7 +113,7 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
     }
   }
 
-  async function deadLetter(message: JsMsg, reason: string): Promise<void> {
+  async function deadLetter(message: JsMsg, kind: 'poison' | 'delivery_limit', reason: string): Promise<void> {
     const headers = natsHeaders();
     headers.set(DLQ_HEADERS.reason, reason.slice(0, 1000));
     headers.set(DLQ_HEADERS.stream, STREAMS.orders.name);
@@ -127,12 +127,7 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
       msgID: `dlq:${STREAMS.orders.name}:${message.seq}`,
       headers,
     });
-    metrics?.deadLettered?.inc({
-      reason:
-        reason.startsWith('invalid') || reason.startsWith('malformed') || reason.startsWith('unexpected')
-          ? 'poison'
-          : 'delivery_limit',
-    });
+    metrics?.deadLettered?.inc({ reason: kind });
     logger.warn({ seq: message.seq, reason }, 'event moved to ORDERS_DLQ');
   }
 
@@ -143,7 +138,7 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
       order = parseOrder(message);
     } catch (error) {
       if (!(error instanceof PoisonEventError)) throw error;
-      await deadLetter(message, error.message);
+      await deadLetter(message, 'poison', error.message);
       message.term(error.message);
       return;
     }
@@ -175,6 +170,7 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
       } else if (message.info.deliveryCount >= limits.maxDeliver) {
         await deadLetter(
           message,
+          'delivery_limit',
           `delivery limit (${limits.maxDeliver}) reached: ${error instanceof Error ? error.message : String(error)}`,
         );
         message.term('delivery limit reached');

@@ -61,6 +61,7 @@ beforeAll(async () => {
     PORT: String(ingressPort),
     METRICS_PORT: String(metricsPort),
     STARTER_MAX_DELIVER: '3',
+    APPROVAL_THRESHOLD: '5000',
     STARTER_ACK_WAIT: '5s',
   });
   worker = spawnProduct('workers/main.ts', env);
@@ -239,6 +240,60 @@ describe('POST /orders → JetStream → saga', () => {
 
     const next = await post(orderBody(), { 'idempotency-key': randomUUID() });
     expect(await waitForTerminal(next.body.orderId)).toBe('COMPLETED');
+  });
+
+  it('when an order above the approval threshold is approved over HTTP, then it completes; a second approve is refused', async () => {
+    const { orderId } = (
+      await post(orderBody({ items: [{ sku: SKU, quantity: 6, unitPrice: 1_000 }] }), {
+        'idempotency-key': randomUUID(),
+      })
+    ).body;
+    await expect.poll(() => statusOf(orderId), { timeout: 15_000 }).toBe('AWAITING_APPROVAL');
+    const approve = await fetch(`${api}/orders/${orderId}/approve`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ approvedBy: 'ops-lead' }),
+    });
+    expect(approve.status).toBe(202);
+    expect(await waitForTerminal(orderId)).toBe('COMPLETED');
+    const document = (await (await fetch(`${api}/orders/${orderId}`)).json()) as { approval: unknown };
+    expect(document.approval).toEqual({ required: true, approvedBy: 'ops-lead' });
+    const again = await fetch(`${api}/orders/${orderId}/approve`, { method: 'POST' });
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { detail: string }).detail).toContain('COMPLETED');
+  });
+
+  it('when an order is cancelled over HTTP, then it ends CANCELLED; bad cancel requests get clear errors', async () => {
+    const { orderId } = (
+      await post(orderBody({ items: [{ sku: SKU, quantity: 6, unitPrice: 1_000 }] }), {
+        'idempotency-key': randomUUID(),
+      })
+    ).body;
+    await expect.poll(() => statusOf(orderId), { timeout: 15_000 }).toBe('AWAITING_APPROVAL');
+    const badBody = await fetch(`${api}/orders/${orderId}/cancel`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 42 }),
+    });
+    expect(badBody.status).toBe(400);
+    const textBody = await fetch(`${api}/orders/${orderId}/cancel`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'please',
+    });
+    expect(textBody.status).toBe(415);
+    expect(await statusOf(orderId)).toBe('AWAITING_APPROVAL'); // neither bad request reached the saga
+
+    const cancel = await fetch(`${api}/orders/${orderId}/cancel`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'ordered twice' }),
+    });
+    expect(cancel.status).toBe(202);
+    expect(await waitForTerminal(orderId)).toBe('CANCELLED');
+    expect((await fetch(`${api}/orders/${orderId}/cancel`, { method: 'POST' })).status).toBe(409);
+    expect((await fetch(`${api}/orders/${randomUUID()}/cancel`, { method: 'POST' })).status).toBe(404);
+    expect((await gateway.ledger(orderId)).calls.charges).toBe(0);
   });
 
   it('when input is hostile or malformed, then each gets a clear 4xx, nothing is published and the ingress keeps serving', async () => {
