@@ -12,16 +12,6 @@ export function isKnownCurrency(code: string): boolean {
   return CURRENCIES.has(code);
 }
 
-/** Digits after the decimal point of a currency (EUR 2, JPY 0, KWD 3). */
-export function minorUnitDigits(currency: string): number {
-  return new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
-}
-
-/** An amount in minor units as a decimal in major units (2500 EUR cents → 25). */
-export function toMajorUnits(amountMinor: number, currency: string): number {
-  return amountMinor / 10 ** minorUnitDigits(currency);
-}
-
 export const MAX_ITEMS = 100;
 export const MAX_QUANTITY = 10_000;
 export const MAX_UNIT_PRICE = 100_000_000; // one million in a two-digit currency

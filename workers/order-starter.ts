@@ -17,7 +17,7 @@ import type { Counter, Gauge } from 'prom-client';
 import { decodeEnvelope, MalformedEnvelopeError } from '../lib/envelope.js';
 import type { Logger } from '../lib/logger.js';
 import { STREAMS, SUBJECTS } from '../lib/nats.js';
-import { ORDER_CREATED, orderSchema, toMajorUnits } from '../lib/order-event.js';
+import { ORDER_CREATED, orderSchema } from '../lib/order-event.js';
 import {
   CustomerIdKey,
   ORDER_SAGA_WORKFLOW_TYPE,
@@ -26,6 +26,7 @@ import {
   OrderTotalKey,
   type Order,
   type OrderSagaInput,
+  toMajorUnits,
   type SagaSettings,
 } from '../workflows/contract.js';
 

@@ -121,6 +121,16 @@ export const OrderStatusKey = defineSearchAttributeKey('OrderStatus', SearchAttr
 export const CustomerIdKey = defineSearchAttributeKey('CustomerId', SearchAttributeType.KEYWORD);
 export const OrderTotalKey = defineSearchAttributeKey('OrderTotal', SearchAttributeType.DOUBLE);
 
+/** Digits after the decimal point of a currency (EUR 2, JPY 0, KWD 3). */
+export function minorUnitDigits(currency: string): number {
+  return new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+}
+
+/** An amount in minor units as a decimal in major units (2500 EUR cents → 25): the unit of OrderTotal. */
+export function toMajorUnits(amountMinor: number, currency: string): number {
+  return amountMinor / 10 ** minorUnitDigits(currency);
+}
+
 /** Typed, non-retryable business failures raised by activities. */
 export const BusinessFailure = {
   outOfStock: 'OutOfStock',

@@ -25,8 +25,11 @@ import {
   cancelOrderSignal,
   COMPENSATION_EVENT_TYPES,
   getStatusQuery,
+  CustomerIdKey,
   OrderStatusKey,
+  OrderTotalKey,
   resolveManuallySignal,
+  toMajorUnits,
   retryCompensationSignal,
   type CompensationStep,
   type OrderSagaInput,
@@ -138,7 +141,16 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     doc.status = status;
     doc.updatedAt = at;
     doc.history.push({ status, at });
-    upsertSearchAttributes([{ key: OrderStatusKey, value: status }]);
+    upsertSearchAttributes([
+      { key: OrderStatusKey, value: status },
+      // Set by the starter too; repeated so a saga started any other way is found by customer and total.
+      ...(status === 'RECEIVED'
+        ? [
+            { key: CustomerIdKey, value: order.customerId },
+            { key: OrderTotalKey, value: toMajorUnits(order.total, order.currency) },
+          ]
+        : []),
+    ]);
     setCurrentDetails(details);
     await publishAudit(auditEventTypeFor(status), {
       status,

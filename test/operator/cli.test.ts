@@ -1,0 +1,220 @@
+// Operators act on sagas from the command line: the real `temporal` and `tctl` binaries the
+// toolchain provides, against the test server. Each test checks the saga's reaction.
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import type { Client } from '@temporalio/client';
+import { ensureTool } from '../../scripts/toolchain.mjs';
+import { newTraceId } from '../../lib/envelope.js';
+import {
+  getStatusQuery,
+  orderWorkflowId,
+  type Order,
+  type OrderStatus,
+  type SagaSettings,
+} from '../../workflows/contract.js';
+import type { orderSaga } from '../../workflows/order-saga.js';
+import { createTestStack, type TestStack } from '../support/stack.js';
+import { connectClient, fastSagaSettings, startOrderWorker, type RunningWorker } from '../support/temporal.js';
+
+const run = promisify(execFile);
+let temporalCli: string;
+let tctl: string;
+let stack: TestStack;
+let worker: RunningWorker;
+let client: Client;
+let closeClient: () => Promise<void>;
+
+beforeAll(async () => {
+  [temporalCli, tctl] = [inject('temporalBinary'), await ensureTool('tctl')];
+  stack = await createTestStack();
+  worker = await startOrderWorker(stack.clients);
+  ({ client, close: closeClient } = await connectClient());
+});
+afterAll(async () => {
+  await worker?.stop();
+  await closeClient?.();
+  await stack?.close();
+});
+
+/** `temporal <args> --address <test server>`; resolves with stdout. */
+async function temporal(...args: string[]): Promise<string> {
+  const { stdout } = await run(temporalCli, [
+    ...args,
+    '--address',
+    inject('temporalAddress'),
+    '--namespace',
+    'default',
+  ]);
+  return stdout;
+}
+
+/** `tctl --address <test server> <args>`; resolves with stdout. */
+async function tctlRun(...args: string[]): Promise<string> {
+  const { stdout } = await run(tctl, ['--address', inject('temporalAddress'), '--namespace', 'default', ...args]);
+  return stdout;
+}
+
+async function startSaga(overrides: Partial<Order> = {}, settings: Partial<SagaSettings> = {}) {
+  const sku = `SKU-${randomUUID().slice(0, 8)}`;
+  await stack.inventory.restock(sku, 10);
+  const order: Order = {
+    orderId: randomUUID(),
+    customerId: `c-cli-${randomUUID().slice(0, 4)}`,
+    items: [{ sku, quantity: 1, unitPrice: 5_000 }],
+    currency: 'EUR',
+    total: 5_000,
+    paymentToken: 'tok_visa',
+    createdAt: new Date().toISOString(),
+    traceId: newTraceId(),
+    ...overrides,
+  };
+  const handle = await client.workflow.start<typeof orderSaga>('orderSaga', {
+    workflowId: orderWorkflowId(order.orderId),
+    taskQueue: worker.taskQueue,
+    args: [{ order, settings: fastSagaSettings(settings) }],
+  });
+  return { order, handle, sku };
+}
+
+async function waitForStatus(workflowId: string, status: OrderStatus) {
+  await expect
+    .poll(async () => (await client.workflow.getHandle(workflowId).query(getStatusQuery)).status, { timeout: 20_000 })
+    .toBe(status);
+}
+
+describe('operator CLI', () => {
+  it('temporal workflow signal approveOrder, then temporal workflow query getStatus shows it completed', async () => {
+    const { handle } = await startSaga({}, { approvalThreshold: 1_000 });
+    await waitForStatus(handle.workflowId, 'AWAITING_APPROVAL');
+    await temporal(
+      'workflow',
+      'signal',
+      '--workflow-id',
+      handle.workflowId,
+      '--name',
+      'approveOrder',
+      '--input',
+      '{"approvedBy": "night-shift"}',
+    );
+    expect((await handle.result()).status).toBe('COMPLETED');
+
+    const output = await temporal(
+      'workflow',
+      'query',
+      '--workflow-id',
+      handle.workflowId,
+      '--name',
+      'getStatus',
+      '--output',
+      'json',
+    );
+    const document = JSON.parse(output).queryResult[0];
+    expect(document).toMatchObject({ status: 'COMPLETED', approval: { required: true, approvedBy: 'night-shift' } });
+  });
+
+  it('tctl workflow signal cancelOrder, then tctl workflow query getStatus shows it cancelled', async () => {
+    const { handle } = await startSaga({}, { approvalThreshold: 1_000 });
+    await waitForStatus(handle.workflowId, 'AWAITING_APPROVAL');
+    await tctlRun(
+      'workflow',
+      'signal',
+      '--workflow_id',
+      handle.workflowId,
+      '--name',
+      'cancelOrder',
+      '--input',
+      '{"reason": "fraud check failed"}',
+    );
+    expect((await handle.result()).status).toBe('CANCELLED');
+
+    const output = await tctlRun('workflow', 'query', '--workflow_id', handle.workflowId, '--query_type', 'getStatus');
+    expect(output).toContain('"status":"CANCELLED"');
+    expect(output).toContain('"reason":"fraud check failed"');
+  });
+
+  it('tctl workflow signal approveOrder works too', async () => {
+    const { handle } = await startSaga({}, { approvalThreshold: 1_000 });
+    await waitForStatus(handle.workflowId, 'AWAITING_APPROVAL');
+    await tctlRun(
+      'workflow',
+      'signal',
+      '--workflow_id',
+      handle.workflowId,
+      '--name',
+      'approveOrder',
+      '--input',
+      '{"approvedBy": "tctl-user"}',
+    );
+    expect((await handle.result()).approval.approvedBy).toBe('tctl-user');
+  });
+
+  it('temporal workflow signal cancelOrder cancels a running saga', async () => {
+    const { handle } = await startSaga({}, { approvalThreshold: 1_000 });
+    await waitForStatus(handle.workflowId, 'AWAITING_APPROVAL');
+    await temporal(
+      'workflow',
+      'signal',
+      '--workflow-id',
+      handle.workflowId,
+      '--name',
+      'cancelOrder',
+      '--input',
+      '{"reason": "duplicate order"}',
+    );
+    expect((await handle.result()).cancellation).toEqual({ reason: 'duplicate order' });
+  });
+
+  it('a COMPENSATION_FAILED saga is found by search attribute and finished with tctl retryCompensation', async () => {
+    await stack.gateway.setFaults({ refundOutage: true });
+    const { handle, order } = await startSaga({ paymentToken: 'tok_decline' });
+    await waitForStatus(handle.workflowId, 'COMPENSATION_FAILED');
+
+    await expect
+      .poll(
+        async () =>
+          temporal(
+            'workflow',
+            'list',
+            '--query',
+            `OrderStatus = 'COMPENSATION_FAILED' AND CustomerId = '${order.customerId}'`,
+          ),
+        { timeout: 10_000 },
+      )
+      .toContain(handle.workflowId);
+    await stack.gateway.setFaults({ refundOutage: false });
+    await tctlRun(
+      'workflow',
+      'signal',
+      '--workflow_id',
+      handle.workflowId,
+      '--name',
+      'retryCompensation',
+      '--input',
+      '{}',
+    );
+    expect((await handle.result()).status).toBe('COMPENSATED');
+  });
+
+  it('a COMPENSATION_FAILED saga is closed with temporal resolveManually, keeping the note', async () => {
+    await stack.gateway.setFaults({ refundOutage: true });
+    const { handle, sku } = await startSaga({ paymentToken: 'tok_decline' });
+    await waitForStatus(handle.workflowId, 'COMPENSATION_FAILED');
+    await temporal(
+      'workflow',
+      'signal',
+      '--workflow-id',
+      handle.workflowId,
+      '--name',
+      'resolveManually',
+      '--input',
+      '{"note": "refund issued by hand, OPS-12"}',
+    );
+    const result = await handle.result();
+    await stack.gateway.setFaults({ refundOutage: false });
+    expect(result.status).toBe('COMPENSATED');
+    expect(result.resolution).toEqual({ note: 'refund issued by hand, OPS-12', step: 'refund' });
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 10, reserved: 0 }]);
+  });
+});
