@@ -1,0 +1,131 @@
+// `npm run dlq`: the operator command that lists dead-lettered events and moves one back into
+// ORDERS. Run as a real process against its own nats-server and the harness's Temporal.
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { freePort, startNats, stopProcess } from '../../scripts/local-servers.mjs';
+import { connectNats, ensureStreams } from '../../lib/nats.js';
+import { newTraceId } from '../../lib/envelope.js';
+import { ORDER_CREATED } from '../../lib/order-event.js';
+import { DLQ_HEADERS } from '../../workers/order-starter.js';
+
+const exec = promisify(execFile);
+const dataDir = mkdtempSync(join(tmpdir(), 'order-saga-dlq-'));
+let nats: { url: string; process: ChildProcess };
+let nc: NatsConnection;
+let js: JetStreamClient;
+let jsm: JetStreamManager;
+
+beforeAll(async () => {
+  nats = await startNats({ binary: inject('natsBinary'), port: await freePort(), dataDir: join(dataDir, 'nats') });
+  nc = await connectNats([nats.url], 'dlq-test');
+  jsm = await jetstreamManager(nc);
+  await ensureStreams(jsm);
+  js = jetstream(nc);
+});
+afterAll(async () => {
+  await nc?.close();
+  await stopProcess(nats?.process);
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function dlq(...args: string[]): Promise<{ code: number; out: string }> {
+  const env = { ...process.env, NATS_URL: nats.url, TEMPORAL_ADDRESS: inject('temporalAddress'), LOG_LEVEL: 'silent' };
+  try {
+    const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', 'ops/dlq.ts', ...args], { env });
+    return { code: 0, out: stdout + stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, out: failed.stdout + failed.stderr };
+  }
+}
+
+async function deadLetter(data: string, reason: string): Promise<number> {
+  const headers = natsHeaders();
+  headers.set(DLQ_HEADERS.reason, reason);
+  headers.set(DLQ_HEADERS.sequence, '41');
+  headers.set(DLQ_HEADERS.subject, 'orders.created');
+  return (await js.publish('dlq.orders.created', data, { headers, msgID: randomUUID() })).seq;
+}
+
+function orderCreated(orderId: string): string {
+  const traceId = newTraceId();
+  const data = {
+    orderId,
+    customerId: 'c-dlq',
+    items: [{ sku: 'S', quantity: 1, unitPrice: 1 }],
+    currency: 'EUR',
+    total: 1,
+    paymentToken: 'tok_visa',
+    createdAt: new Date().toISOString(),
+    traceId,
+  };
+  return JSON.stringify({
+    id: `order-created:${orderId}`,
+    type: ORDER_CREATED,
+    aggregate_id: orderId,
+    data,
+    timestamp: data.createdAt,
+    trace_id: traceId,
+  });
+}
+
+const ordersCount = async () => (await jsm.streams.info('ORDERS')).state.messages;
+
+describe('npm run dlq', () => {
+  it('lists dead letters with their reason, original sequence and order', async () => {
+    const orderId = randomUUID();
+    await deadLetter(orderCreated(orderId), 'delivery limit (10) reached: Temporal unavailable');
+    const { code, out } = await dlq('list');
+    expect(code).toBe(0);
+    expect(out).toMatch(new RegExp(`\\d+\\s+41\\s+${orderId}\\s+delivery limit \\(10\\) reached`));
+  });
+
+  it('replay shows its plan and changes nothing without --yes; with --yes it stores the event once and removes the dead letter', async () => {
+    const orderId = randomUUID();
+    const seq = await deadLetter(orderCreated(orderId), 'delivery limit (10) reached');
+    const before = await ordersCount();
+
+    const dry = await dlq('replay', String(seq));
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain(`Nats-Msg-Id order-created:${orderId}:replay:${seq}`);
+    expect(dry.out).toContain('Dry run: nothing changed');
+    expect(await ordersCount()).toBe(before);
+
+    const done = await dlq('replay', String(seq), '--yes');
+    expect(done.code).toBe(0);
+    expect(done.out).toContain('Stored in ORDERS');
+    expect(await ordersCount()).toBe(before + 1);
+    const stored = await jsm.streams.getMessage('ORDERS', { last_by_subj: 'orders.created' });
+    expect(stored?.header.get('Nats-Msg-Id')).toBe(`order-created:${orderId}:replay:${seq}`);
+    expect(stored?.header.get('Dlq-Replayed-From')).toBe(String(seq));
+
+    const again = await dlq('replay', String(seq), '--yes');
+    expect(again.code).toBe(2);
+    expect(again.out).toContain(`ORDERS_DLQ has no message with sequence ${seq}`);
+  });
+
+  it('refuses to replay a malformed event and says how to remove it', async () => {
+    const seq = await deadLetter('not json at all', 'malformed event envelope: not JSON');
+    const before = await ordersCount();
+    const result = await dlq('replay', String(seq), '--yes');
+    expect(result.code).toBe(2);
+    expect(result.out).toContain('cannot be replayed');
+    expect(result.out).toContain(`npm run dlq -- delete ${seq} --yes`);
+    expect(await ordersCount()).toBe(before);
+    expect((await dlq('delete', String(seq), '--yes')).out).toContain('Deleted');
+  });
+
+  it('explains its usage when called wrongly', async () => {
+    const result = await dlq('replay', 'abc');
+    expect(result.code).toBe(2);
+    expect(result.out).toContain('usage: npm run dlq');
+  });
+});
