@@ -191,6 +191,29 @@ export async function ensureTools(names = Object.keys(TOOLS)) {
   return paths;
 }
 
+/**
+ * Finds Chromium for the real-browser tests: CHROMIUM_PATH, then Debian's /usr/bin/chromium;
+ * as root with apt-get it installs Debian's package. Resolves undefined, with the reason, when
+ * it cannot (browser downloads by test tools do not work on these machines).
+ * @returns {Promise<{ path?: string, reason?: string }>}
+ */
+export async function ensureChromium() {
+  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(Boolean);
+  const found = () => candidates.find((candidate) => existsSync(candidate));
+  if (found()) return { path: found() };
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot || spawnSync('apt-get', ['--version']).status !== 0) {
+    return { reason: 'Chromium is not installed: install Debian\'s "chromium" package (apt-get install chromium) or set CHROMIUM_PATH' };
+  }
+  log('installing Chromium from Debian\'s packages (first time only)...');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update', '-q'], ['install', '-y', '-q', '--no-install-recommends', 'chromium']]) {
+    const result = spawnSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env });
+    if (result.status !== 0) return { reason: `apt-get ${args.join(' ')} failed (exit ${result.status})` };
+  }
+  return found() ? { path: found() } : { reason: 'apt-get installed chromium but no binary was found' };
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const names = process.argv.slice(2);
   try {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
-import { ensureTools } from '../../scripts/toolchain.mjs';
+import { ensureChromium, ensureTools } from '../../scripts/toolchain.mjs';
 import { freePort, startNats, startTemporal, stopProcess } from '../../scripts/local-servers.mjs';
 import { WORKFLOWS_PATH } from '../../workers/order-worker.js';
 import { createTemporaryDatabase } from './postgres.js';
@@ -16,6 +16,9 @@ import { createTemporaryDatabase } from './postgres.js';
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
+    temporalUiUrl: string;
+    chromiumPath: string | undefined;
+    chromiumUnavailableReason: string | undefined;
     natsUrl: string;
     natsMonitorUrl: string;
     natsBinary: string;
@@ -96,7 +99,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
     );
   }
 
+  const chromium = await ensureChromium();
+  if (!chromium.path) process.stderr.write(`\n\x1b[33m!!! ${chromium.reason}\n!!! The real-browser Web UI test cannot run.\x1b[0m\n\n`);
+  project.provide('chromiumPath', chromium.path);
+  project.provide('chromiumUnavailableReason', chromium.reason);
   project.provide('temporalAddress', temporal.address);
+  project.provide('temporalUiUrl', temporal.uiUrl!);
   project.provide('temporalBinary', tools.temporal);
   project.provide('natsUrl', nats.url);
   project.provide('natsMonitorUrl', nats.monitorUrl);

@@ -1,0 +1,93 @@
+// The Temporal Web UI in a real browser (Debian's Chromium driven by playwright-core): an
+// operator filters by OrderStatus, opens a compensated saga and sees its compensation steps.
+// UPDATE_SCREENSHOTS=1 writes the screenshots used by the docs (docs/images/).
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { chromium, type Browser } from 'playwright-core';
+import type { Client } from '@temporalio/client';
+import { newTraceId } from '../../lib/envelope.js';
+import { orderWorkflowId, type Order } from '../../workflows/contract.js';
+import type { orderSaga } from '../../workflows/order-saga.js';
+import { createTestStack, type TestStack } from '../support/stack.js';
+import { connectClient, fastSagaSettings, startOrderWorker, type RunningWorker } from '../support/temporal.js';
+
+const chromiumPath = inject('chromiumPath');
+const SCREENSHOTS = fileURLToPath(
+  new URL(process.env.UPDATE_SCREENSHOTS ? '../../docs/images/' : '../../.data/screenshots/', import.meta.url),
+);
+
+let stack: TestStack;
+let worker: RunningWorker;
+let client: Client;
+let closeClient: () => Promise<void>;
+let browser: Browser;
+
+// Runs wherever Chromium can be had; otherwise the harness printed why at the start of the run.
+describe.skipIf(!chromiumPath)('Temporal Web UI in a real browser', () => {
+  beforeAll(async () => {
+    stack = await createTestStack();
+    worker = await startOrderWorker(stack.clients);
+    ({ client, close: closeClient } = await connectClient());
+    browser = await chromium.launch({
+      executablePath: chromiumPath!,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    mkdirSync(SCREENSHOTS, { recursive: true });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await worker?.stop();
+    await closeClient?.();
+    await stack?.close();
+  });
+
+  it('when an operator filters by OrderStatus and opens a compensated saga, then its compensation steps are shown', async () => {
+    const sku = `SKU-${randomUUID().slice(0, 8)}`;
+    await stack.inventory.restock(sku, 5);
+    const customerId = `c-ui-${randomUUID().slice(0, 6)}`;
+    const order: Order = {
+      orderId: randomUUID(),
+      customerId,
+      items: [{ sku, quantity: 2, unitPrice: 1_250 }],
+      currency: 'EUR',
+      total: 2_500,
+      paymentToken: 'tok_decline',
+      createdAt: new Date().toISOString(),
+      traceId: newTraceId(),
+    };
+    const workflowId = orderWorkflowId(order.orderId);
+    const handle = await client.workflow.start<typeof orderSaga>('orderSaga', {
+      workflowId,
+      taskQueue: worker.taskQueue,
+      args: [{ order, settings: fastSagaSettings() }],
+    });
+    expect((await handle.result()).status).toBe('COMPENSATED');
+    // Visibility is eventually consistent: wait until the filter finds the saga before opening the UI.
+    const query = `OrderStatus="COMPENSATED" AND CustomerId="${customerId}"`;
+    await expect.poll(async () => (await client.workflow.count(query)).count, { timeout: 10_000 }).toBe(1);
+
+    const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+    await page.goto(`${inject('temporalUiUrl')}/namespaces/default/workflows?query=${encodeURIComponent(query)}`);
+    const link = page.getByRole('link', { name: workflowId });
+    await link.waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: `${SCREENSHOTS}web-ui-filter-compensated.png` });
+
+    await link.click();
+    await page.waitForURL(/\/workflows\/order-/, { timeout: 15_000 });
+    for (const step of ['refundPayment', 'releaseInventory', 'sendNotification']) {
+      await expect.poll(async () => (await page.content()).includes(step), { timeout: 20_000 }).toBe(true);
+    }
+    await page.screenshot({ path: `${SCREENSHOTS}web-ui-compensated-saga.png`, fullPage: true });
+    await page.close();
+  });
+});
