@@ -17,6 +17,7 @@ declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
     temporalUiUrl: string;
+    runDir: string;
     chromiumPath: string | undefined;
     chromiumUnavailableReason: string | undefined;
     natsUrl: string;
@@ -87,6 +88,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   ]);
   children.push(temporal.process, nats.process);
   writeFileSync(join(dir, 'pids.json'), JSON.stringify({ owner: process.pid, servers: children.map((c) => c.pid) }));
+  writeFileSync(join(dir, 'product-pids'), '');
+  project.provide('runDir', dir);
 
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
   const workflowBundlePath = join(dir, 'workflow-bundle.js');
@@ -100,7 +103,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
 
   const chromium = await ensureChromium();
-  if (!chromium.path) process.stderr.write(`\n\x1b[33m!!! ${chromium.reason}\n!!! The real-browser Web UI test cannot run.\x1b[0m\n\n`);
+  if (!chromium.path)
+    process.stderr.write(`\n\x1b[33m!!! ${chromium.reason}\n!!! The real-browser Web UI test cannot run.\x1b[0m\n\n`);
   project.provide('chromiumPath', chromium.path);
   project.provide('chromiumUnavailableReason', chromium.reason);
   project.provide('temporalAddress', temporal.address);

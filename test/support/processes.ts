@@ -1,6 +1,8 @@
 // Runs the product's own processes (worker, ingress) as real child processes in tests, so
 // tests can talk to them over HTTP, stop them with SIGTERM or kill them with SIGKILL.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
 
