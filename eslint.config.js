@@ -69,11 +69,14 @@ export default tseslint.config(
     },
   },
   {
-    // Tests may use loose typing on parsed JSON responses, and pass activity functions
+    // Tests may use loose typing on parsed JSON and YAML (responses, rendered manifests), and pass activity functions
     // (which never use `this`) to the mock activity environment.
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/unbound-method': 'off',
+      '@typescript-eslint/no-explicit-any': 'off',
+      '@typescript-eslint/no-unsafe-return': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-argument': 'off',

@@ -203,11 +203,17 @@ export async function ensureChromium() {
   if (found()) return { path: found() };
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (!isRoot || spawnSync('apt-get', ['--version']).status !== 0) {
-    return { reason: 'Chromium is not installed: install Debian\'s "chromium" package (apt-get install chromium) or set CHROMIUM_PATH' };
+    return {
+      reason:
+        'Chromium is not installed: install Debian\'s "chromium" package (apt-get install chromium) or set CHROMIUM_PATH',
+    };
   }
-  log('installing Chromium from Debian\'s packages (first time only)...');
+  log("installing Chromium from Debian's packages (first time only)...");
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const args of [['update', '-q'], ['install', '-y', '-q', '--no-install-recommends', 'chromium']]) {
+  for (const args of [
+    ['update', '-q'],
+    ['install', '-y', '-q', '--no-install-recommends', 'chromium'],
+  ]) {
     const result = spawnSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env });
     if (result.status !== 0) return { reason: `apt-get ${args.join(' ')} failed (exit ${result.status})` };
   }

@@ -127,7 +127,6 @@ async function post(body: unknown, headers: Record<string, string> = {}) {
   return {
     status: response.status,
     headers: response.headers,
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- assertions read response fields freely
     body: (await response.json().catch(() => undefined)) as any,
   };
 }

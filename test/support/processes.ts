@@ -44,6 +44,8 @@ export function spawnProduct(
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Recorded so the next run can stop it if this run's runner is killed outright (see global-setup.ts).
+  appendFileSync(join(inject('runDir'), 'product-pids'), `${child.pid}\n`);
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Registers the saga's search attributes (public contract) on a Temporal namespace.
+# Idempotent: an attribute already registered is left alone. Used by docker-compose.yml
+# and by the Helm chart's set-up Job. Needs the `temporal` CLI and TEMPORAL_ADDRESS.
+set -eu
+NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
+for attempt in $(seq 1 30); do
+  temporal operator namespace describe --namespace "$NAMESPACE" >/dev/null 2>&1 && break
+  echo "waiting for namespace $NAMESPACE ($attempt/30)"; sleep 2
+done
+existing="$(temporal operator search-attribute list --namespace "$NAMESPACE")"
+for spec in OrderStatus:Keyword CustomerId:Keyword OrderTotal:Double; do
+  name="${spec%%:*}"; type="${spec##*:}"
+  if echo "$existing" | grep -qw "$name"; then
+    echo "search attribute $name already registered"
+  else
+    temporal operator search-attribute create --namespace "$NAMESPACE" --name "$name" --type "$type"
+    echo "registered search attribute $name ($type)"
+  fi
+done

@@ -1,0 +1,229 @@
+// Deployment artefacts, validated offline (no cluster, no Docker engine here): the Helm chart
+// is linted and rendered with the pinned helm, every rendered object is validated against the
+// Kubernetes (and KEDA / Prometheus Operator) schemas, bad values are refused, and the
+// environment the chart and docker-compose.yml give the processes is valid configuration.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { Job } from 'kubernetes-models/batch/v1';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
+import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { ensureTool } from '../../scripts/toolchain.mjs';
+import { renderManifests } from '../../scripts/render-manifests.mjs';
+import { loadConfig } from '../../lib/config.js';
+
+const exec = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CHART = `${ROOT}deploy/helm/order-saga`;
+const PRODUCTION_VALUES = `${CHART}/ci/production-values.yaml`;
+
+type Manifest = { apiVersion: string; kind: string; metadata: { name: string }; [key: string]: unknown };
+const MODELS: Record<string, new (data: never) => { validate(): void }> = {
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'v1/Service': Service,
+  'v1/ServiceAccount': ServiceAccount,
+  'v1/Namespace': Namespace,
+  'apps/v1/Deployment': Deployment,
+  'batch/v1/Job': Job,
+  'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'keda.sh/v1alpha1/ScaledObject': ScaledObject,
+  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+};
+
+let helm: string;
+beforeAll(async () => {
+  helm = await ensureTool('helm');
+});
+
+async function helmRun(...args: string[]): Promise<{ code: number; out: string }> {
+  try {
+    const { stdout, stderr } = await exec(helm, args, { maxBuffer: 16 * 1024 * 1024 });
+    return { code: 0, out: stdout + stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, out: failed.stdout + failed.stderr };
+  }
+}
+
+async function render(...extra: string[]): Promise<Manifest[]> {
+  const { code, out } = await helmRun('template', 'order-saga', CHART, '--namespace', 'orders', ...extra);
+  expect(code, out).toBe(0);
+  return parseAllDocuments(out)
+    .map((doc) => doc.toJS() as Manifest | null)
+    .filter((m): m is Manifest => m !== null);
+}
+
+function validateAll(manifests: Manifest[]): void {
+  for (const manifest of manifests) {
+    const Model = MODELS[`${manifest.apiVersion}/${manifest.kind}`];
+    expect(Model, `no schema for ${manifest.apiVersion} ${manifest.kind}`).toBeDefined();
+    expect(() => new Model!(manifest as never).validate(), `${manifest.kind} ${manifest.metadata.name}`).not.toThrow();
+  }
+}
+
+const find = (manifests: Manifest[], kind: string, nameEnd: string) =>
+  manifests.find((m) => m.kind === kind && m.metadata.name.endsWith(nameEnd)) as any;
+
+describe('Helm chart', () => {
+  it('passes helm lint --strict with its defaults and with production-like values', async () => {
+    for (const args of [[], ['-f', PRODUCTION_VALUES]]) {
+      const { code, out } = await helmRun('lint', '--strict', CHART, ...args);
+      expect(code, out).toBe(0);
+      expect(out).toContain('0 chart(s) failed');
+    }
+  });
+
+  it('renders its defaults into objects that the Kubernetes schemas accept', async () => {
+    const manifests = await render();
+    validateAll(manifests);
+    expect(manifests.map((m) => m.kind).sort()).toEqual(
+      [
+        'ConfigMap',
+        'ConfigMap',
+        'Deployment',
+        'Deployment',
+        'Job',
+        'NetworkPolicy',
+        'NetworkPolicy',
+        'PodDisruptionBudget',
+        'PodDisruptionBudget',
+        'Service',
+        'Service',
+        'ServiceAccount',
+      ].sort(),
+    );
+  });
+
+  it('renders production-like values (KEDA, ServiceMonitor, HPA, own Secret) into valid objects', async () => {
+    const manifests = await render('-f', PRODUCTION_VALUES);
+    validateAll(manifests);
+    const kinds = new Set(manifests.map((m) => m.kind));
+    for (const kind of ['ScaledObject', 'ServiceMonitor', 'HorizontalPodAutoscaler', 'Secret'])
+      expect(kinds).toContain(kind);
+    const scaledObject = find(manifests, 'ScaledObject', '-worker');
+    expect(scaledObject.spec.triggers[0]).toMatchObject({
+      type: 'temporal',
+      metadata: { taskQueue: 'orders', namespace: 'orders-prod' },
+    });
+    expect(find(manifests, 'Deployment', '-worker').spec.replicas).toBeUndefined(); // KEDA owns the replica count
+  });
+
+  it('gives the worker probes, a non-root read-only container and a termination grace longer than its shutdown grace', async () => {
+    const manifests = await render();
+    const worker = find(manifests, 'Deployment', '-worker').spec.template.spec;
+    const container = worker.containers[0];
+    expect(container.livenessProbe.httpGet.path).toBe('/health');
+    expect(container.readinessProbe.httpGet.path).toBe('/ready');
+    expect(worker.securityContext.runAsNonRoot).toBe(true);
+    expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    const config = find(manifests, 'ConfigMap', 'order-saga').data;
+    expect(worker.terminationGracePeriodSeconds * 1000).toBeGreaterThan(
+      loadConfig(config).worker.shutdownGraceMs + 5_000,
+    );
+  });
+
+  it('gives the processes an environment the service accepts as configuration', async () => {
+    for (const args of [[], ['-f', PRODUCTION_VALUES]]) {
+      const manifests = await render(...args);
+      const env: Record<string, string> = {
+        ...find(manifests, 'ConfigMap', 'order-saga').data,
+        DATABASE_URL: 'postgres://u:p@db:5432/inventory',
+      };
+      const config = loadConfig(env);
+      expect(config.temporal.taskQueue).toBe('orders');
+      expect(config.worker.shutdownGraceMs).toBeGreaterThan(0);
+    }
+  });
+
+  it.each([
+    ['a negative replica count', ['--set', 'worker.replicaCount=-1'], '/worker/replicaCount'],
+    ['an unknown log level', ['--set', 'logLevel=loud'], '/logLevel'],
+    ['a malformed duration', ['--set', 'saga.approvalTimeout=tomorrow'], '/saga/approvalTimeout'],
+    ['an unknown key', ['--set', 'worker.replicas=3'], 'additional properties'],
+    ['no database at all', ['--set', 'database.existingSecret='], '/database'],
+    ['a Temporal address without port', ['--set', 'temporal.address=temporal'], '/temporal/address'],
+    [
+      'a termination grace shorter than the shutdown grace',
+      ['--set', 'worker.shutdownGraceSeconds=60'],
+      'must exceed worker.shutdownGraceSeconds',
+    ],
+    [
+      'KEDA and the HPA together',
+      ['--set', 'worker.keda.enabled=true', '--set', 'worker.autoscaling.enabled=true'],
+      'enable one of them',
+    ],
+  ])('refuses %s with a message naming it', async (_name, args, message) => {
+    const { code, out } = await helmRun('template', 'order-saga', CHART, ...args);
+    expect(code).not.toBe(0);
+    expect(out).toContain(message);
+  });
+
+  it('has committed plain manifests that match a fresh render (npm run render-manifests)', async () => {
+    expect(readFileSync(`${ROOT}deploy/rendered/order-saga.yaml`, 'utf8')).toBe(await renderManifests());
+  });
+});
+
+describe('docker-compose.yml', () => {
+  const compose = parse(readFileSync(`${ROOT}docker-compose.yml`, 'utf8'), { merge: true }) as {
+    services: Record<string, any>;
+  };
+
+  it('passes the Compose schema and lint rules (dclint)', async () => {
+    const { stdout } = await exec(`${ROOT}node_modules/.bin/dclint`, ['docker-compose.yml', '--max-warnings', '0'], {
+      cwd: ROOT,
+    }).catch((e: { stdout: string; code: number }) => {
+      throw new Error(`dclint failed (exit ${e.code}):\n${e.stdout}`);
+    });
+    expect(stdout).not.toContain('error');
+  });
+
+  it('runs the full stack, each service waiting on the health of what it needs', () => {
+    const names = Object.keys(compose.services).sort();
+    expect(names).toEqual([
+      'ingress',
+      'jaeger',
+      'nats',
+      'payment-sandbox',
+      'postgres',
+      'prometheus',
+      'temporal',
+      'temporal-setup',
+      'temporal-ui',
+      'worker',
+    ]);
+    for (const [name, service] of Object.entries(compose.services)) {
+      for (const [dependency, { condition }] of Object.entries(
+        (service.depends_on ?? {}) as Record<string, { condition: string }>,
+      )) {
+        const target = compose.services[dependency];
+        expect(target, `${name} depends on unknown ${dependency}`).toBeDefined();
+        // Services built from our Dockerfile inherit its HEALTHCHECK; the others declare one.
+        const hasHealthCheck = target.healthcheck !== undefined || target.build !== undefined;
+        if (condition === 'service_healthy') expect(hasHealthCheck, `${dependency} needs a health check`).toBe(true);
+        expect(
+          (target.healthcheck ?? dependency === 'worker') || dependency === 'payment-sandbox',
+          `${dependency} needs a health check`,
+        ).toBeTruthy();
+      }
+    }
+  });
+
+  it('gives the worker and the ingress an environment the service accepts as configuration', () => {
+    for (const name of ['worker', 'ingress']) {
+      const env = compose.services[name].environment as Record<string, string>;
+      expect(() => loadConfig(env), name).not.toThrow();
+    }
+    expect(loadConfig(compose.services.worker.environment).database.url).toContain('@postgres:5432/inventory');
+  });
+});
