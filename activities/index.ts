@@ -5,7 +5,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { publishEnvelope, type EventEnvelope } from '../lib/envelope.js';
 import { SUBJECTS } from '../lib/nats.js';
-import { BusinessFailure, type OrderItem } from '../workflows/contract.js';
+import type { SagaMetrics } from '../lib/metrics.js';
+import { auditEventTypeFor, BusinessFailure, type OrderItem } from '../workflows/contract.js';
 import { OutOfStockError, ReservationReleasedError, type InventoryStore } from './inventory/inventory-store.js';
 import {
   CircuitOpenError,
@@ -20,7 +21,16 @@ export interface ActivityClients {
   inventory: InventoryStore;
   payments: PaymentGatewayClient;
   js: JetStreamClient;
+  metrics?: SagaMetrics;
 }
+
+/** Audit event types that close a saga (or park it for an operator), for saga_outcomes_total. */
+const OUTCOME_EVENTS = new Map(
+  (['COMPLETED', 'COMPENSATED', 'CANCELLED', 'REJECTED', 'COMPENSATION_FAILED'] as const).map((status) => [
+    auditEventTypeFor(status),
+    status,
+  ]),
+);
 
 export interface AuditEventInput {
   /** workflowId:sequence, so a retried publish is stored once. */
@@ -41,7 +51,20 @@ export interface NotificationInput {
   traceId: string;
 }
 
-export function createActivities({ inventory, payments, js }: ActivityClients) {
+export function createActivities({ inventory, payments, js, metrics }: ActivityClients) {
+  /** Times one step attempt into saga_step_duration_seconds. */
+  async function timed<T>(step: string, work: () => Promise<T>): Promise<T> {
+    const stop = metrics?.stepDuration.startTimer({ step });
+    try {
+      const result = await work();
+      stop?.({ outcome: 'success' });
+      return result;
+    } catch (error) {
+      stop?.({ outcome: error instanceof ApplicationFailure && error.nonRetryable ? 'business_failure' : 'error' });
+      throw error;
+    }
+  }
+
   return {
     /** Reserves every item of the order or none; idempotent per order. */
     async reserveInventory({
@@ -51,32 +74,34 @@ export function createActivities({ inventory, payments, js }: ActivityClients) {
       orderId: string;
       items: OrderItem[];
     }): Promise<{ reservationId: string }> {
-      try {
-        const { reservationId } = await inventory.reserve(orderId, items);
-        return { reservationId };
-      } catch (error) {
-        if (error instanceof OutOfStockError) {
-          throw ApplicationFailure.create({
-            type: BusinessFailure.outOfStock,
-            message: error.message,
-            nonRetryable: true,
-            details: [{ sku: error.sku }],
-          });
+      return timed('reserveInventory', async () => {
+        try {
+          const { reservationId } = await inventory.reserve(orderId, items);
+          return { reservationId };
+        } catch (error) {
+          if (error instanceof OutOfStockError) {
+            throw ApplicationFailure.create({
+              type: BusinessFailure.outOfStock,
+              message: error.message,
+              nonRetryable: true,
+              details: [{ sku: error.sku }],
+            });
+          }
+          if (error instanceof ReservationReleasedError) {
+            throw ApplicationFailure.create({
+              type: BusinessFailure.invalidOrder,
+              message: error.message,
+              nonRetryable: true,
+            });
+          }
+          throw error;
         }
-        if (error instanceof ReservationReleasedError) {
-          throw ApplicationFailure.create({
-            type: BusinessFailure.invalidOrder,
-            message: error.message,
-            nonRetryable: true,
-          });
-        }
-        throw error;
-      }
+      });
     },
 
     /** Returns the order's reserved stock; safe to repeat. */
     async releaseInventory({ orderId }: { orderId: string }): Promise<{ released: boolean }> {
-      return { released: await inventory.release(orderId) };
+      return timed('releaseInventory', async () => ({ released: await inventory.release(orderId) }));
     },
 
     /** Charges the order at most once (idempotency key from the order id). */
@@ -86,18 +111,20 @@ export function createActivities({ inventory, payments, js }: ActivityClients) {
       currency: string;
       paymentToken: string;
     }): Promise<{ chargeId: string }> {
-      try {
-        return await payments.charge(request);
-      } catch (error) {
-        if (error instanceof PaymentDeclinedError) {
-          throw ApplicationFailure.create({
-            type: BusinessFailure.paymentDeclined,
-            message: `${error.code}: ${error.message}`,
-            nonRetryable: true,
-          });
+      return timed('chargePayment', async () => {
+        try {
+          return await payments.charge(request);
+        } catch (error) {
+          if (error instanceof PaymentDeclinedError) {
+            throw ApplicationFailure.create({
+              type: BusinessFailure.paymentDeclined,
+              message: `${error.code}: ${error.message}`,
+              nonRetryable: true,
+            });
+          }
+          throw asRetryableGatewayFailure(error);
         }
-        throw asRetryableGatewayFailure(error);
-      }
+      });
     },
 
     /** Refunds what the order was charged; a no-op when nothing was. */
@@ -110,38 +137,24 @@ export function createActivities({ inventory, payments, js }: ActivityClients) {
       amount: number;
       currency: string;
     }): Promise<{ refunded: boolean }> {
-      try {
-        const { refunded } = await payments.refund(orderId, amount, currency);
-        return { refunded };
-      } catch (error) {
-        throw asRetryableGatewayFailure(error);
-      }
+      return timed('refundPayment', async () => {
+        try {
+          const { refunded } = await payments.refund(orderId, amount, currency);
+          return { refunded };
+        } catch (error) {
+          throw asRetryableGatewayFailure(error);
+        }
+      });
     },
 
     /** Publishes a customer notice on notifications.<kind>, once per order and kind. */
     async sendNotification(input: NotificationInput): Promise<{ notificationId: string }> {
-      const id = `${input.orderId}:notification:${input.kind}`;
-      const envelope: EventEnvelope = {
-        id,
-        type: `Customer${input.kind.charAt(0).toUpperCase()}${input.kind.slice(1)}Notice`,
-        aggregate_id: input.orderId,
-        data: {
-          kind: input.kind,
-          customerId: input.customerId,
-          email: input.email,
-          total: input.total,
-          currency: input.currency,
-        },
-        timestamp: new Date().toISOString(),
-        trace_id: input.traceId,
-      };
-      await publishEnvelope(js, SUBJECTS.notification(input.kind), envelope);
-      return { notificationId: id };
+      return timed('sendNotification', () => notify(input));
     },
 
     /** Publishes one audit event; the message id makes repeats harmless. */
     async publishAudit(event: AuditEventInput): Promise<void> {
-      await publishEnvelope(js, SUBJECTS.audit(event.type), {
+      const ack = await publishEnvelope(js, SUBJECTS.audit(event.type), {
         id: event.eventId,
         type: event.type,
         aggregate_id: event.orderId,
@@ -149,8 +162,30 @@ export function createActivities({ inventory, payments, js }: ActivityClients) {
         timestamp: new Date().toISOString(),
         trace_id: event.traceId,
       });
+      const outcome = OUTCOME_EVENTS.get(event.type);
+      if (outcome && !ack.duplicate) metrics?.outcomes.inc({ status: outcome });
     },
   };
+
+  async function notify(input: NotificationInput): Promise<{ notificationId: string }> {
+    const id = `${input.orderId}:notification:${input.kind}`;
+    const envelope: EventEnvelope = {
+      id,
+      type: `Customer${input.kind.charAt(0).toUpperCase()}${input.kind.slice(1)}Notice`,
+      aggregate_id: input.orderId,
+      data: {
+        kind: input.kind,
+        customerId: input.customerId,
+        email: input.email,
+        total: input.total,
+        currency: input.currency,
+      },
+      timestamp: new Date().toISOString(),
+      trace_id: input.traceId,
+    };
+    await publishEnvelope(js, SUBJECTS.notification(input.kind), envelope);
+    return { notificationId: id };
+  }
 }
 
 /** The activities as the workflow sees them (imported there as a type only). */

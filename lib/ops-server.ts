@@ -24,12 +24,13 @@ export async function readinessReport(
   return { ready: entries.every(([, ok]) => ok), checks: Object.fromEntries(entries) };
 }
 
-/** Answers /health, /ready and /metrics; returns false for any other path. */
+/** Answers /health, /ready and /metrics (plus `extraMetrics`, e.g. the Temporal SDK's); returns false for any other path. */
 export async function handleOpsRequest(
   req: IncomingMessage,
   res: ServerResponse,
   registry: Registry,
   checks: ReadinessChecks,
+  extraMetrics?: () => Promise<string>,
 ): Promise<boolean> {
   const path = (req.url ?? '/').split('?')[0];
   if (path === '/health') {
@@ -38,7 +39,8 @@ export async function handleOpsRequest(
     const report = await readinessReport(checks);
     res.writeHead(report.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(report));
   } else if (path === '/metrics') {
-    res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+    const extra = extraMetrics ? await extraMetrics().catch(() => '') : '';
+    res.writeHead(200, { 'content-type': registry.contentType }).end(`${await registry.metrics()}\n${extra}`);
   } else {
     return false;
   }
@@ -50,9 +52,10 @@ export async function startOpsServer(
   port: number,
   registry: Registry,
   checks: ReadinessChecks,
+  extraMetrics?: () => Promise<string>,
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
-    handleOpsRequest(req, res, registry, checks)
+    handleOpsRequest(req, res, registry, checks, extraMetrics)
       .then((handled) => {
         if (!handled)
           res

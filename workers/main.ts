@@ -6,19 +6,20 @@ import { NativeConnection } from '@temporalio/worker';
 import { Counter, Gauge } from 'prom-client';
 import { loadConfigOrExit } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
-import { createRegistry, paymentDurationHistogram } from '../lib/metrics.js';
+import { createRegistry, paymentDurationHistogram, sagaMetrics } from '../lib/metrics.js';
 import { connectNats, ensureStreams } from '../lib/nats.js';
 import { startOpsServer } from '../lib/ops-server.js';
 import { openInventory, seedDemoCatalogIfEmpty } from '../activities/inventory/open-inventory.js';
 import { PaymentGatewayClient } from '../activities/payment/gateway-client.js';
-import { installTemporalLogging } from './temporal-logging.js';
+import { installTemporalRuntime } from './temporal-runtime.js';
+import { freeLoopbackPort } from '../lib/free-port.js';
 import { createOrderWorker, WORKFLOW_BUNDLE_PATH } from './order-worker.js';
 import { existsSync } from 'node:fs';
 import { startOrderStarter } from './order-starter.js';
 
 const config = loadConfigOrExit();
 const logger = createLogger('worker', config.logLevel);
-installTemporalLogging(logger);
+const temporalMetrics = installTemporalRuntime(logger, await freeLoopbackPort());
 const registry = createRegistry('worker');
 
 const nc = await connectNats(config.nats.servers, 'order-saga-worker');
@@ -49,7 +50,11 @@ new Gauge({
 const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
 const clientConnection = await Connection.connect({ address: config.temporal.address });
 const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
-const worker = await createOrderWorker({ connection: workerConnection, config, clients: { inventory, payments, js } });
+const worker = await createOrderWorker({
+  connection: workerConnection,
+  config,
+  clients: { inventory, payments, js, metrics: sagaMetrics(registry) },
+});
 const workerRun = worker.run();
 
 const starter = config.starter.enabled
@@ -88,14 +93,19 @@ const starter = config.starter.enabled
     })
   : undefined;
 
-const ops = await startOpsServer(config.http.metricsPort, registry, {
-  nats: () => !nc.isClosed() && nc.info !== undefined,
-  temporal: async () => {
-    await clientConnection.workflowService.getSystemInfo({});
-    return true;
+const ops = await startOpsServer(
+  config.http.metricsPort,
+  registry,
+  {
+    nats: () => !nc.isClosed() && nc.info !== undefined,
+    temporal: async () => {
+      await clientConnection.workflowService.getSystemInfo({});
+      return true;
+    },
+    worker: () => worker.getState() === 'RUNNING',
   },
-  worker: () => worker.getState() === 'RUNNING',
-});
+  temporalMetrics,
+);
 logger.info(
   {
     taskQueue: config.temporal.taskQueue,

@@ -35,6 +35,7 @@ let worker: ProductProcess;
 let ingress: ProductProcess;
 let api: string;
 let taskQueue: string;
+let workerMetricsUrl: string;
 const SKU = inject('postgresUrl') ? 'SKU-INTAKE-A' : 'SKU-COFFEE-1KG';
 
 async function startOwnNats() {
@@ -67,6 +68,7 @@ beforeAll(async () => {
   worker = spawnProduct('workers/main.ts', env);
   ingress = spawnProduct('ingress/main.ts', env);
   api = `http://127.0.0.1:${ingressPort}`;
+  workerMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   await Promise.all([
     waitUntilReady(`http://127.0.0.1:${metricsPort}/ready`, worker),
     waitUntilReady(`${api}/ready`, ingress),
@@ -491,4 +493,62 @@ describe('POST /orders → JetStream → saga', () => {
     const burstCharges = ledger.charges.filter((c) => ids.includes(c.reference));
     expect(burstCharges).toHaveLength(completed); // one charge per completed order, none for the others
   }, 300_000);
+
+  it('when orders complete, then the Prometheus figures of the ingress and the worker move by exactly that much', async () => {
+    const before = { ingress: await scrape(`${api}/metrics`), worker: await scrape(workerMetricsUrl) };
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i += 1)
+      ids.push((await post(orderBody(), { 'idempotency-key': randomUUID() })).body.orderId);
+    for (const id of ids) expect(await waitForTerminal(id)).toBe('COMPLETED');
+    const after = { ingress: await scrape(`${api}/metrics`), worker: await scrape(workerMetricsUrl) };
+    const delta = (side: 'ingress' | 'worker', name: string, labels: Record<string, string> = {}) =>
+      sumOf(after[side], name, labels) - sumOf(before[side], name, labels);
+
+    expect(delta('ingress', 'http_requests_total', { route: '/orders', method: 'POST', status: '202' })).toBe(3);
+    expect(delta('ingress', 'order_publish_duration_seconds_count', { outcome: 'stored' })).toBe(3);
+    expect(delta('worker', 'starter_sagas_total', { result: 'started' })).toBe(3);
+    expect(delta('worker', 'saga_outcomes_total', { status: 'COMPLETED' })).toBe(3);
+    for (const step of ['reserveInventory', 'chargePayment', 'sendNotification']) {
+      expect(delta('worker', 'saga_step_duration_seconds_count', { step, outcome: 'success' }), step).toBe(3);
+    }
+    expect(delta('worker', 'payment_process_duration_seconds_count', { operation: 'charge', outcome: 'success' })).toBe(
+      3,
+    );
+    expect(sumOf(after.worker, 'payment_circuit_open')).toBe(0);
+    expect(sumOf(after.worker, 'starter_dead_lettered_total', { reason: 'poison' })).toBeGreaterThanOrEqual(1);
+    // The Temporal SDK's own metrics are served on the same endpoint.
+    expect(delta('worker', 'temporal_workflow_completed_total')).toBeGreaterThanOrEqual(3);
+  });
+
+  it('never writes a payment token to the logs of the ingress or the worker', () => {
+    expect(ingress.output().length).toBeGreaterThan(0);
+    expect(worker.output()).toContain('saga started');
+    for (const output of [ingress.output(), worker.output()]) expect(output).not.toMatch(/tok_(visa|decline)/);
+  });
 });
+
+/** Parses Prometheus text into [name, labels, value] samples. */
+async function scrape(url: string): Promise<[string, Record<string, string>, number][]> {
+  const text = await (await fetch(url)).text();
+  const samples: [string, Record<string, string>, number][] = [];
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!match || line.startsWith('#')) continue;
+    const labels = Object.fromEntries(
+      [...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]),
+    );
+    samples.push([match[1]!, labels, Number(match[3])]);
+  }
+  return samples;
+}
+
+/** Sum of the samples named `name` whose labels include `labels`. */
+function sumOf(
+  samples: [string, Record<string, string>, number][],
+  name: string,
+  labels: Record<string, string> = {},
+): number {
+  return samples
+    .filter(([n, l]) => n === name && Object.entries(labels).every(([k, v]) => l[k] === v))
+    .reduce((sum, [, , value]) => sum + value, 0);
+}
