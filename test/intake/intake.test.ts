@@ -5,12 +5,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Client } from '@temporalio/client';
-import { freePort, startNats, stopProcess } from '../../scripts/local-servers.mjs';
+import { freePort } from '../../scripts/local-servers.mjs';
+import { startPrivateNats, type PrivateNats } from '../support/private-nats.js';
 import { connectNats } from '../../lib/nats.js';
 import { publishEnvelope, newTraceId } from '../../lib/envelope.js';
 import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
@@ -22,8 +22,7 @@ import { DLQ_HEADERS, STARTER_CONSUMER } from '../../workers/order-starter.js';
 import { openInventory } from '../../activities/inventory/open-inventory.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'order-saga-intake-'));
-let nats: { url: string; port: number; process: ChildProcess };
-let natsPort: number;
+let nats: PrivateNats;
 let nc: NatsConnection;
 let js: JetStreamClient;
 let jsm: JetStreamManager;
@@ -38,13 +37,8 @@ let taskQueue: string;
 let workerMetricsUrl: string;
 const SKU = inject('postgresUrl') ? 'SKU-INTAKE-A' : 'SKU-COFFEE-1KG';
 
-async function startOwnNats() {
-  nats = await startNats({ binary: inject('natsBinary'), port: natsPort, dataDir: join(dataDir, 'nats') });
-}
-
 beforeAll(async () => {
-  natsPort = await freePort();
-  await startOwnNats();
+  nats = await startPrivateNats('intake');
   ({ client, close: closeClient } = await connectClient());
   sandbox = await startPaymentGateway(0);
   gateway = new PaymentSandbox(sandbox.url);
@@ -86,7 +80,7 @@ afterAll(async () => {
   await nc?.close();
   await closeClient?.();
   await sandbox?.close();
-  await stopProcess(nats?.process);
+  await nats?.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -454,7 +448,7 @@ describe('POST /orders → JetStream → saga', () => {
   });
 
   it('when NATS is down, then orders get 503 with Retry-After and never a 2xx, and they flow again once it is back', async () => {
-    await stopProcess(nats.process);
+    await nats.stop();
     await expect.poll(() => fetch(`${api}/ready`).then((r) => r.status), { timeout: 10_000 }).toBe(503);
     for (let i = 0; i < 3; i += 1) {
       const refused = await post(orderBody(), { 'idempotency-key': randomUUID() });
@@ -463,7 +457,7 @@ describe('POST /orders → JetStream → saga', () => {
       expect(refused.body.detail).toContain('Retry after');
     }
 
-    await startOwnNats();
+    await nats.restart();
     await expect.poll(() => fetch(`${api}/ready`).then((r) => r.status), { timeout: 30_000 }).toBe(200);
     const accepted = await post(orderBody(), { 'idempotency-key': randomUUID() });
     expect(accepted.status).toBe(202);

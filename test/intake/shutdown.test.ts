@@ -4,10 +4,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import type { Client } from '@temporalio/client';
-import { freePort, startNats, stopProcess } from '../../scripts/local-servers.mjs';
+import { freePort } from '../../scripts/local-servers.mjs';
+import { startPrivateNats, type PrivateNats } from '../support/private-nats.js';
 import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
 import { openInventory } from '../../activities/inventory/open-inventory.js';
 import { orderWorkflowId } from '../../workflows/contract.js';
@@ -17,7 +17,7 @@ import { productEnv, spawnProduct, waitUntilReady, type ProductProcess } from '.
 
 const dataDir = mkdtempSync(join(tmpdir(), 'order-saga-shutdown-'));
 const processes: ProductProcess[] = [];
-let nats: { url: string; process: ChildProcess };
+let nats: PrivateNats;
 let sandbox: Awaited<ReturnType<typeof startPaymentGateway>>;
 let client: Client;
 let closeClient: () => Promise<void>;
@@ -27,7 +27,7 @@ let metricsPort: number;
 const SKU = inject('postgresUrl') ? `SKU-SHUTDOWN-${randomUUID().slice(0, 6)}` : 'SKU-COFFEE-1KG';
 
 beforeAll(async () => {
-  nats = await startNats({ binary: inject('natsBinary'), port: await freePort(), dataDir: join(dataDir, 'nats') });
+  nats = await startPrivateNats('shutdown');
   sandbox = await startPaymentGateway(0);
   ({ client, close: closeClient } = await connectClient());
   const postgresUrl = inject('postgresUrl');
@@ -53,7 +53,7 @@ afterAll(async () => {
   await Promise.all(processes.map((p) => p.stop()));
   await closeClient?.();
   await sandbox?.close();
-  await stopProcess(nats?.process);
+  await nats?.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 

@@ -1,16 +1,12 @@
 // The starter alone, on its own nats-server: events that keep failing to start a saga go to
 // ORDERS_DLQ at the delivery limit, and in-flight work never exceeds its bound.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Client } from '@temporalio/client';
-import { freePort, startNats, stopProcess } from '../../scripts/local-servers.mjs';
 import { connectNats, ensureStreams } from '../../lib/nats.js';
+import { startPrivateNats, type PrivateNats } from '../support/private-nats.js';
 import { newTraceId, publishEnvelope } from '../../lib/envelope.js';
 import { createLogger } from '../../lib/logger.js';
 import { ORDER_CREATED } from '../../lib/order-event.js';
@@ -18,8 +14,7 @@ import { DLQ_HEADERS, startOrderStarter, type RunningStarter } from '../../worke
 import { orderWorkflowId, type Order } from '../../workflows/contract.js';
 import { connectClient, fastSagaSettings } from '../support/temporal.js';
 
-const dataDir = mkdtempSync(join(tmpdir(), 'order-saga-starter-'));
-let nats: { url: string; process: ChildProcess };
+let nats: PrivateNats;
 let nc: NatsConnection;
 let js: JetStreamClient;
 let jsm: JetStreamManager;
@@ -28,7 +23,7 @@ let closeClient: () => Promise<void>;
 const logger = createLogger('starter-test', 'silent');
 
 beforeAll(async () => {
-  nats = await startNats({ binary: inject('natsBinary'), port: await freePort(), dataDir: join(dataDir, 'nats') });
+  nats = await startPrivateNats('starter');
   nc = await connectNats([nats.url], 'starter-test');
   jsm = await jetstreamManager(nc);
   await ensureStreams(jsm);
@@ -38,8 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await nc?.close();
   await closeClient?.();
-  await stopProcess(nats?.process);
-  rmSync(dataDir, { recursive: true, force: true });
+  await nats?.close();
 });
 
 function order(): Order {

@@ -2,29 +2,24 @@
 // ORDERS. Run as a real process against its own nats-server and the harness's Temporal.
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { freePort, startNats, stopProcess } from '../../scripts/local-servers.mjs';
 import { connectNats, ensureStreams } from '../../lib/nats.js';
+import { startPrivateNats, type PrivateNats } from '../support/private-nats.js';
 import { newTraceId } from '../../lib/envelope.js';
 import { ORDER_CREATED } from '../../lib/order-event.js';
 import { DLQ_HEADERS } from '../../workers/order-starter.js';
 
 const exec = promisify(execFile);
-const dataDir = mkdtempSync(join(tmpdir(), 'order-saga-dlq-'));
-let nats: { url: string; process: ChildProcess };
+let nats: PrivateNats;
 let nc: NatsConnection;
 let js: JetStreamClient;
 let jsm: JetStreamManager;
 
 beforeAll(async () => {
-  nats = await startNats({ binary: inject('natsBinary'), port: await freePort(), dataDir: join(dataDir, 'nats') });
+  nats = await startPrivateNats('dlq');
   nc = await connectNats([nats.url], 'dlq-test');
   jsm = await jetstreamManager(nc);
   await ensureStreams(jsm);
@@ -32,8 +27,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await nc?.close();
-  await stopProcess(nats?.process);
-  rmSync(dataDir, { recursive: true, force: true });
+  await nats?.close();
 });
 
 async function dlq(...args: string[]): Promise<{ code: number; out: string }> {
