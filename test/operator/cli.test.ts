@@ -15,8 +15,9 @@ import {
   type SagaSettings,
 } from '../../workflows/contract.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
-import { createTestStack, type TestStack } from '../support/stack.js';
-import { connectClient, fastSagaSettings, startOrderWorker, type RunningWorker } from '../support/temporal.js';
+import type { TestStack } from '../support/stack.js';
+import { fastSagaSettings, type RunningWorker } from '../support/temporal.js';
+import { startSagaEnvironment, type SagaEnvironment } from '../support/saga-environment.js';
 
 const run = promisify(execFile);
 let temporalCli: string;
@@ -24,19 +25,14 @@ let tctl: string;
 let stack: TestStack;
 let worker: RunningWorker;
 let client: Client;
-let closeClient: () => Promise<void>;
+let environment: SagaEnvironment;
 
 beforeAll(async () => {
   [temporalCli, tctl] = [inject('temporalBinary'), await ensureTool('tctl')];
-  stack = await createTestStack();
-  worker = await startOrderWorker(stack.clients);
-  ({ client, close: closeClient } = await connectClient());
+  environment = await startSagaEnvironment();
+  ({ stack, worker, client } = environment);
 });
-afterAll(async () => {
-  await worker?.stop();
-  await closeClient?.();
-  await stack?.close();
-});
+afterAll(() => environment?.close());
 
 /** `temporal <args> --address <test server>`; resolves with stdout. */
 async function temporal(...args: string[]): Promise<string> {

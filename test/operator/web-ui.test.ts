@@ -10,8 +10,9 @@ import type { Client } from '@temporalio/client';
 import { newTraceId } from '../../lib/envelope.js';
 import { orderWorkflowId, type Order } from '../../workflows/contract.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
-import { createTestStack, type TestStack } from '../support/stack.js';
-import { connectClient, fastSagaSettings, startOrderWorker, type RunningWorker } from '../support/temporal.js';
+import type { TestStack } from '../support/stack.js';
+import { fastSagaSettings, type RunningWorker } from '../support/temporal.js';
+import { startSagaEnvironment, type SagaEnvironment } from '../support/saga-environment.js';
 
 const chromiumPath = inject('chromiumPath');
 const SCREENSHOTS = fileURLToPath(
@@ -21,15 +22,14 @@ const SCREENSHOTS = fileURLToPath(
 let stack: TestStack;
 let worker: RunningWorker;
 let client: Client;
-let closeClient: () => Promise<void>;
+let environment: SagaEnvironment;
 let browser: Browser;
 
 // Runs wherever Chromium can be had; otherwise the harness printed why at the start of the run.
 describe.skipIf(!chromiumPath)('Temporal Web UI in a real browser', () => {
   beforeAll(async () => {
-    stack = await createTestStack();
-    worker = await startOrderWorker(stack.clients);
-    ({ client, close: closeClient } = await connectClient());
+    environment = await startSagaEnvironment();
+    ({ stack, worker, client } = environment);
     browser = await chromium.launch({
       executablePath: chromiumPath!,
       args: [
@@ -46,9 +46,7 @@ describe.skipIf(!chromiumPath)('Temporal Web UI in a real browser', () => {
   });
   afterAll(async () => {
     await browser?.close();
-    await worker?.stop();
-    await closeClient?.();
-    await stack?.close();
+    await environment?.close();
   });
 
   it('when an operator filters by OrderStatus and opens a compensated saga, then its compensation steps are shown', async () => {

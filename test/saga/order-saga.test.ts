@@ -17,26 +17,25 @@ import {
 } from '../../workflows/contract.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
 import { newTraceId } from '../../lib/envelope.js';
-import { auditEventsOf, createTestStack, readStream, type TestStack } from '../support/stack.js';
-import { connectClient, fastSagaSettings, startOrderWorker, type RunningWorker } from '../support/temporal.js';
+import { auditEventsOf, readStream, type TestStack } from '../support/stack.js';
+import { fastSagaSettings, type RunningWorker } from '../support/temporal.js';
+import { startSagaEnvironment, type SagaEnvironment } from '../support/saga-environment.js';
 import { recordHistory } from '../support/histories.js';
 
 let stack: TestStack;
 let worker: RunningWorker;
 let client: Client;
-let closeClient: () => Promise<void>;
+let environment: SagaEnvironment;
 
 beforeAll(async () => {
-  stack = await createTestStack({ breaker: { threshold: 3, halfOpenAfterMs: 1_500 }, paymentTimeoutMs: 500 });
-  worker = await startOrderWorker(stack.clients);
-  ({ client, close: closeClient } = await connectClient());
+  environment = await startSagaEnvironment({
+    breaker: { threshold: 3, halfOpenAfterMs: 1_500 },
+    paymentTimeoutMs: 500,
+  });
+  ({ stack, worker, client } = environment);
 });
 
-afterAll(async () => {
-  await worker?.stop();
-  await closeClient?.();
-  await stack?.close();
-});
+afterAll(() => environment?.close());
 
 beforeEach(async () => {
   await stack.gateway.setFaults({
