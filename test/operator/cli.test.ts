@@ -52,6 +52,16 @@ async function tctlRun(...args: string[]): Promise<string> {
   return stdout;
 }
 
+/** `temporal workflow signal` as an operator types it. */
+function temporalSignal(workflowId: string, name: string, input: string): Promise<string> {
+  return temporal('workflow', 'signal', '--workflow-id', workflowId, '--name', name, '--input', input);
+}
+
+/** `tctl workflow signal` as an operator types it. */
+function tctlSignal(workflowId: string, name: string, input: string): Promise<string> {
+  return tctlRun('workflow', 'signal', '--workflow_id', workflowId, '--name', name, '--input', input);
+}
+
 async function startSaga(overrides: Partial<Order> = {}, settings: Partial<SagaSettings> = {}) {
   const sku = `SKU-${randomUUID().slice(0, 8)}`;
   await stack.inventory.restock(sku, 10);
@@ -84,16 +94,7 @@ describe('operator CLI', () => {
   it('temporal workflow signal approveOrder, then temporal workflow query getStatus shows it completed', async () => {
     const { handle } = await startSaga({}, { approvalThreshold: 1_000 });
     await waitForStatus(handle.workflowId, 'AWAITING_APPROVAL');
-    await temporal(
-      'workflow',
-      'signal',
-      '--workflow-id',
-      handle.workflowId,
-      '--name',
-      'approveOrder',
-      '--input',
-      '{"approvedBy": "night-shift"}',
-    );
+    await temporalSignal(handle.workflowId, 'approveOrder', '{"approvedBy": "night-shift"}');
     expect((await handle.result()).status).toBe('COMPLETED');
 
     const output = await temporal(
@@ -113,16 +114,7 @@ describe('operator CLI', () => {
   it('tctl workflow signal cancelOrder, then tctl workflow query getStatus shows it cancelled', async () => {
     const { handle } = await startSaga({}, { approvalThreshold: 1_000 });
     await waitForStatus(handle.workflowId, 'AWAITING_APPROVAL');
-    await tctlRun(
-      'workflow',
-      'signal',
-      '--workflow_id',
-      handle.workflowId,
-      '--name',
-      'cancelOrder',
-      '--input',
-      '{"reason": "fraud check failed"}',
-    );
+    await tctlSignal(handle.workflowId, 'cancelOrder', '{"reason": "fraud check failed"}');
     expect((await handle.result()).status).toBe('CANCELLED');
 
     const output = await tctlRun('workflow', 'query', '--workflow_id', handle.workflowId, '--query_type', 'getStatus');
@@ -133,32 +125,14 @@ describe('operator CLI', () => {
   it('tctl workflow signal approveOrder works too', async () => {
     const { handle } = await startSaga({}, { approvalThreshold: 1_000 });
     await waitForStatus(handle.workflowId, 'AWAITING_APPROVAL');
-    await tctlRun(
-      'workflow',
-      'signal',
-      '--workflow_id',
-      handle.workflowId,
-      '--name',
-      'approveOrder',
-      '--input',
-      '{"approvedBy": "tctl-user"}',
-    );
+    await tctlSignal(handle.workflowId, 'approveOrder', '{"approvedBy": "tctl-user"}');
     expect((await handle.result()).approval.approvedBy).toBe('tctl-user');
   });
 
   it('temporal workflow signal cancelOrder cancels a running saga', async () => {
     const { handle } = await startSaga({}, { approvalThreshold: 1_000 });
     await waitForStatus(handle.workflowId, 'AWAITING_APPROVAL');
-    await temporal(
-      'workflow',
-      'signal',
-      '--workflow-id',
-      handle.workflowId,
-      '--name',
-      'cancelOrder',
-      '--input',
-      '{"reason": "duplicate order"}',
-    );
+    await temporalSignal(handle.workflowId, 'cancelOrder', '{"reason": "duplicate order"}');
     expect((await handle.result()).cancellation).toEqual({ reason: 'duplicate order' });
   });
 
@@ -180,16 +154,7 @@ describe('operator CLI', () => {
       )
       .toContain(handle.workflowId);
     await stack.gateway.setFaults({ refundOutage: false });
-    await tctlRun(
-      'workflow',
-      'signal',
-      '--workflow_id',
-      handle.workflowId,
-      '--name',
-      'retryCompensation',
-      '--input',
-      '{}',
-    );
+    await tctlSignal(handle.workflowId, 'retryCompensation', '{}');
     expect((await handle.result()).status).toBe('COMPENSATED');
   });
 
@@ -197,16 +162,7 @@ describe('operator CLI', () => {
     await stack.gateway.setFaults({ refundOutage: true });
     const { handle, sku } = await startSaga({ paymentToken: 'tok_decline' });
     await waitForStatus(handle.workflowId, 'COMPENSATION_FAILED');
-    await temporal(
-      'workflow',
-      'signal',
-      '--workflow-id',
-      handle.workflowId,
-      '--name',
-      'resolveManually',
-      '--input',
-      '{"note": "refund issued by hand, OPS-12"}',
-    );
+    await temporalSignal(handle.workflowId, 'resolveManually', '{"note": "refund issued by hand, OPS-12"}');
     const result = await handle.result();
     await stack.gateway.setFaults({ refundOutage: false });
     expect(result.status).toBe('COMPENSATED');
