@@ -8,6 +8,7 @@ import { handleOpsRequest, type ReadinessChecks } from '../lib/ops-server.js';
 import { traceIdFromTraceparent } from '../lib/envelope.js';
 import {
   approveOrderSignal,
+  CANCELLABLE_STATUSES,
   cancelOrderSignal,
   getStatusQuery,
   orderWorkflowId,
@@ -141,9 +142,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     const orderId = orderIdParam(req);
     const reason = optionalText(req.body, 'reason');
     const status = await statusOf(orderId);
-    if (
-      !['RECEIVED', 'AWAITING_APPROVAL', 'RESERVING_INVENTORY', 'CHARGING_PAYMENT', 'NOTIFYING'].includes(status.status)
-    ) {
+    if (!CANCELLABLE_STATUSES.includes(status.status)) {
       throw new HttpProblem(
         409,
         'Order cannot be cancelled',

@@ -31,6 +31,15 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
 /** Statuses in which the workflow has ended. */
 export const TERMINAL_STATUSES: readonly OrderStatus[] = ['COMPLETED', 'COMPENSATED', 'CANCELLED', 'REJECTED'];
 
+/** Statuses in which cancelOrder still applies: until the confirmation is sent. */
+export const CANCELLABLE_STATUSES: readonly OrderStatus[] = [
+  'RECEIVED',
+  'AWAITING_APPROVAL',
+  'RESERVING_INVENTORY',
+  'CHARGING_PAYMENT',
+  'NOTIFYING',
+];
+
 /** One order line; `unitPrice` is in minor units (cents). */
 export interface OrderItem {
   sku: string;

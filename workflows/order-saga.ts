@@ -22,6 +22,7 @@ import {
   approveOrderSignal,
   auditEventTypeFor,
   BusinessFailure,
+  CANCELLABLE_STATUSES,
   cancelOrderSignal,
   COMPENSATION_EVENT_TYPES,
   getStatusQuery,
@@ -98,11 +99,7 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
 
   setHandler(getStatusQuery, () => doc);
   setHandler(cancelOrderSignal, (input) => {
-    if (
-      settled ||
-      cancelRequest ||
-      !['RECEIVED', 'AWAITING_APPROVAL', 'RESERVING_INVENTORY', 'CHARGING_PAYMENT', 'NOTIFYING'].includes(doc.status)
-    ) {
+    if (settled || cancelRequest || !CANCELLABLE_STATUSES.includes(doc.status)) {
       log.warn('cancelOrder ignored: the saga is past the point where a cancel applies', { status: doc.status });
       return;
     }
