@@ -6,6 +6,8 @@ import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../lib/logger.js';
 import { handleOpsRequest, type ReadinessChecks } from '../lib/ops-server.js';
 import { traceIdFromTraceparent } from '../lib/envelope.js';
+import { activeTraceId, contextFromHeaders, SpanKind, tracer } from '../lib/telemetry.js';
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   approveOrderSignal,
   CANCELLABLE_STATUSES,
@@ -69,7 +71,31 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     next();
   });
 
-  app.get(['/health', '/ready', '/metrics'], async (req, res) => {
+  const OPS_PATHS = new Set(['/health', '/ready', '/metrics']);
+  // One server span per API request, joining the caller's trace when it sends `traceparent`.
+  app.use((req, res, next) => {
+    if (OPS_PATHS.has(req.path)) return next();
+    const parent = contextFromHeaders((name) => req.get(name));
+    const span = tracer.startSpan(
+      `${req.method} ${req.path}`,
+      { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method, 'url.path': req.path } },
+      parent,
+    );
+    res.on('finish', () => {
+      const route = (req.route as { path?: string } | undefined)?.path;
+      if (route) span.updateName(`${req.method} ${route}`).setAttribute('http.route', route);
+      span.setAttribute('http.response.status_code', res.statusCode);
+      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    });
+    const active = trace.setSpan(parent, span);
+    // Body parsing resumes from socket events: bind them so the handlers still see the span.
+    context.bind(active, req);
+    context.bind(active, res);
+    context.with(active, next);
+  });
+
+  app.get([...OPS_PATHS], async (req, res) => {
     await handleOpsRequest(req, res, registry, deps.readiness);
   });
 
@@ -96,9 +122,14 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     }
     const parsed = parseOrderRequest(req.body);
     if (!parsed.ok) throw invalidOrder(parsed.problems);
-    const traceId = traceIdFromTraceparent(req.get('traceparent'));
+    const traceId = activeTraceId() ?? traceIdFromTraceparent(req.get('traceparent'));
     try {
       const accepted = await intake.accept(parsed.value, key, traceId);
+      trace.getActiveSpan()?.setAttribute('order.id', accepted.orderId);
+      logger.info(
+        { orderId: accepted.orderId, workflowId: accepted.workflowId, replayed: accepted.replayed },
+        accepted.replayed ? 'order already accepted for this Idempotency-Key' : 'order accepted',
+      );
       res
         .status(202)
         .location(`/orders/${accepted.orderId}`)

@@ -3,39 +3,39 @@ import type { AddressInfo } from 'node:net';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Client, Connection } from '@temporalio/client';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { Histogram } from 'prom-client';
 import { loadConfigOrExit } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
 import { createRegistry } from '../lib/metrics.js';
-import { connectNats, ensureStreams } from '../lib/nats.js';
+import { connectNats, ensureStreams, watchConnection } from '../lib/nats.js';
+import { temporalReachable } from '../lib/ops-server.js';
+import { startTelemetry } from '../lib/telemetry.js';
 import { createIngressApp } from './app.js';
 import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_TTL_MS, OrderIntake } from './order-intake.js';
 
 const config = loadConfigOrExit();
 const logger = createLogger('ingress', config.logLevel);
+const telemetry = startTelemetry('order-saga-ingress', config.otlpEndpoint);
 const registry = createRegistry('ingress');
 
 const nc = await connectNats(config.nats.servers, 'order-saga-ingress');
-let natsConnected = true;
-void (async () => {
-  for await (const status of nc.status()) {
-    if (status.type === 'disconnect') natsConnected = false;
-    if (status.type === 'reconnect') natsConnected = true;
-    if (status.type === 'disconnect' || status.type === 'reconnect')
-      logger.warn({ nats: status.type }, 'NATS connection changed');
-  }
-})();
+const natsConnected = watchConnection(nc, (change) => logger.warn({ nats: change }, 'NATS connection changed'));
 await ensureStreams(await jetstreamManager(nc));
 const js = jetstream(nc);
 const idempotency = await new Kvm(js).create(IDEMPOTENCY_BUCKET, { ttl: IDEMPOTENCY_TTL_MS, history: 1 });
 
 const temporalConnection = await Connection.connect({ address: config.temporal.address });
-const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
+const temporal = new Client({
+  connection: temporalConnection,
+  namespace: config.temporal.namespace,
+  interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] },
+});
 
 const intake = new OrderIntake({
   js,
   idempotency,
-  connected: () => natsConnected && !nc.isClosed(),
+  connected: natsConnected,
   publishDuration: new Histogram({
     name: 'order_publish_duration_seconds',
     help: 'Time to store an OrderCreated event in JetStream, by outcome',
@@ -51,16 +51,16 @@ const app = createIngressApp({
   logger,
   registry,
   readiness: {
-    nats: () => natsConnected && !nc.isClosed(),
-    temporal: async () => {
-      await temporalConnection.workflowService.getSystemInfo({});
-      return true;
-    },
+    nats: natsConnected,
+    temporal: temporalReachable(temporalConnection),
   },
 });
 
 const server = app.listen(config.http.port, () => {
-  logger.info({ port: (server.address() as AddressInfo).port }, 'ingress listening');
+  logger.info(
+    { port: (server.address() as AddressInfo).port, traces: telemetry.exportUrl ?? 'not exported' },
+    'ingress listening',
+  );
 });
 server.on('error', (error) => {
   logger.fatal({ err: error }, `cannot listen on port ${config.http.port}; set PORT to a free port`);
@@ -75,6 +75,7 @@ async function shutdown(signal: string): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await nc.drain();
   await temporalConnection.close();
+  await telemetry.shutdown();
   logger.info('stopped');
 }
 process.once('SIGTERM', () => void shutdown('SIGTERM').then(() => process.exit(0)));

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import { activeTraceHeaders, inSpan, SpanKind } from './telemetry.js';
 
 /** An event as stored on ORDERS, AUDIT, NOTIFICATIONS and ORDERS_DLQ. */
 export interface EventEnvelope<T = unknown> {
@@ -42,8 +43,10 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /**
- * Publishes an envelope with Nats-Msg-Id = envelope.id and a traceparent header, and
- * resolves only once JetStream has stored it (or recognised it as a duplicate).
+ * Publishes an envelope with Nats-Msg-Id = envelope.id and resolves only once JetStream has
+ * stored it (or recognised it as a duplicate). The publish is a producer span whose context
+ * travels in the `traceparent` header; outside any trace the header still carries the
+ * envelope's trace id, so consumers can always join the order's trace.
  */
 export async function publishEnvelope(
   js: JetStreamClient,
@@ -51,10 +54,24 @@ export async function publishEnvelope(
   envelope: EventEnvelope,
   extra?: Record<string, string>,
 ): Promise<PubAck> {
-  const headers: MsgHdrs = natsHeaders();
-  headers.set('traceparent', traceparentFor(envelope.trace_id));
-  for (const [key, value] of Object.entries(extra ?? {})) headers.set(key, value);
-  return js.publish(subject, encoder.encode(JSON.stringify(envelope)), { msgID: envelope.id, headers });
+  const attributes = {
+    'messaging.system': 'nats',
+    'messaging.operation.type': 'publish',
+    'messaging.destination.name': subject,
+    'messaging.message.id': envelope.id,
+    'order.id': envelope.aggregate_id,
+  };
+  return inSpan(`publish ${subject}`, { kind: SpanKind.PRODUCER, attributes }, async (span) => {
+    const headers: MsgHdrs = natsHeaders();
+    const trace = activeTraceHeaders();
+    headers.set('traceparent', trace.traceparent ?? traceparentFor(envelope.trace_id));
+    if (trace.tracestate) headers.set('tracestate', trace.tracestate);
+    for (const [key, value] of Object.entries(extra ?? {})) headers.set(key, value);
+    const ack = await js.publish(subject, encoder.encode(JSON.stringify(envelope)), { msgID: envelope.id, headers });
+    span.setAttribute('messaging.nats.stream.sequence', ack.seq);
+    if (ack.duplicate) span.setAttribute('messaging.nats.duplicate', true);
+    return ack;
+  });
 }
 
 /** Parses and checks an envelope; throws MalformedEnvelopeError saying what is wrong. */

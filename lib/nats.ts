@@ -65,6 +65,25 @@ export async function connectNats(servers: string[], name: string, timeoutMs = 1
   });
 }
 
+/**
+ * Follows a connection's status and returns a function telling whether it is connected now
+ * (readiness checks, fail-fast publishing); `onChange` hears every disconnect and reconnect.
+ */
+export function watchConnection(
+  nc: NatsConnection,
+  onChange?: (change: 'disconnect' | 'reconnect') => void,
+): () => boolean {
+  let connected = true;
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type !== 'disconnect' && status.type !== 'reconnect') continue;
+      connected = status.type === 'reconnect';
+      onChange?.(status.type);
+    }
+  })();
+  return () => connected && !nc.isClosed();
+}
+
 function streamConfig(key: keyof typeof STREAMS, replicas: number): Partial<StreamConfig> & { name: string } {
   const settings = STREAM_SETTINGS[key];
   return {

@@ -3,25 +3,40 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import type { Connection } from '@temporalio/client';
 
 /** Named readiness checks; each resolves true when its dependency is usable. */
 export type ReadinessChecks = Record<string, () => Promise<boolean> | boolean>;
 
+/** How long one readiness check may take before it counts as not ready (a probe must answer promptly). */
+export const READINESS_CHECK_TIMEOUT_MS = 2_000;
+
 export async function readinessReport(
   checks: ReadinessChecks,
+  timeoutMs = READINESS_CHECK_TIMEOUT_MS,
 ): Promise<{ ready: boolean; checks: Record<string, boolean> }> {
+  const withinTime = (check: () => Promise<boolean> | boolean) => {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const result = Promise.resolve()
+      .then(check)
+      .catch(() => false);
+    return Promise.race([result, timedOut]).finally(() => clearTimeout(timer));
+  };
   const entries = await Promise.all(
-    Object.entries(checks).map(
-      async ([name, check]) =>
-        [
-          name,
-          await Promise.resolve()
-            .then(check)
-            .catch(() => false),
-        ] as const,
-    ),
+    Object.entries(checks).map(async ([name, check]) => [name, await withinTime(check)] as const),
   );
   return { ready: entries.every(([, ok]) => ok), checks: Object.fromEntries(entries) };
+}
+
+/** A readiness check that Temporal's frontend answers, within the check's time budget. */
+export function temporalReachable(connection: Connection): () => Promise<boolean> {
+  return async () => {
+    await connection.withDeadline(Date.now() + READINESS_CHECK_TIMEOUT_MS, () =>
+      connection.workflowService.getSystemInfo({}),
+    );
+    return true;
+  };
 }
 
 /** Answers /health, /ready and /metrics (plus `extraMetrics`, e.g. the Temporal SDK's); returns false for any other path. */

@@ -4,12 +4,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { WORKFLOWS_PATH } from './order-worker.js';
+import { bundleOrderWorkflows } from './order-worker.js';
 
 const distDir = process.argv[2] ?? fileURLToPath(new URL('../dist', import.meta.url));
 const target = `${distDir}/workers/workflow-bundle.js`;
-const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+const code = await bundleOrderWorkflows();
 mkdirSync(dirname(target), { recursive: true });
 writeFileSync(target, code);
 console.log(`workflow bundle written to ${target} (${Math.round(code.length / 1024)} KiB)`);

@@ -2,13 +2,15 @@
 // serves /health, /ready and /metrics on METRICS_PORT. SIGTERM/SIGINT drain it gracefully.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Client, Connection } from '@temporalio/client';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { NativeConnection } from '@temporalio/worker';
 import { Counter, Gauge } from 'prom-client';
 import { loadConfigOrExit } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
 import { createRegistry, paymentDurationHistogram, sagaMetrics } from '../lib/metrics.js';
-import { connectNats, ensureStreams } from '../lib/nats.js';
-import { startOpsServer } from '../lib/ops-server.js';
+import { connectNats, ensureStreams, watchConnection } from '../lib/nats.js';
+import { startOpsServer, temporalReachable } from '../lib/ops-server.js';
+import { startTelemetry } from '../lib/telemetry.js';
 import { openInventory, seedDemoCatalogIfEmpty } from '../activities/inventory/open-inventory.js';
 import { PaymentGatewayClient } from '../activities/payment/gateway-client.js';
 import { installTemporalRuntime } from './temporal-runtime.js';
@@ -19,10 +21,12 @@ import { startOrderStarter } from './order-starter.js';
 
 const config = loadConfigOrExit();
 const logger = createLogger('worker', config.logLevel);
+const telemetry = startTelemetry('order-saga-worker', config.otlpEndpoint);
 const temporalMetrics = installTemporalRuntime(logger, await freeLoopbackPort());
 const registry = createRegistry('worker');
 
 const nc = await connectNats(config.nats.servers, 'order-saga-worker');
+const natsConnected = watchConnection(nc, (change) => logger.warn({ nats: change }, 'NATS connection changed'));
 const jsm = await jetstreamManager(nc);
 await ensureStreams(jsm);
 const js = jetstream(nc);
@@ -49,11 +53,16 @@ new Gauge({
 
 const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
 const clientConnection = await Connection.connect({ address: config.temporal.address });
-const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+const client = new Client({
+  connection: clientConnection,
+  namespace: config.temporal.namespace,
+  interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] },
+});
 const worker = await createOrderWorker({
   connection: workerConnection,
   config,
   clients: { inventory, payments, js, metrics: sagaMetrics(registry) },
+  telemetry,
 });
 const workerRun = worker.run();
 
@@ -97,11 +106,8 @@ const ops = await startOpsServer(
   config.http.metricsPort,
   registry,
   {
-    nats: () => !nc.isClosed() && nc.info !== undefined,
-    temporal: async () => {
-      await clientConnection.workflowService.getSystemInfo({});
-      return true;
-    },
+    nats: natsConnected,
+    temporal: temporalReachable(clientConnection),
     worker: () => worker.getState() === 'RUNNING',
   },
   temporalMetrics,
@@ -113,6 +119,7 @@ logger.info(
     opsPort: ops.port,
     database: config.database.url ? 'postgres' : 'embedded',
     workflowBundle: existsSync(WORKFLOW_BUNDLE_PATH) ? WORKFLOW_BUNDLE_PATH : 'bundled at start-up (run from source)',
+    traces: telemetry.exportUrl ?? 'not exported',
   },
   'worker running',
 );
@@ -133,6 +140,7 @@ async function shutdown(signal: string): Promise<void> {
   await clientConnection.close();
   await workerConnection.close();
   await inventory.db.close();
+  await telemetry.shutdown();
   logger.info('stopped');
 }
 process.once('SIGTERM', () => void shutdown('SIGTERM').then(() => process.exit(0)));

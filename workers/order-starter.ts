@@ -15,6 +15,7 @@ import { headers as natsHeaders, nanos } from '@nats-io/transport-node';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, type Client } from '@temporalio/client';
 import type { Counter, Gauge } from 'prom-client';
 import { decodeEnvelope, MalformedEnvelopeError } from '../lib/envelope.js';
+import { contextFromHeaders, inSpan, SpanKind } from '../lib/telemetry.js';
 import type { Logger } from '../lib/logger.js';
 import { STREAMS, SUBJECTS } from '../lib/nats.js';
 import { ORDER_CREATED, orderSchema } from '../lib/order-event.js';
@@ -132,7 +133,23 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
     logger.warn({ seq: message.seq, reason }, 'event moved to ORDERS_DLQ');
   }
 
-  async function handle(message: JsMsg): Promise<void> {
+  /** Handles one delivery inside a consumer span that continues the publisher's trace. */
+  function handle(message: JsMsg): Promise<void> {
+    const parent = contextFromHeaders((name) => message.headers?.get(name) || undefined);
+    const attributes = {
+      'messaging.system': 'nats',
+      'messaging.operation.type': 'process',
+      'messaging.destination.name': message.subject,
+      'messaging.consumer.group.name': STARTER_CONSUMER,
+      'messaging.nats.stream.sequence': message.seq,
+      'messaging.nats.delivery_count': message.info.deliveryCount,
+    };
+    return inSpan(`process ${message.subject}`, { kind: SpanKind.CONSUMER, parent, attributes }, () =>
+      startSaga(message),
+    );
+  }
+
+  async function startSaga(message: JsMsg): Promise<void> {
     if (message.info.deliveryCount > 1) metrics?.redeliveries?.inc();
     let order: Order;
     try {
@@ -144,7 +161,7 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
       return;
     }
     const workflowId = orderWorkflowId(order.orderId);
-    const log = logger.child({ orderId: order.orderId, workflowId, traceId: order.traceId });
+    const log = logger.child({ orderId: order.orderId, workflowId });
     try {
       const input: OrderSagaInput = { order, settings };
       await client.workflow.start(ORDER_SAGA_WORKFLOW_TYPE, {

@@ -1,9 +1,18 @@
 // Builds the Temporal worker of the orders task queue: the saga's workflow code (a
 // prebuilt bundle in production, bundled on the fly in development) and its activities.
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
-import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { Resource } from '@opentelemetry/resources';
+import { NoopSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  makeWorkflowExporter,
+  OpenTelemetryActivityInboundInterceptor,
+  OpenTelemetryActivityOutboundInterceptor,
+} from '@temporalio/interceptors-opentelemetry';
+import { bundleWorkflowCode, Worker, type Logger, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { Config } from '../lib/config.js';
+import type { Telemetry } from '../lib/telemetry.js';
 import { createActivities, type ActivityClients } from '../activities/index.js';
 
 /**
@@ -13,6 +22,46 @@ import { createActivities, type ActivityClients } from '../activities/index.js';
 export const WORKFLOW_BUNDLE_PATH = fileURLToPath(new URL('./workflow-bundle.js', import.meta.url));
 /** The workflow entry point bundled for the worker. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/**
+ * Workflow interceptors bundled with the workflow code: Temporal's OpenTelemetry ones, which
+ * continue the starter's trace in the workflow and pass it on to every activity.
+ */
+export const WORKFLOW_INTERCEPTOR_MODULES = [
+  createRequire(import.meta.url).resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors'),
+];
+
+/** Bundles the saga's workflow code with its interceptors (ahead of time, or at start-up from source). */
+export async function bundleOrderWorkflows(logger?: Logger): Promise<string> {
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
+    ...(logger && { logger }),
+  });
+  return code;
+}
+
+/**
+ * What a worker running the bundle needs for tracing: activity interceptors, and the sink the
+ * workflow interceptors send finished workflow spans to. Without telemetry the spans are dropped.
+ */
+export function tracingWorkerOptions(telemetry?: Pick<Telemetry, 'spanProcessor' | 'resource'>) {
+  return {
+    interceptors: {
+      activity: [
+        (ctx: ConstructorParameters<typeof OpenTelemetryActivityInboundInterceptor>[0]) => ({
+          inbound: new OpenTelemetryActivityInboundInterceptor(ctx),
+          outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
+        }),
+      ],
+    },
+    sinks: {
+      exporter: makeWorkflowExporter(
+        telemetry?.spanProcessor ?? new NoopSpanProcessor(),
+        telemetry?.resource ?? Resource.default(),
+      ),
+    },
+  } satisfies Pick<WorkerOptions, 'interceptors' | 'sinks'>;
+}
 
 export interface OrderWorkerOptions {
   connection: NativeConnection;
@@ -21,6 +70,8 @@ export interface OrderWorkerOptions {
   /** A prebuilt bundle's code path; default: dist/workflow-bundle.js when present, else bundle workflows/ now. */
   workflowBundlePath?: string;
   identity?: string;
+  /** Where the workflow's spans go; activity spans use the global tracer provider. */
+  telemetry?: Pick<Telemetry, 'spanProcessor' | 'resource'>;
 }
 
 export async function createOrderWorker({
@@ -29,16 +80,18 @@ export async function createOrderWorker({
   clients,
   workflowBundlePath,
   identity,
+  telemetry,
 }: OrderWorkerOptions): Promise<Worker> {
   const bundlePath = workflowBundlePath ?? (existsSync(WORKFLOW_BUNDLE_PATH) ? WORKFLOW_BUNDLE_PATH : undefined);
-  const workflowSource: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = bundlePath
-    ? { workflowBundle: { codePath: bundlePath } }
-    : { workflowsPath: WORKFLOWS_PATH };
+  const workflowSource: Pick<WorkerOptions, 'workflowBundle'> = {
+    workflowBundle: bundlePath ? { codePath: bundlePath } : { code: await bundleOrderWorkflows() },
+  };
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...workflowSource,
+    ...tracingWorkerOptions(telemetry),
     activities: createActivities(clients),
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.worker.maxConcurrentWorkflowTasks,

@@ -3,6 +3,7 @@
 // loopback port that the process's own /metrics endpoint appends to its output.
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import type { Logger } from '../lib/logger.js';
+import { ORDER_WORKFLOW_ID_PREFIX } from '../workflows/contract.js';
 
 const LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
   TRACE: 'trace',
@@ -21,7 +22,7 @@ export function installTemporalRuntime(logger: Logger, metricsPort: number): () 
   const threshold: LogLevel = logger.isLevelEnabled('debug') ? 'DEBUG' : 'INFO';
   Runtime.install({
     logger: new DefaultLogger(threshold, ({ level, message, meta }) =>
-      temporalLogger[LEVELS[level]](meta ?? {}, message),
+      temporalLogger[LEVELS[level]](withOrderId(meta), message),
     ),
     telemetryOptions: {
       logging: { forward: {}, filter: { core: 'WARN', other: 'ERROR' } },
@@ -41,4 +42,11 @@ export function installTemporalRuntime(logger: Logger, metricsPort: number): () 
     const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).catch(() => undefined);
     return response?.ok ? response.text() : '';
   };
+}
+
+/** Workflow and activity lines carry the workflow id; a saga's (`order-<id>`) also gets `orderId`. */
+function withOrderId(meta: Record<string, unknown> | undefined): Record<string, unknown> {
+  const workflowId = meta?.workflowId;
+  if (typeof workflowId !== 'string' || !workflowId.startsWith(ORDER_WORKFLOW_ID_PREFIX)) return meta ?? {};
+  return { orderId: workflowId.slice(ORDER_WORKFLOW_ID_PREFIX.length), ...meta };
 }

@@ -7,9 +7,12 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 /** Workflow type name registered by the worker (contract). */
 export const ORDER_SAGA_WORKFLOW_TYPE = 'orderSaga';
 
+/** Prefix of every saga's workflow id (contract). */
+export const ORDER_WORKFLOW_ID_PREFIX = 'order-';
+
 /** Workflow id of an order's saga (contract): one per order, ever. */
 export function orderWorkflowId(orderId: string): string {
-  return `order-${orderId}`;
+  return `${ORDER_WORKFLOW_ID_PREFIX}${orderId}`;
 }
 
 /** Every status a saga can report (contract). */

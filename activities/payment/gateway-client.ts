@@ -10,6 +10,8 @@ import {
   type CircuitBreakerPolicy,
 } from 'cockatiel';
 import type { Histogram } from 'prom-client';
+import { trace } from '@opentelemetry/api';
+import { activeTraceHeaders, inSpan, SpanKind } from '../../lib/telemetry.js';
 
 /** The gateway refused the card; retrying will not change that. */
 export class PaymentDeclinedError extends Error {
@@ -129,6 +131,7 @@ export class PaymentGatewayClient {
     } catch (error) {
       if (error instanceof BrokenCircuitError) {
         outcome = 'circuit_open';
+        trace.getActiveSpan()?.addEvent('payment gateway circuit open: call not made');
         const remaining = this.openedAt + this.options.breakerHalfOpenAfterMs - Date.now();
         throw new CircuitOpenError(Math.max(remaining, 100));
       }
@@ -139,34 +142,40 @@ export class PaymentGatewayClient {
     }
   }
 
+  /** One HTTP call, as a client span whose context the gateway receives in `traceparent`. */
   private async post(path: string, key: string, payload: object): Promise<Record<string, unknown>> {
-    let response: Response;
-    try {
-      response = await fetch(new URL(path, this.options.baseUrl), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'idempotency-key': key },
-        body: JSON.stringify(payload),
-        signal: AbortSignal.timeout(this.options.timeoutMs),
-      });
-    } catch (error) {
-      throw new GatewayUnavailableError(
-        `payment gateway unreachable or too slow: ${error instanceof Error ? error.message : String(error)}`,
-        { cause: error },
+    const url = new URL(path, this.options.baseUrl);
+    const attributes = { 'http.request.method': 'POST', 'url.full': url.href, 'server.address': url.hostname };
+    return inSpan(`POST ${path}`, { kind: SpanKind.CLIENT, attributes }, async (span) => {
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': key, ...activeTraceHeaders() },
+          body: JSON.stringify(payload),
+          signal: AbortSignal.timeout(this.options.timeoutMs),
+        });
+      } catch (error) {
+        throw new GatewayUnavailableError(
+          `payment gateway unreachable or too slow: ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error },
+        );
+      }
+      span.setAttribute('http.response.status_code', response.status);
+      const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+      if (response.ok) return body;
+      const detail = (body.error ?? {}) as { code?: string; message?: string };
+      if (response.status === 402)
+        throw new PaymentDeclinedError(detail.code ?? 'card_declined', detail.message ?? 'the card was declined');
+      if (response.status >= 500 || response.status === 429) {
+        throw new GatewayUnavailableError(
+          `payment gateway answered ${response.status}: ${detail.message ?? 'no detail'}`,
+        );
+      }
+      throw new GatewayRequestError(
+        response.status,
+        `payment gateway rejected the request (${response.status}): ${detail.message ?? 'no detail'}`,
       );
-    }
-    const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
-    if (response.ok) return body;
-    const detail = (body.error ?? {}) as { code?: string; message?: string };
-    if (response.status === 402)
-      throw new PaymentDeclinedError(detail.code ?? 'card_declined', detail.message ?? 'the card was declined');
-    if (response.status >= 500 || response.status === 429) {
-      throw new GatewayUnavailableError(
-        `payment gateway answered ${response.status}: ${detail.message ?? 'no detail'}`,
-      );
-    }
-    throw new GatewayRequestError(
-      response.status,
-      `payment gateway rejected the request (${response.status}): ${detail.message ?? 'no detail'}`,
-    );
+    });
   }
 }

@@ -60,7 +60,7 @@ export function createPaymentGatewayApp() {
   const refunds: Refund[] = [];
   const answersByKey = new Map<string, StoredAnswer>();
   let faults: Faults = { ...NO_FAULTS };
-  const calls: { operation: 'charge' | 'refund'; reference: string | undefined }[] = [];
+  const calls: { operation: 'charge' | 'refund'; reference: string | undefined; traceparent?: string }[] = [];
   const referenceOf = (req: Request) => {
     const reference = (req.body as Record<string, unknown> | undefined)?.reference;
     return typeof reference === 'string' ? reference : undefined;
@@ -111,7 +111,7 @@ export function createPaymentGatewayApp() {
   }
 
   app.post('/v1/charges', async (req, res) => {
-    calls.push({ operation: 'charge', reference: referenceOf(req) });
+    calls.push({ operation: 'charge', reference: referenceOf(req), traceparent: req.get('traceparent') });
     if (!(await passFaults(res, 'charge'))) return;
     const key = req.get('idempotency-key');
     if (!key)
@@ -161,7 +161,7 @@ export function createPaymentGatewayApp() {
   });
 
   app.post('/v1/refunds', async (req, res) => {
-    calls.push({ operation: 'refund', reference: referenceOf(req) });
+    calls.push({ operation: 'refund', reference: referenceOf(req), traceparent: req.get('traceparent') });
     if (!(await passFaults(res, 'refund'))) return;
     const key = req.get('idempotency-key');
     if (!key)
@@ -207,7 +207,9 @@ export function createPaymentGatewayApp() {
       charges: callList.filter((c) => c.operation === 'charge').length,
       refunds: callList.filter((c) => c.operation === 'refund').length,
     };
-    res.json({ charges: chargeList, refunds: refundList, netCaptured: captured, calls: callCounts });
+    // The trace context each call carried (W3C traceparent), so tracing can be checked end to end.
+    const traceparents = callList.flatMap((c) => (c.traceparent ? [c.traceparent] : []));
+    res.json({ charges: chargeList, refunds: refundList, netCaptured: captured, calls: callCounts, traceparents });
   });
 
   app.get('/admin/faults', (_req, res) => res.json(faults));

@@ -6,11 +6,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import { ensureChromium, ensureTools } from '../../scripts/toolchain.mjs';
 import { freePort, startNats, startTemporal, stopProcess } from '../../scripts/local-servers.mjs';
-import { WORKFLOWS_PATH } from '../../workers/order-worker.js';
+import { bundleOrderWorkflows } from '../../workers/order-worker.js';
 import { createTemporaryDatabase } from './postgres.js';
 
 declare module 'vitest' {
@@ -91,7 +90,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   writeFileSync(join(dir, 'product-pids'), '');
   project.provide('runDir', dir);
 
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+  const code = await bundleOrderWorkflows(quietLogger);
   const workflowBundlePath = join(dir, 'workflow-bundle.js');
   writeFileSync(workflowBundlePath, code);
 

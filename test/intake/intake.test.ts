@@ -2,93 +2,54 @@
 // This file runs its own nats-server: one test stops and restarts it, and its durable
 // starter consumer must not see other files' events.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Client } from '@temporalio/client';
-import { freePort } from '../../scripts/local-servers.mjs';
-import { startPrivateNats, type PrivateNats } from '../support/private-nats.js';
+import type { PrivateNats } from '../support/private-nats.js';
 import { connectNats } from '../../lib/nats.js';
 import { publishEnvelope, newTraceId } from '../../lib/envelope.js';
-import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
 import { orderWorkflowId, TERMINAL_STATUSES, type OrderStatus } from '../../workflows/contract.js';
-import { PaymentSandbox, readStream } from '../support/stack.js';
+import { readStream, type PaymentSandbox } from '../support/stack.js';
 import { connectClient } from '../support/temporal.js';
-import { productEnv, spawnProduct, waitUntilReady, type ProductProcess } from '../support/processes.js';
+import type { ProductProcess } from '../support/processes.js';
+import { startProductStack, type ProductStack } from '../support/product-stack.js';
 import { DLQ_HEADERS, STARTER_CONSUMER } from '../../workers/order-starter.js';
-import { openInventory } from '../../activities/inventory/open-inventory.js';
 
-const dataDir = mkdtempSync(join(tmpdir(), 'order-saga-intake-'));
+let stack: ProductStack;
 let nats: PrivateNats;
 let nc: NatsConnection;
 let js: JetStreamClient;
 let jsm: JetStreamManager;
 let client: Client;
 let closeClient: () => Promise<void>;
-let sandbox: Awaited<ReturnType<typeof startPaymentGateway>>;
 let gateway: PaymentSandbox;
 let worker: ProductProcess;
 let ingress: ProductProcess;
 let api: string;
-let taskQueue: string;
 let workerMetricsUrl: string;
-const SKU = inject('postgresUrl') ? 'SKU-INTAKE-A' : 'SKU-COFFEE-1KG';
+let SKU: string;
 
 beforeAll(async () => {
-  nats = await startPrivateNats('intake');
-  ({ client, close: closeClient } = await connectClient());
-  sandbox = await startPaymentGateway(0);
-  gateway = new PaymentSandbox(sandbox.url);
-  taskQueue = `orders-intake-${randomUUID()}`;
-  const [ingressPort, metricsPort] = [await freePort(), await freePort()];
-  const database: Record<string, string> = inject('postgresUrl')
-    ? { DATABASE_URL: inject('postgresUrl')! }
-    : { EMBEDDED_DATABASE_DIR: join(dataDir, 'inventory') };
-  const env = productEnv({
-    ...database,
-    INVENTORY_SEED_DEMO: 'true',
-    NATS_URL: nats.url,
-    TEMPORAL_TASK_QUEUE: taskQueue,
-    PAYMENT_GATEWAY_URL: sandbox.url,
-    PORT: String(ingressPort),
-    METRICS_PORT: String(metricsPort),
+  stack = await startProductStack('intake', {
     STARTER_MAX_DELIVER: '3',
     APPROVAL_THRESHOLD: '5000',
     STARTER_ACK_WAIT: '5s',
   });
-  worker = spawnProduct('workers/main.ts', env);
-  ingress = spawnProduct('ingress/main.ts', env);
-  api = `http://127.0.0.1:${ingressPort}`;
-  workerMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-  await Promise.all([
-    waitUntilReady(`http://127.0.0.1:${metricsPort}/ready`, worker),
-    waitUntilReady(`${api}/ready`, ingress),
-  ]);
+  ({ nats, gateway, api, sku: SKU } = stack);
+  workerMetricsUrl = `${stack.workerOps}/metrics`;
+  ({ client, close: closeClient } = await connectClient());
+  [worker, ingress] = await Promise.all([stack.start('workers/main.ts'), stack.start('ingress/main.ts')]);
   nc = await connectNats([nats.url], 'intake-test');
   js = jetstream(nc);
   jsm = await jetstreamManager(nc);
-  // With PostgreSQL the test stocks its own SKU; the embedded store belongs to the worker
-  // process alone, so there the demo catalog (500 units of SKU-COFFEE-1KG) is used.
-  if (inject('postgresUrl')) await restockOnPostgres(SKU, 10_000);
 });
 
 afterAll(async () => {
-  await Promise.all([ingress?.stop(), worker?.stop()]);
   await nc?.close();
   await closeClient?.();
-  await sandbox?.close();
-  await nats?.close();
-  rmSync(dataDir, { recursive: true, force: true });
+  await stack?.close();
 });
-
-async function restockOnPostgres(sku: string, quantity: number) {
-  const store = await openInventory({ url: inject('postgresUrl'), embeddedDir: '' });
-  await store.restock(sku, quantity);
-  await store.db.close();
-}
 
 /** Resolves once the starter has handled every event on ORDERS. */
 async function starterCaughtUp() {

@@ -1,68 +1,28 @@
 // Graceful shutdown under load: SIGTERM the worker and then the ingress while orders stream
 // in, start replacements, and check that no accepted order is lost and none got two sagas.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
-import { freePort } from '../../scripts/local-servers.mjs';
-import { startPrivateNats, type PrivateNats } from '../support/private-nats.js';
-import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
-import { openInventory } from '../../activities/inventory/open-inventory.js';
 import { orderWorkflowId } from '../../workflows/contract.js';
-import { PaymentSandbox } from '../support/stack.js';
 import { connectClient } from '../support/temporal.js';
-import { productEnv, spawnProduct, waitUntilReady, type ProductProcess } from '../support/processes.js';
+import { startProductStack, type ProductEntry, type ProductStack } from '../support/product-stack.js';
 
-const dataDir = mkdtempSync(join(tmpdir(), 'order-saga-shutdown-'));
-const processes: ProductProcess[] = [];
-let nats: PrivateNats;
-let sandbox: Awaited<ReturnType<typeof startPaymentGateway>>;
+let stack: ProductStack;
 let client: Client;
 let closeClient: () => Promise<void>;
-let env: Record<string, string>;
-let api: string;
-let metricsPort: number;
-const SKU = inject('postgresUrl') ? `SKU-SHUTDOWN-${randomUUID().slice(0, 6)}` : 'SKU-COFFEE-1KG';
+let SKU: string;
 
 beforeAll(async () => {
-  nats = await startPrivateNats('shutdown');
-  sandbox = await startPaymentGateway(0);
+  stack = await startProductStack('shutdown');
+  SKU = stack.sku;
   ({ client, close: closeClient } = await connectClient());
-  const postgresUrl = inject('postgresUrl');
-  if (postgresUrl) {
-    const store = await openInventory({ url: postgresUrl, embeddedDir: '' });
-    await store.restock(SKU, 10_000);
-    await store.db.close();
-  }
-  const port = await freePort();
-  metricsPort = await freePort();
-  api = `http://127.0.0.1:${port}`;
-  env = productEnv({
-    ...(postgresUrl ? { DATABASE_URL: postgresUrl } : { EMBEDDED_DATABASE_DIR: join(dataDir, 'inventory') }),
-    INVENTORY_SEED_DEMO: 'true',
-    NATS_URL: nats.url,
-    TEMPORAL_TASK_QUEUE: `orders-shutdown-${randomUUID()}`,
-    PAYMENT_GATEWAY_URL: sandbox.url,
-    PORT: String(port),
-    METRICS_PORT: String(metricsPort),
-  });
 });
 afterAll(async () => {
-  await Promise.all(processes.map((p) => p.stop()));
   await closeClient?.();
-  await sandbox?.close();
-  await nats?.close();
-  rmSync(dataDir, { recursive: true, force: true });
+  await stack?.close();
 });
 
-async function start(entry: 'workers/main.ts' | 'ingress/main.ts'): Promise<ProductProcess> {
-  const started = spawnProduct(entry, env);
-  processes.push(started);
-  await waitUntilReady(entry === 'ingress/main.ts' ? `${api}/ready` : `http://127.0.0.1:${metricsPort}/ready`, started);
-  return started;
-}
+const start = (entry: ProductEntry) => stack.start(entry);
 
 describe('graceful shutdown', () => {
   it('when the worker and then the ingress get SIGTERM mid-stream, then no accepted order is lost or doubled', async () => {
@@ -74,7 +34,7 @@ describe('graceful shutdown', () => {
 
     const load = (async () => {
       for (let i = 0; i < 200; i += 1) {
-        const response = await fetch(`${api}/orders`, {
+        const response = await fetch(`${stack.api}/orders`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'idempotency-key': `${customerId}-${i}` },
           body: JSON.stringify({
@@ -105,7 +65,7 @@ describe('graceful shutdown', () => {
       .poll(async () => (await client.workflow.count(terminal)).count, { timeout: 120_000, interval: 1_000 })
       .toBe(accepted.length);
     expect((await client.workflow.count(`CustomerId = '${customerId}'`)).count).toBe(accepted.length); // one saga per accepted order
-    const ledger = await new PaymentSandbox(sandbox.url).ledger();
+    const ledger = await stack.gateway.ledger();
     const charged = ledger.charges.filter((c) => accepted.includes(c.reference)).map((c) => c.reference);
     expect(new Set(charged).size).toBe(charged.length);
     expect(charged.length).toBe(accepted.length);

@@ -6,6 +6,7 @@ import { describe, expect, it, inject } from 'vitest';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { HISTORIES_DIR } from '../support/histories.js';
+import { tracingWorkerOptions } from '../../workers/order-worker.js';
 
 const files = readdirSync(HISTORIES_DIR)
   .filter((name) => name.endsWith('.json'))
@@ -32,7 +33,7 @@ describe('workflow replay', () => {
     const history = historyFromJSON(JSON.parse(readFileSync(`${HISTORIES_DIR}${file}`, 'utf8')));
     await expect(
       Worker.runReplayHistory(
-        { workflowBundle: { codePath: inject('workflowBundlePath') } },
+        { workflowBundle: { codePath: inject('workflowBundlePath') }, ...tracingWorkerOptions() },
         history,
         `replay-${file}`,
       ),

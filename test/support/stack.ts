@@ -29,6 +29,8 @@ export interface Ledger {
   refunds: Refund[];
   netCaptured: number;
   calls: { charges: number; refunds: number };
+  /** The W3C traceparent header of each call, in arrival order. */
+  traceparents: string[];
 }
 
 /** Talks to the sandbox's ledger and admin endpoints. */

@@ -1,0 +1,95 @@
+// /ready with real meaning: each process answers 503, naming the dependency, while Temporal or
+// NATS is down, and 200 again once it is back, and the stack then processes orders. This file
+// runs a Temporal server of its own, since stopping the harness's would stop every other file.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { freePort, startTemporal, stopProcess } from '../../scripts/local-servers.mjs';
+import { TERMINAL_STATUSES } from '../../workflows/contract.js';
+import { startProductStack, type ProductStack } from '../support/product-stack.js';
+
+type Temporal = Awaited<ReturnType<typeof startTemporal>>;
+
+const temporalDir = mkdtempSync(join(tmpdir(), 'order-saga-readiness-temporal-'));
+let temporalPort: number;
+let temporal: Temporal;
+let stack: ProductStack;
+
+const launchTemporal = () =>
+  startTemporal({ binary: inject('temporalBinary'), port: temporalPort, dataDir: temporalDir });
+
+beforeAll(async () => {
+  temporalPort = await freePort();
+  temporal = await launchTemporal();
+  stack = await startProductStack('readiness', { TEMPORAL_ADDRESS: temporal.address });
+  await Promise.all([stack.start('workers/main.ts'), stack.start('ingress/main.ts')]);
+});
+
+afterAll(async () => {
+  await stack?.close();
+  await stopProcess(temporal?.process);
+  rmSync(temporalDir, { recursive: true, force: true });
+});
+
+/** What each process's /ready answers: status and which checks failed. */
+async function readiness() {
+  const probe = async (url: string) => {
+    const response = await fetch(`${url}/ready`);
+    const body = (await response.json()) as { checks: Record<string, boolean> };
+    const failing = Object.entries(body.checks)
+      .filter(([, ok]) => !ok)
+      .map(([name]) => name);
+    return `${response.status}${failing.length ? ` (${failing.join(', ')} down)` : ''}`;
+  };
+  return { ingress: await probe(stack.api), worker: await probe(stack.workerOps) };
+}
+
+async function orderCompletes(): Promise<void> {
+  const response = await fetch(`${stack.api}/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      customerId: 'c-readiness',
+      items: [{ sku: stack.sku, quantity: 1, unitPrice: 500 }],
+      currency: 'EUR',
+      paymentToken: 'tok_visa',
+    }),
+  });
+  expect(response.status).toBe(202);
+  const { orderId } = (await response.json()) as { orderId: string };
+  await expect
+    .poll(
+      async () => {
+        const status = await fetch(`${stack.api}/orders/${orderId}`);
+        return status.ok && TERMINAL_STATUSES.includes(((await status.json()) as { status: never }).status);
+      },
+      { timeout: 60_000, interval: 250 },
+    )
+    .toBe(true);
+}
+
+describe('/ready', () => {
+  it('when Temporal stops, then both processes report not ready naming it, and ready again once it is back', async () => {
+    expect(await readiness()).toEqual({ ingress: '200', worker: '200' });
+    await stopProcess(temporal.process);
+    await expect.poll(readiness, { timeout: 15_000 }).toEqual({
+      ingress: '503 (temporal down)',
+      worker: '503 (temporal down)',
+    });
+    temporal = await launchTemporal();
+    await expect.poll(readiness, { timeout: 30_000 }).toEqual({ ingress: '200', worker: '200' });
+    await orderCompletes();
+  }, 120_000);
+
+  it('when NATS stops, then both processes report not ready naming it, and ready again once it is back', async () => {
+    await stack.nats.stop();
+    await expect.poll(readiness, { timeout: 15_000 }).toEqual({
+      ingress: '503 (nats down)',
+      worker: '503 (nats down)',
+    });
+    await stack.nats.restart();
+    await expect.poll(readiness, { timeout: 30_000 }).toEqual({ ingress: '200', worker: '200' });
+    await orderCompletes();
+  }, 120_000);
+});

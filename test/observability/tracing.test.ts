@@ -1,0 +1,171 @@
+// One trace per order, end to end, as an operator sees it in a tracing backend: the real
+// ingress and worker export over OTLP/HTTP to a collector of this file's own, and the test
+// follows the parent links from the HTTP request to the last audit publish.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connectNats } from '../../lib/nats.js';
+import { TERMINAL_STATUSES, type OrderStatus } from '../../workflows/contract.js';
+import { startOtlpCollector, type OtlpCollector, type ReceivedSpan } from '../support/otlp-collector.js';
+import { startProductStack, type ProductStack } from '../support/product-stack.js';
+import type { ProductProcess } from '../support/processes.js';
+import { readStream } from '../support/stack.js';
+
+let collector: OtlpCollector;
+let stack: ProductStack;
+let worker: ProductProcess;
+let ingress: ProductProcess;
+
+beforeAll(async () => {
+  collector = await startOtlpCollector();
+  stack = await startProductStack('tracing', {
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
+    OTEL_BSP_SCHEDULE_DELAY: '100', // export within a tenth of a second instead of five
+  });
+  [worker, ingress] = await Promise.all([stack.start('workers/main.ts'), stack.start('ingress/main.ts')]);
+});
+
+afterAll(async () => {
+  await stack?.close();
+  await collector?.close();
+});
+
+async function waitForTerminal(orderId: string): Promise<OrderStatus> {
+  let status: OrderStatus | undefined;
+  await expect
+    .poll(
+      async () => {
+        const response = await fetch(`${stack.api}/orders/${orderId}`);
+        status = response.ok ? ((await response.json()) as { status: OrderStatus }).status : undefined;
+        return status !== undefined && TERMINAL_STATUSES.includes(status);
+      },
+      { timeout: 30_000, interval: 100 },
+    )
+    .toBe(true);
+  return status!;
+}
+
+/** A caller's trace context, as a client that traces its own requests would send it. */
+function callerContext() {
+  return { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex') };
+}
+
+async function postOrder(traceparent: string): Promise<string> {
+  const response = await fetch(`${stack.api}/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', traceparent },
+    body: JSON.stringify({
+      customerId: 'c-tracing',
+      items: [{ sku: stack.sku, quantity: 1, unitPrice: 1_250 }],
+      currency: 'EUR',
+      paymentToken: 'tok_visa',
+      email: 'grace@example.com',
+    }),
+  });
+  expect(response.status).toBe(202);
+  return ((await response.json()) as { orderId: string }).orderId;
+}
+
+describe('tracing', () => {
+  it('when an order completes, then one trace holds every step from POST /orders to the last audit publish, each span under its parent', async () => {
+    const caller = callerContext();
+    const orderId = await postOrder(`00-${caller.traceId}-${caller.spanId}-01`);
+    expect(await waitForTerminal(orderId)).toBe('COMPLETED');
+
+    const inTrace = () => collector.spans().filter((s) => s.traceId === caller.traceId);
+    // Workflow spans are exported when the workflow completes; the last audit publish comes just before.
+    await expect
+      .poll(() => inTrace().map((s) => s.name), { timeout: 15_000 })
+      .toEqual(expect.arrayContaining(['RunWorkflow:orderSaga', 'publish audit.orders.OrderCompleted']));
+    const spans = inTrace();
+    const byId = new Map(spans.map((s) => [s.spanId, s]));
+    const one = (name: string): ReceivedSpan => {
+      const found = spans.filter((s) => s.name === name);
+      expect(
+        found.map((s) => s.name),
+        `spans named ${name}`,
+      ).toEqual([name]);
+      return found[0]!;
+    };
+    const expectChild = (child: ReceivedSpan, parent: ReceivedSpan) =>
+      expect(`${child.name} under ${byId.get(child.parentSpanId)?.name ?? child.parentSpanId}`).toBe(
+        `${child.name} under ${parent.name}`,
+      );
+
+    // Ingress: the request joins the caller's trace, and the publish is its child.
+    const request = one('POST /orders');
+    expect(request).toMatchObject({ service: 'order-saga-ingress', parentSpanId: caller.spanId });
+    expect(request.attributes).toMatchObject({ 'http.route': '/orders', 'http.response.status_code': 202 });
+    const published = one('publish orders.created');
+    expectChild(published, request);
+    expect(published.attributes).toMatchObject({ 'messaging.system': 'nats', 'order.id': orderId });
+
+    // Worker: the starter continues from the traceparent header, then Temporal's interceptors take over.
+    const processed = one('process orders.created');
+    expect(processed.service).toBe('order-saga-worker');
+    expectChild(processed, published);
+    const startWorkflow = one('StartWorkflow:orderSaga');
+    expectChild(startWorkflow, processed);
+    const runWorkflow = one('RunWorkflow:orderSaga');
+    expectChild(runWorkflow, startWorkflow);
+    const activity: Record<string, ReceivedSpan> = {};
+    for (const name of ['reserveInventory', 'chargePayment', 'sendNotification']) {
+      const scheduled = one(`StartActivity:${name}`);
+      expectChild(scheduled, runWorkflow);
+      activity[name] = one(`RunActivity:${name}`);
+      expectChild(activity[name], scheduled);
+    }
+
+    // The payment call is a client span, and the gateway received exactly its context.
+    const charge = one('POST /v1/charges');
+    expectChild(charge, activity.chargePayment!);
+    expect(charge.attributes).toMatchObject({ 'http.response.status_code': 201 });
+    expect((await stack.gateway.ledger(orderId)).traceparents).toEqual([`00-${caller.traceId}-${charge.spanId}-01`]);
+
+    // Audit: one publish span per stored event, under its publishAudit activity, and each
+    // stored event carries the trace id and the traceparent of the span that published it.
+    const nc = await connectNats([stack.nats.url], 'tracing-test');
+    const audit = (await readStream(jetstream(nc), await jetstreamManager(nc), 'AUDIT')).filter(
+      (e) => e.aggregate_id === orderId,
+    );
+    await nc.close();
+    const auditPublishes = spans.filter((s) => s.name.startsWith('publish audit.orders.'));
+    expect(auditPublishes.map((s) => s.name).sort()).toEqual(audit.map((e) => `publish ${e.subject}`).sort());
+    for (const event of audit) {
+      const span = auditPublishes.find((s) => s.attributes['messaging.message.id'] === event.id)!;
+      expect(event.trace_id).toBe(caller.traceId);
+      expect(event.headers.traceparent).toBe(`00-${caller.traceId}-${span.spanId}-01`);
+      const runAudit = byId.get(span.parentSpanId)!;
+      expect(runAudit.name).toBe('RunActivity:publishAudit');
+      expect(byId.get(runAudit.parentSpanId)?.name).toBe('StartActivity:publishAudit');
+      expect(byId.get(byId.get(runAudit.parentSpanId)!.parentSpanId)).toBe(runWorkflow);
+    }
+
+    // No broken link anywhere: every span but the request has its parent in the trace.
+    expect(spans.filter((s) => s !== request && !byId.has(s.parentSpanId)).map((s) => s.name)).toEqual([]);
+  });
+
+  it('when an order is handled, then every log line about it names the order, its workflow and its trace', async () => {
+    const caller = callerContext();
+    const orderId = await postOrder(`00-${caller.traceId}-${caller.spanId}-01`);
+    expect(await waitForTerminal(orderId)).toBe('COMPLETED');
+    // Lines are written as things happen; the completed saga's last lines are out by now or very soon.
+    const linesAbout = () =>
+      `${ingress.output()}\n${worker.output()}`
+        .split('\n')
+        .filter((line) => line.includes(orderId))
+        .map((line) => JSON.parse(line) as Record<string, string>);
+    await expect.poll(() => linesAbout().some((l) => l.msg === 'saga started'), { timeout: 5_000 }).toBe(true);
+    const lines = linesAbout();
+    expect(lines.map((l) => `${l.service}: ${l.msg}`)).toEqual(
+      expect.arrayContaining(['ingress: order accepted', 'worker: saga started']),
+    );
+    for (const line of lines) {
+      expect(line, JSON.stringify(line)).toMatchObject({
+        orderId,
+        workflowId: `order-${orderId}`,
+        trace_id: caller.traceId,
+      });
+    }
+  });
+});

@@ -1,0 +1,83 @@
+// The product as users run it, for a test file: the worker and the ingress as real child
+// processes, with a nats-server of the file's own (its durable starter consumer must not see
+// other files' events), the payment sandbox, and an inventory stocked for the file.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { freePort } from '../../scripts/local-servers.mjs';
+import { openInventory } from '../../activities/inventory/open-inventory.js';
+import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
+import { startPrivateNats, type PrivateNats } from './private-nats.js';
+import { productEnv, spawnProduct, waitUntilReady, type ProductProcess } from './processes.js';
+import { PaymentSandbox } from './stack.js';
+
+export type ProductEntry = 'workers/main.ts' | 'ingress/main.ts';
+
+export interface ProductStack {
+  /** The ingress base URL (http://127.0.0.1:PORT). */
+  api: string;
+  /** The worker's operations base URL (/health, /ready, /metrics). */
+  workerOps: string;
+  nats: PrivateNats;
+  gateway: PaymentSandbox;
+  /** A SKU with plenty of stock for this file's orders. */
+  sku: string;
+  /** The environment every product process of this stack gets. */
+  env: Record<string, string>;
+  /** Spawns a worker or an ingress and resolves once its /ready answers 200. */
+  start(entry: ProductEntry): Promise<ProductProcess>;
+  /** Stops every process started, then the servers; removes the data. */
+  close(): Promise<void>;
+}
+
+/** Starts the servers of a stack; `overrides` are added to the processes' environment. */
+export async function startProductStack(name: string, overrides: Record<string, string> = {}): Promise<ProductStack> {
+  const dataDir = mkdtempSync(join(tmpdir(), `order-saga-${name}-`));
+  const nats = await startPrivateNats(name);
+  const sandbox = await startPaymentGateway(0);
+  const postgresUrl = inject('postgresUrl');
+  // With PostgreSQL the file stocks a SKU of its own; the embedded store belongs to the worker
+  // process alone, so there the demo catalog (500 units of SKU-COFFEE-1KG) is used.
+  const sku = postgresUrl ? `SKU-${name.toUpperCase()}-${randomUUID().slice(0, 6)}` : 'SKU-COFFEE-1KG';
+  if (postgresUrl) {
+    const store = await openInventory({ url: postgresUrl, embeddedDir: '' });
+    await store.restock(sku, 10_000);
+    await store.db.close();
+  }
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  const api = `http://127.0.0.1:${port}`;
+  const workerOps = `http://127.0.0.1:${metricsPort}`;
+  const env = productEnv({
+    ...(postgresUrl ? { DATABASE_URL: postgresUrl } : { EMBEDDED_DATABASE_DIR: join(dataDir, 'inventory') }),
+    INVENTORY_SEED_DEMO: 'true',
+    NATS_URL: nats.url,
+    TEMPORAL_TASK_QUEUE: `orders-${name}-${randomUUID()}`,
+    PAYMENT_GATEWAY_URL: sandbox.url,
+    PORT: String(port),
+    METRICS_PORT: String(metricsPort),
+    ...overrides,
+  });
+  const processes: ProductProcess[] = [];
+  return {
+    api,
+    workerOps,
+    nats,
+    gateway: new PaymentSandbox(sandbox.url),
+    sku,
+    env,
+    async start(entry) {
+      const started = spawnProduct(entry, env);
+      processes.push(started);
+      await waitUntilReady(entry === 'ingress/main.ts' ? `${api}/ready` : `${workerOps}/ready`, started);
+      return started;
+    },
+    async close() {
+      await Promise.all(processes.map((p) => p.stop()));
+      await sandbox.close();
+      await nats.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
