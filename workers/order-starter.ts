@@ -29,6 +29,7 @@ import {
   type OrderSagaInput,
   toMajorUnits,
   type SagaSettings,
+  TRACE_ID_MEMO_KEY,
 } from '../workflows/contract.js';
 
 /** Durable consumer name on ORDERS (operators see it in `nats consumer ls ORDERS`). */
@@ -176,6 +177,7 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
         ],
         memo: {
           summary: `${order.items.length} line(s), ${toMajorUnits(order.total, order.currency)} ${order.currency}, customer ${order.customerId}`,
+          [TRACE_ID_MEMO_KEY]: order.traceId,
         },
         staticSummary: `Order ${order.orderId} for ${order.customerId}`,
       });

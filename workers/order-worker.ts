@@ -10,7 +10,16 @@ import {
   OpenTelemetryActivityInboundInterceptor,
   OpenTelemetryActivityOutboundInterceptor,
 } from '@temporalio/interceptors-opentelemetry';
-import { bundleWorkflowCode, Worker, type Logger, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  Worker,
+  type ActivityInterceptors,
+  type Logger,
+  type NativeConnection,
+  type WorkerOptions,
+} from '@temporalio/worker';
+import type { Context as ActivityContext } from '@temporalio/activity';
+import { trace } from '@opentelemetry/api';
 import type { Config } from '../lib/config.js';
 import type { Telemetry } from '../lib/telemetry.js';
 import { createActivities, type ActivityClients } from '../activities/index.js';
@@ -24,10 +33,12 @@ export const WORKFLOW_BUNDLE_PATH = fileURLToPath(new URL('./workflow-bundle.js'
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 /**
  * Workflow interceptors bundled with the workflow code: Temporal's OpenTelemetry ones, which
- * continue the starter's trace in the workflow and pass it on to every activity.
+ * continue the starter's trace in the workflow and pass it on to every activity, and ours that
+ * put the trace id on every workflow log line.
  */
 export const WORKFLOW_INTERCEPTOR_MODULES = [
   createRequire(import.meta.url).resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors'),
+  fileURLToPath(new URL('../workflows/log-context.ts', import.meta.url)),
 ];
 
 /** Bundles the saga's workflow code with its interceptors (ahead of time, or at start-up from source). */
@@ -41,6 +52,29 @@ export async function bundleOrderWorkflows(logger?: Logger): Promise<string> {
 }
 
 /**
+ * Keeps the activity's trace id on the SDK's lines written after its span has ended
+ * ("Activity completed", "Activity failed"), where the OpenTelemetry interceptor has none to add.
+ * ("Activity started" is written before any interceptor sees the activity's headers.)
+ */
+function activityTraceIdOnLogs(): ActivityInterceptors {
+  let traceId: string | undefined;
+  return {
+    inbound: {
+      execute(input, next) {
+        const spanContext = trace.getActiveSpan()?.spanContext();
+        if (spanContext && trace.isSpanContextValid(spanContext)) traceId = spanContext.traceId;
+        return next(input);
+      },
+    },
+    outbound: {
+      getLogAttributes(input, next) {
+        return next(traceId ? { trace_id: traceId, ...input } : input);
+      },
+    },
+  };
+}
+
+/**
  * What a worker running the bundle needs for tracing: activity interceptors, and the sink the
  * workflow interceptors send finished workflow spans to. Without telemetry the spans are dropped.
  */
@@ -48,10 +82,11 @@ export function tracingWorkerOptions(telemetry?: Pick<Telemetry, 'spanProcessor'
   return {
     interceptors: {
       activity: [
-        (ctx: ConstructorParameters<typeof OpenTelemetryActivityInboundInterceptor>[0]) => ({
+        (ctx: ActivityContext) => ({
           inbound: new OpenTelemetryActivityInboundInterceptor(ctx),
           outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
         }),
+        activityTraceIdOnLogs,
       ],
     },
     sinks: {

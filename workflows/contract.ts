@@ -10,6 +10,9 @@ export const ORDER_SAGA_WORKFLOW_TYPE = 'orderSaga';
 /** Prefix of every saga's workflow id (contract). */
 export const ORDER_WORKFLOW_ID_PREFIX = 'order-';
 
+/** Memo field holding the order's trace id, so operators can go from the Web UI to the trace. */
+export const TRACE_ID_MEMO_KEY = 'traceId';
+
 /** Workflow id of an order's saga (contract): one per order, ever. */
 export function orderWorkflowId(orderId: string): string {
   return `${ORDER_WORKFLOW_ID_PREFIX}${orderId}`;
