@@ -1,0 +1,378 @@
+// `npm run bench`: open-loop load at fixed arrival rates against a stack of its own (Temporal
+// dev server, nats-server, payment sandbox, the product's worker and ingress, a baseline
+// worker), measuring what docs/benchmarks.md reports. See that file for the method.
+//
+//   npm run bench -- [--rates 300,600,1200] [--duration 30] [--drain 10] [--out docs/benchmarks.md]
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { Client, Connection } from '@temporalio/client';
+import { openInventory } from '../activities/inventory/open-inventory.js';
+import { loadConfig } from '../lib/config.js';
+import { connectNats } from '../lib/nats.js';
+import { decodeEnvelope } from '../lib/envelope.js';
+import { startPaymentGateway } from '../sandbox/payment-gateway/server.js';
+import { freePort, startNats, startTemporal, stopProcess, waitFor } from '../scripts/local-servers.mjs';
+import { ROOT, setUp, step } from '../scripts/setup.mjs';
+import { auditEventTypeFor, orderWorkflowId, type Order, type OrderSagaInput } from '../workflows/contract.js';
+
+const { values: options } = parseArgs({
+  options: {
+    rates: { type: 'string', default: '300,600,1200' },
+    duration: { type: 'string', default: '30' },
+    drain: { type: 'string', default: '10' },
+    out: { type: 'string', default: join(ROOT, 'docs/benchmarks.md') },
+  },
+});
+const rates = options.rates.split(',').map(Number);
+const durationS = Number(options.duration);
+const drainS = Number(options.drain);
+if (rates.some((r) => !(r > 0)) || !(durationS > 0) || !(drainS >= 0)) {
+  console.error('usage: npm run bench -- [--rates 300,600,1200] [--duration 30] [--drain 10] [--out FILE]');
+  console.error('rates are orders per minute; duration and drain are seconds per step');
+  process.exit(2);
+}
+
+const SKU = 'SKU-BENCH';
+const CLOCK_TICKS_PER_S = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+// ---------------------------------------------------------------------------- the stack
+const tools = await setUp(['temporal', 'nats-server']);
+step('Starting the benchmark stack (servers of its own, on free ports)');
+const dir = mkdtempSync(join(tmpdir(), 'order-saga-bench-'));
+const [temporal, nats] = await Promise.all([
+  startTemporal({ binary: tools.temporal!, port: await freePort(), dataDir: join(dir, 'temporal') }),
+  startNats({ binary: tools['nats-server']!, port: await freePort(), dataDir: join(dir, 'nats') }),
+]);
+const sandbox = await startPaymentGateway(0);
+const stores = { product: join(dir, 'inventory-product'), baseline: join(dir, 'inventory-baseline') };
+for (const embeddedDir of Object.values(stores)) {
+  const store = await openInventory({ url: undefined, embeddedDir });
+  await store.restock(SKU, 100_000_000);
+  await store.db.close();
+}
+const [ingressPort, metricsPort] = [await freePort(), await freePort()];
+const baseEnv = {
+  PATH: process.env.PATH ?? '',
+  HOME: process.env.HOME ?? '/tmp',
+  LOG_LEVEL: 'warn',
+  TEMPORAL_ADDRESS: temporal.address,
+  NATS_URL: nats.url,
+  PAYMENT_GATEWAY_URL: sandbox.url,
+  APPROVAL_THRESHOLD: '100000000',
+};
+const children: ChildProcess[] = [];
+function spawnProcess(entry: string, env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr.on('data', (chunk: Buffer) => process.stderr.write(`[${entry}] ${chunk.toString()}`));
+  children.push(child);
+  return child;
+}
+const processes = {
+  worker: spawnProcess('workers/main.ts', {
+    ...baseEnv,
+    EMBEDDED_DATABASE_DIR: stores.product,
+    METRICS_PORT: String(metricsPort),
+    TEMPORAL_TASK_QUEUE: 'orders',
+  }),
+  ingress: spawnProcess('ingress/main.ts', { ...baseEnv, PORT: String(ingressPort), TEMPORAL_TASK_QUEUE: 'orders' }),
+  baselineWorker: spawnProcess('bench/bench-worker.ts', {
+    ...baseEnv,
+    EMBEDDED_DATABASE_DIR: stores.baseline,
+    TEMPORAL_TASK_QUEUE: 'baseline',
+  }),
+  temporal: temporal.process,
+  nats: nats.process,
+};
+async function stopAll() {
+  for (const child of children) await stopProcess(child, 20_000);
+  await sandbox.close();
+  await Promise.all([stopProcess(temporal.process), stopProcess(nats.process)]);
+  rmSync(dir, { recursive: true, force: true });
+}
+process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+
+const api = `http://127.0.0.1:${ingressPort}`;
+const ok = (url: string) => async () => (await fetch(url)).ok;
+await waitFor('worker', ok(`http://127.0.0.1:${metricsPort}/ready`), { timeoutMs: 120_000 });
+await waitFor('ingress', ok(`${api}/ready`), { timeoutMs: 60_000 });
+
+const connection = await Connection.connect({ address: temporal.address });
+const client = new Client({ connection });
+// Give the baseline worker its start-up bundling, then warm both task queues.
+await client.workflow.execute('emptyWorkflow', { taskQueue: 'baseline', workflowId: `warm-${randomUUID()}` });
+
+// When each saga's final audit event was stored (JetStream's own timestamp), by order id.
+const FINAL_EVENTS = new Set([auditEventTypeFor('COMPLETED'), auditEventTypeFor('COMPENSATED')]);
+const finalStoredAt = new Map<string, number>();
+const nc = await connectNats([nats.url], 'order-saga-bench');
+const auditConsumer = await jetstream(nc).consumers.get('AUDIT', { deliver_policy: DeliverPolicy.New });
+void (async () => {
+  for await (const message of await auditConsumer.consume()) {
+    const event = decodeEnvelope(message.data);
+    if (FINAL_EVENTS.has(event.type)) finalStoredAt.set(event.aggregate_id, message.info.timestampNanos / 1e6);
+  }
+})();
+
+// -------------------------------------------------------------------------- measurement
+const sagaSettings = loadConfig({}).saga;
+function newOrder(): Order {
+  return {
+    orderId: randomUUID(),
+    customerId: 'c-bench',
+    items: [{ sku: SKU, quantity: 1, unitPrice: 1_000 }],
+    currency: 'EUR',
+    total: 1_000,
+    paymentToken: 'tok_visa',
+    createdAt: new Date().toISOString(),
+    traceId: randomUUID().replaceAll('-', ''),
+  };
+}
+
+interface Scenario {
+  name: string;
+  /** Sends one unit of work; resolves with the key its completion is found under. */
+  send(): Promise<string>;
+  /** When the unit finished (epoch ms), if it has. */
+  completedAt(key: string): Promise<number | undefined> | number | undefined;
+  /** Processes whose CPU time counts for this scenario. */
+  cpu: (keyof typeof processes)[];
+}
+
+const closeTimeOf = async (workflowId: string) => {
+  const description = await client.workflow.getHandle(workflowId).describe();
+  return description.closeTime?.getTime();
+};
+
+const scenarios: Scenario[] = [
+  {
+    name: 'empty workflow (the server ceiling)',
+    async send() {
+      const workflowId = `empty-${randomUUID()}`;
+      await client.workflow.start('emptyWorkflow', { taskQueue: 'baseline', workflowId });
+      return workflowId;
+    },
+    completedAt: closeTimeOf,
+    cpu: ['baselineWorker', 'temporal'],
+  },
+  {
+    name: 'textbook saga (regular activities, default worker)',
+    async send() {
+      const order = newOrder();
+      const input: OrderSagaInput = { order, settings: sagaSettings };
+      await client.workflow.start('textbookSaga', {
+        taskQueue: 'baseline',
+        workflowId: `textbook-${order.orderId}`,
+        args: [input],
+      });
+      return order.orderId;
+    },
+    completedAt: (orderId) => finalStoredAt.get(orderId),
+    cpu: ['baselineWorker', 'temporal', 'nats'],
+  },
+  {
+    name: 'order saga, started by a client',
+    async send() {
+      const order = newOrder();
+      const input: OrderSagaInput = { order, settings: sagaSettings };
+      await client.workflow.start('orderSaga', {
+        taskQueue: 'orders',
+        workflowId: orderWorkflowId(order.orderId),
+        args: [input],
+      });
+      return order.orderId;
+    },
+    completedAt: (orderId) => finalStoredAt.get(orderId),
+    cpu: ['worker', 'temporal', 'nats'],
+  },
+  {
+    name: 'product end to end: POST /orders → JetStream → starter → order saga',
+    async send() {
+      const response = await fetch(`${api}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          customerId: 'c-bench',
+          items: [{ sku: SKU, quantity: 1, unitPrice: 1_000 }],
+          currency: 'EUR',
+          paymentToken: 'tok_visa',
+        }),
+      });
+      if (response.status !== 202) throw new Error(`POST /orders answered ${response.status}`);
+      return ((await response.json()) as { orderId: string }).orderId;
+    },
+    completedAt: (orderId) => finalStoredAt.get(orderId),
+    cpu: ['ingress', 'worker', 'temporal', 'nats'],
+  },
+];
+
+function cpuMs(child: ChildProcess): number {
+  const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S; // utime + stime
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+interface StepResult {
+  scenario: string;
+  rate: number;
+  arrivals: number;
+  sendErrors: number;
+  completed: number;
+  p50: number;
+  p99: number;
+  cpuMsPerOrder: Record<string, number>;
+  sustained: boolean;
+}
+
+/** Open loop: the i-th send is due at t0 + i/rate whatever happened to earlier ones; latency counts from then. */
+async function runStep(scenario: Scenario, ratePerMin: number): Promise<StepResult> {
+  const arrivals = Math.round((ratePerMin * durationS) / 60);
+  const intervalMs = 60_000 / ratePerMin;
+  const cpuBefore = Object.fromEntries(scenario.cpu.map((name) => [name, cpuMs(processes[name])]));
+  const t0 = Date.now() + 100;
+  const sends: Promise<{ key?: string; dueAt: number }>[] = [];
+  for (let i = 0; i < arrivals; i += 1) {
+    const dueAt = t0 + i * intervalMs;
+    const wait = dueAt - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    sends.push(
+      scenario.send().then(
+        (key) => ({ key, dueAt }),
+        () => ({ dueAt }),
+      ),
+    );
+  }
+  const lastDue = t0 + (arrivals - 1) * intervalMs;
+  const sent = await Promise.all(sends);
+  const keys = sent.filter((s) => s.key !== undefined) as { key: string; dueAt: number }[];
+  const finishedBy = new Map<string, number>();
+  const deadline = lastDue + drainS * 1_000;
+  while (Date.now() < deadline && finishedBy.size < keys.length) {
+    for (const { key } of keys) {
+      if (finishedBy.has(key)) continue;
+      const at = await scenario.completedAt(key);
+      if (at !== undefined) finishedBy.set(key, at);
+    }
+    if (finishedBy.size < keys.length) await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  // Orders not finished count as slower than any that did: they push p99 up, never down.
+  const latencies = keys
+    .map(({ key, dueAt }) => (finishedBy.has(key) ? finishedBy.get(key)! - dueAt : Number.POSITIVE_INFINITY))
+    .sort((a, b) => a - b);
+  const completed = latencies.filter(Number.isFinite).length;
+  // Let the stragglers finish before the next step, so steps do not bleed into each other.
+  await waitFor(
+    `${scenario.name} @ ${ratePerMin}/min to finish`,
+    async () => {
+      for (const { key } of keys)
+        if (!finishedBy.has(key) && (await scenario.completedAt(key)) === undefined) return false;
+      return true;
+    },
+    { timeoutMs: 300_000, intervalMs: 500 },
+  );
+  const cpuMsPerOrder = Object.fromEntries(
+    scenario.cpu.map((name) => [name, (cpuMs(processes[name]) - cpuBefore[name]!) / Math.max(keys.length, 1)]),
+  );
+  return {
+    scenario: scenario.name,
+    rate: ratePerMin,
+    arrivals,
+    sendErrors: arrivals - keys.length,
+    completed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    cpuMsPerOrder,
+    sustained: keys.length === arrivals && completed >= 0.99 * arrivals,
+  };
+}
+
+const results: StepResult[] = [];
+try {
+  for (const scenario of scenarios) {
+    step(`Benchmark: ${scenario.name}`);
+    for (const rate of rates) {
+      process.stdout.write(`  ${rate} per minute for ${durationS}s ... `);
+      const result = await runStep(scenario, rate);
+      results.push(result);
+      process.stdout.write(
+        `${result.completed}/${result.arrivals} within ${drainS}s, p50 ${fmtMs(result.p50)}, p99 ${fmtMs(result.p99)}${result.sustained ? '' : '  (not sustained)'}\n`,
+      );
+    }
+  }
+} finally {
+  await nc.close();
+  await connection.close();
+  await stopAll();
+}
+
+function fmtMs(ms: number): string {
+  if (!Number.isFinite(ms)) return 'unfinished';
+  return ms >= 1_000 ? `${(ms / 1_000).toFixed(2)} s` : `${Math.round(ms)} ms`;
+}
+
+// ---------------------------------------------------------------------------- the report
+const best = (name: string) =>
+  Math.max(0, ...results.filter((r) => r.scenario === name && r.sustained).map((r) => r.rate));
+const ceiling = best(scenarios[0]!.name);
+const rows = results.map((r) => {
+  const cpu = Object.entries(r.cpuMsPerOrder)
+    .map(([name, ms]) => `${name} ${ms.toFixed(1)}`)
+    .join(', ');
+  return `| ${r.scenario} | ${r.rate} | ${r.completed}/${r.arrivals}${r.sendErrors ? ` (${r.sendErrors} refused)` : ''} | ${fmtMs(r.p50)} | ${fmtMs(r.p99)} | ${cpu} | ${r.sustained ? 'yes' : 'no'} |`;
+});
+const summary = scenarios.map((s) => {
+  const rate = best(s.name);
+  const ratio = ceiling > 0 ? ` (${(rate / ceiling).toFixed(2)} × the ceiling)` : '';
+  return `- ${s.name}: ${rate > 0 ? `${rate} orders/min sustained${ratio}` : `no rate sustained among ${rates.join(', ')}`}`;
+});
+const report = `# Benchmarks
+
+Made by \`npm run bench -- --rates ${rates.join(',')} --duration ${durationS} --drain ${drainS}\` on
+${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${Math.round(totalmem() / 2 ** 30)} GiB,
+Node ${process.versions.node}. Load generator, servers and processes share the machine.
+
+## Method
+
+- **Open loop**: at each rate, the i-th order is due at t0 + i/rate whether or not earlier ones
+  finished; latency counts from that due time, so a stall shows as latency, not as a slower
+  arrival rate.
+- **Latency** ends when the saga's final audit event (\`OrderCompleted\` / \`OrderCompensated\`)
+  is stored in JetStream (the stream's own timestamp); for the empty workflow, at its close time.
+- **Sustained**: every order accepted and at least 99 % of them finished within ${drainS} s of the
+  last arrival (a growing backlog fails this). Orders not finished by then count as infinitely
+  slow in the percentiles.
+- **CPU ms per order**: user + system CPU time of each process over the step (including its
+  drain), divided by the orders.
+- **Durability**: Temporal dev server (\`temporal server start-dev\`) persisting to SQLite on disk;
+  JetStream file storage with nats-server's default sync (fsync every 2 minutes, not per
+  message). Production runs Temporal on PostgreSQL or Cassandra and may set JetStream
+  \`sync_interval: always\`; both lower the absolute figures, so compare ratios.
+- **Baselines** on the same server in the same run: an empty workflow's start-to-complete
+  rate (the ceiling) and the saga written the textbook way (\`bench/baseline-workflows.ts\`:
+  one regular activity per step and per audit event, default worker settings).
+
+## Results
+
+${summary.join('\n')}
+
+| Scenario | Orders/min | Finished | p50 | p99 | CPU ms per order | Sustained |
+| --- | ---: | ---: | ---: | ---: | --- | :---: |
+${rows.join('\n')}
+`;
+writeFileSync(options.out, report);
+step(`Report written to ${options.out}`);
+process.stdout.write(`\n${summary.join('\n')}\n`);
+process.exit(0);
