@@ -2,7 +2,7 @@
 // the product's own activities, on TEMPORAL_TASK_QUEUE, with the SDK's default worker settings.
 import { fileURLToPath } from 'node:url';
 import { jetstream } from '@nats-io/jetstream';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { openInventory } from '../activities/inventory/open-inventory.js';
 import { PaymentGatewayClient } from '../activities/payment/gateway-client.js';
@@ -10,6 +10,7 @@ import { loadConfigOrExit } from '../lib/config.js';
 import { connectNats } from '../lib/nats.js';
 
 const config = loadConfigOrExit();
+Runtime.install({ logger: new DefaultLogger('WARN') }); // worker settings stay the SDK's defaults; only its chatter goes
 const nc = await connectNats(config.nats.servers, 'order-saga-bench-baselines');
 const inventory = await openInventory(config.database);
 const payments = new PaymentGatewayClient({

@@ -2,12 +2,12 @@
 // dev server, nats-server, payment sandbox, the product's worker and ingress, a baseline
 // worker), measuring what docs/benchmarks.md reports. See that file for the method.
 //
-//   npm run bench -- [--rates 300,600,1200] [--duration 30] [--drain 10] [--out docs/benchmarks.md]
+//   npm run bench -- [--rates 150,300,450,600] [--duration 30] [--drain 10] [--out docs/benchmarks.md]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { Client, Connection } from '@temporalio/client';
@@ -19,20 +19,24 @@ import { startPaymentGateway } from '../sandbox/payment-gateway/server.js';
 import { freePort, startNats, startTemporal, stopProcess, waitFor } from '../scripts/local-servers.mjs';
 import { ROOT, setUp, step } from '../scripts/setup.mjs';
 import { auditEventTypeFor, orderWorkflowId, type Order, type OrderSagaInput } from '../workflows/contract.js';
+import { latencySvg } from './latency-plot.js';
 
 const { values: options } = parseArgs({
   options: {
-    rates: { type: 'string', default: '300,600,1200' },
+    rates: { type: 'string', default: '150,300,450,600' },
     duration: { type: 'string', default: '30' },
     drain: { type: 'string', default: '10' },
     out: { type: 'string', default: join(ROOT, 'docs/benchmarks.md') },
+    plot: { type: 'string', default: join(ROOT, 'docs/images/bench-latency.svg') },
   },
 });
 const rates = options.rates.split(',').map(Number);
 const durationS = Number(options.duration);
 const drainS = Number(options.drain);
 if (rates.some((r) => !(r > 0)) || !(durationS > 0) || !(drainS >= 0)) {
-  console.error('usage: npm run bench -- [--rates 300,600,1200] [--duration 30] [--drain 10] [--out FILE]');
+  console.error(
+    'usage: npm run bench -- [--rates 150,300,450,600] [--duration 30] [--drain 10] [--out FILE] [--plot FILE.svg]',
+  );
   console.error('rates are orders per minute; duration and drain are seconds per step');
   process.exit(2);
 }
@@ -368,11 +372,20 @@ Node ${process.versions.node}. Load generator, servers and processes share the m
 
 ${summary.join('\n')}
 
+![p50 and p99 latency against the arrival rate](${relative(dirname(options.out), options.plot)})
+
 | Scenario | Orders/min | Finished | p50 | p99 | CPU ms per order | Sustained |
 | --- | ---: | ---: | ---: | ---: | --- | :---: |
 ${rows.join('\n')}
 `;
 writeFileSync(options.out, report);
-step(`Report written to ${options.out}`);
+writeFileSync(
+  options.plot,
+  latencySvg(
+    scenarios.map((s) => ({ name: s.name, points: results.filter((r) => r.scenario === s.name) })),
+    `End-to-end latency, open loop, ${durationS} s per rate`,
+  ),
+);
+step(`Report written to ${options.out}, plot to ${options.plot}`);
 process.stdout.write(`\n${summary.join('\n')}\n`);
 process.exit(0);
