@@ -156,6 +156,14 @@ interface Scenario {
   rates?: number[];
 }
 
+/** Starts a saga for a new order directly (no HTTP, no JetStream); resolves with the order id. */
+async function startSaga(type: string, taskQueue: string, workflowId: (orderId: string) => string): Promise<string> {
+  const order = newOrder();
+  const input: OrderSagaInput = { order, settings: sagaSettings };
+  await client.workflow.start(type, { taskQueue, workflowId: workflowId(order.orderId), args: [input] });
+  return order.orderId;
+}
+
 const closeTimeOf = async (workflowId: string) => {
   const description = await client.workflow.getHandle(workflowId).describe();
   return description.closeTime?.getTime();
@@ -175,31 +183,13 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'textbook saga (regular activities, default worker)',
-    async send() {
-      const order = newOrder();
-      const input: OrderSagaInput = { order, settings: sagaSettings };
-      await client.workflow.start('textbookSaga', {
-        taskQueue: 'baseline',
-        workflowId: `textbook-${order.orderId}`,
-        args: [input],
-      });
-      return order.orderId;
-    },
+    send: () => startSaga('textbookSaga', 'baseline', (orderId) => `textbook-${orderId}`),
     completedAt: (orderId) => finalStoredAt.get(orderId),
     cpu: ['baselineWorker', 'temporal', 'nats'],
   },
   {
     name: 'order saga, started by a client',
-    async send() {
-      const order = newOrder();
-      const input: OrderSagaInput = { order, settings: sagaSettings };
-      await client.workflow.start('orderSaga', {
-        taskQueue: 'orders',
-        workflowId: orderWorkflowId(order.orderId),
-        args: [input],
-      });
-      return order.orderId;
-    },
+    send: () => startSaga('orderSaga', 'orders', orderWorkflowId),
     completedAt: (orderId) => finalStoredAt.get(orderId),
     cpu: ['worker', 'temporal', 'nats'],
   },

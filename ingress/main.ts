@@ -2,8 +2,6 @@
 import type { AddressInfo } from 'node:net';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Client, Connection } from '@temporalio/client';
-import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { Histogram } from 'prom-client';
 import { loadConfigOrExit } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
@@ -11,6 +9,7 @@ import { createRegistry } from '../lib/metrics.js';
 import { connectNats, ensureStreams, watchConnection } from '../lib/nats.js';
 import { temporalReachable } from '../lib/ops-server.js';
 import { startTelemetry } from '../lib/telemetry.js';
+import { connectTemporalClient } from '../lib/temporal-client.js';
 import { createIngressApp } from './app.js';
 import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_TTL_MS, OrderIntake } from './order-intake.js';
 
@@ -25,12 +24,7 @@ await ensureStreams(await jetstreamManager(nc));
 const js = jetstream(nc);
 const idempotency = await new Kvm(js).create(IDEMPOTENCY_BUCKET, { ttl: IDEMPOTENCY_TTL_MS, history: 1 });
 
-const temporalConnection = await Connection.connect({ address: config.temporal.address });
-const temporal = new Client({
-  connection: temporalConnection,
-  namespace: config.temporal.namespace,
-  interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] },
-});
+const { client: temporal, connection: temporalConnection } = await connectTemporalClient(config.temporal);
 
 const intake = new OrderIntake({
   js,

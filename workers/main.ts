@@ -1,8 +1,6 @@
 // The worker process: runs the orderSaga worker and the starter (ORDERS → Temporal), and
 // serves /health, /ready and /metrics on METRICS_PORT. SIGTERM/SIGINT drain it gracefully.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { Client, Connection } from '@temporalio/client';
-import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { NativeConnection } from '@temporalio/worker';
 import { Counter, Gauge } from 'prom-client';
 import { loadConfigOrExit } from '../lib/config.js';
@@ -11,6 +9,7 @@ import { createRegistry, paymentDurationHistogram, sagaMetrics } from '../lib/me
 import { connectNats, ensureStreams, watchConnection } from '../lib/nats.js';
 import { startOpsServer, temporalReachable } from '../lib/ops-server.js';
 import { startTelemetry } from '../lib/telemetry.js';
+import { connectTemporalClient } from '../lib/temporal-client.js';
 import { openInventory, seedDemoCatalogIfEmpty } from '../activities/inventory/open-inventory.js';
 import { PaymentGatewayClient } from '../activities/payment/gateway-client.js';
 import { installTemporalRuntime } from './temporal-runtime.js';
@@ -52,12 +51,7 @@ new Gauge({
 });
 
 const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
-const clientConnection = await Connection.connect({ address: config.temporal.address });
-const client = new Client({
-  connection: clientConnection,
-  namespace: config.temporal.namespace,
-  interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] },
-});
+const { client, connection: clientConnection } = await connectTemporalClient(config.temporal);
 const worker = await createOrderWorker({
   connection: workerConnection,
   config,
