@@ -1,13 +1,13 @@
 // The HTTP API (public contract). Routes are thin: parse, validate, call one function, map
 // the result. Every error is application/problem+json saying what is wrong and what to do.
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ServiceError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../lib/logger.js';
 import { handleOpsRequest, type ReadinessChecks } from '../lib/ops-server.js';
 import { traceIdFromTraceparent } from '../lib/envelope.js';
 import { activeTraceId, contextFromHeaders, SpanKind, tracer } from '../lib/telemetry.js';
-import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   approveOrderSignal,
   CANCELLABLE_STATUSES,

@@ -73,7 +73,7 @@ export async function inSpan<T>(
 }
 
 /** Records an error on a span and sets its status to ERROR. */
-export function markFailed(span: Span, error: unknown): void {
+function markFailed(span: Span, error: unknown): void {
   span.recordException(error instanceof Error ? error : String(error));
   span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
 }
