@@ -6,7 +6,6 @@ import { ServiceError, WorkflowNotFoundError, type Client } from '@temporalio/cl
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../lib/logger.js';
 import { handleOpsRequest, type ReadinessChecks } from '../lib/ops-server.js';
-import { traceIdFromTraceparent } from '../lib/envelope.js';
 import { activeTraceId, contextFromHeaders, SpanKind, tracer } from '../lib/telemetry.js';
 import {
   approveOrderSignal,
@@ -122,7 +121,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     }
     const parsed = parseOrderRequest(req.body);
     if (!parsed.ok) throw invalidOrder(parsed.problems);
-    const traceId = activeTraceId() ?? traceIdFromTraceparent(req.get('traceparent'));
+    const traceId = activeTraceId(); // the request's server span: the caller's trace when it sent one
     try {
       const accepted = await intake.accept(parsed.value, key, traceId);
       trace.getActiveSpan()?.setAttribute('order.id', accepted.orderId);

@@ -33,12 +33,6 @@ export function traceparentFor(traceId: string): string {
   return `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
 }
 
-/** The trace id inside a traceparent header, if it is well formed. */
-export function traceIdFromTraceparent(header: string | undefined): string | undefined {
-  const match = header ? /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}$/.exec(header.trim()) : null;
-  return match?.[1];
-}
-
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 

@@ -9,7 +9,7 @@ import type { Client } from '@temporalio/client';
 import type { PrivateNats } from '../support/private-nats.js';
 import { connectNats } from '../../lib/nats.js';
 import { publishEnvelope, newTraceId } from '../../lib/envelope.js';
-import { orderWorkflowId, TERMINAL_STATUSES, type OrderStatus } from '../../workflows/contract.js';
+import { orderWorkflowId } from '../../workflows/contract.js';
 import { readStream, type PaymentSandbox } from '../support/stack.js';
 import { connectClient } from '../support/temporal.js';
 import type { ProductProcess } from '../support/processes.js';
@@ -88,20 +88,8 @@ async function post(body: unknown, headers: Record<string, string> = {}) {
   };
 }
 
-async function statusOf(orderId: string): Promise<OrderStatus | undefined> {
-  const response = await fetch(`${api}/orders/${orderId}`);
-  return response.ok ? ((await response.json()) as { status: OrderStatus }).status : undefined;
-}
-
-async function waitForTerminal(orderId: string, timeoutMs = 30_000): Promise<OrderStatus> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const status = await statusOf(orderId);
-    if (status && TERMINAL_STATUSES.includes(status)) return status;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`order ${orderId} not terminal after ${timeoutMs} ms (last: ${await statusOf(orderId)})`);
-}
+const statusOf = (orderId: string) => stack.statusOf(orderId);
+const waitForTerminal = (orderId: string, timeoutMs?: number) => stack.waitForTerminal(orderId, timeoutMs);
 
 async function ordersStored(): Promise<number> {
   return (await jsm.streams.info('ORDERS')).state.messages;

@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { freePort, startTemporal, stopProcess } from '../../scripts/local-servers.mjs';
-import { TERMINAL_STATUSES } from '../../workflows/contract.js';
 import { startProductStack, type ProductStack } from '../support/product-stack.js';
 
 type Temporal = Awaited<ReturnType<typeof startTemporal>>;
@@ -58,15 +57,7 @@ async function orderCompletes(): Promise<void> {
   });
   expect(response.status).toBe(202);
   const { orderId } = (await response.json()) as { orderId: string };
-  await expect
-    .poll(
-      async () => {
-        const status = await fetch(`${stack.api}/orders/${orderId}`);
-        return status.ok && TERMINAL_STATUSES.includes(((await status.json()) as { status: never }).status);
-      },
-      { timeout: 60_000, interval: 250 },
-    )
-    .toBe(true);
+  expect(await stack.waitForTerminal(orderId, 60_000)).toBe('COMPLETED');
 }
 
 describe('/ready', () => {

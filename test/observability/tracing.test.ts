@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectNats } from '../../lib/nats.js';
-import { TERMINAL_STATUSES, type OrderStatus } from '../../workflows/contract.js';
 import { startOtlpCollector, type OtlpCollector, type ReceivedSpan } from '../support/otlp-collector.js';
 import { startProductStack, type ProductStack } from '../support/product-stack.js';
 import type { ProductProcess } from '../support/processes.js';
@@ -30,21 +29,6 @@ afterAll(async () => {
   await stack?.close();
   await collector?.close();
 });
-
-async function waitForTerminal(orderId: string): Promise<OrderStatus> {
-  let status: OrderStatus | undefined;
-  await expect
-    .poll(
-      async () => {
-        const response = await fetch(`${stack.api}/orders/${orderId}`);
-        status = response.ok ? ((await response.json()) as { status: OrderStatus }).status : undefined;
-        return status !== undefined && TERMINAL_STATUSES.includes(status);
-      },
-      { timeout: 30_000, interval: 100 },
-    )
-    .toBe(true);
-  return status!;
-}
 
 /** A caller's trace context, as a client that traces its own requests would send it. */
 function callerContext() {
@@ -71,7 +55,7 @@ describe('tracing', () => {
   it('when an order completes, then one trace holds every step from POST /orders to the last audit publish, each span under its parent', async () => {
     const caller = callerContext();
     const orderId = await postOrder(`00-${caller.traceId}-${caller.spanId}-01`);
-    expect(await waitForTerminal(orderId)).toBe('COMPLETED');
+    expect(await stack.waitForTerminal(orderId)).toBe('COMPLETED');
 
     const inTrace = () => collector.spans().filter((s) => s.traceId === caller.traceId);
     // Workflow spans are exported when the workflow completes; the last audit publish comes just before.
@@ -150,7 +134,7 @@ describe('tracing', () => {
   it('when an order is handled, then every log line about it names the order, its workflow and its trace', async () => {
     const caller = callerContext();
     const orderId = await postOrder(`00-${caller.traceId}-${caller.spanId}-01`);
-    expect(await waitForTerminal(orderId)).toBe('COMPLETED');
+    expect(await stack.waitForTerminal(orderId)).toBe('COMPLETED');
     // Workflow lines reach the log when the worker finishes the workflow task: wait for the last one.
     const linesAbout = () =>
       `${ingress.output()}\n${worker.output()}`

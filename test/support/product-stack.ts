@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { inject } from 'vitest';
 import { freePort } from '../../scripts/local-servers.mjs';
 import { openInventory } from '../../activities/inventory/open-inventory.js';
+import { TERMINAL_STATUSES, type OrderStatus } from '../../workflows/contract.js';
 import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
 import { startPrivateNats, type PrivateNats } from './private-nats.js';
 import { productEnv, spawnProduct, waitUntilReady, type ProductProcess } from './processes.js';
@@ -28,6 +29,10 @@ export interface ProductStack {
   env: Record<string, string>;
   /** Spawns a worker or an ingress and resolves once its /ready answers 200. */
   start(entry: ProductEntry): Promise<ProductProcess>;
+  /** The order's status as GET /orders/:id reports it, or undefined when it is not found (yet). */
+  statusOf(orderId: string): Promise<OrderStatus | undefined>;
+  /** Polls GET /orders/:id until the order is in a terminal status, and returns it. */
+  waitForTerminal(orderId: string, timeoutMs?: number): Promise<OrderStatus>;
   /** Stops every process started, then the servers; removes the data. */
   close(): Promise<void>;
 }
@@ -60,6 +65,10 @@ export async function startProductStack(name: string, overrides: Record<string, 
     ...overrides,
   });
   const processes: ProductProcess[] = [];
+  const statusOf = async (orderId: string) => {
+    const response = await fetch(`${api}/orders/${orderId}`);
+    return response.ok ? ((await response.json()) as { status: OrderStatus }).status : undefined;
+  };
   return {
     api,
     workerOps,
@@ -72,6 +81,16 @@ export async function startProductStack(name: string, overrides: Record<string, 
       processes.push(started);
       await waitUntilReady(entry === 'ingress/main.ts' ? `${api}/ready` : `${workerOps}/ready`, started);
       return started;
+    },
+    statusOf,
+    async waitForTerminal(orderId, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const status = await statusOf(orderId);
+        if (status && TERMINAL_STATUSES.includes(status)) return status;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error(`order ${orderId} not terminal after ${timeoutMs} ms (last: ${await statusOf(orderId)})`);
     },
     async close() {
       await Promise.all(processes.map((p) => p.stop()));
