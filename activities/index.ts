@@ -6,12 +6,13 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { publishEnvelope, type EventEnvelope } from '../lib/envelope.js';
 import { SUBJECTS } from '../lib/nats.js';
 import type { SagaMetrics } from '../lib/metrics.js';
-import { auditEventTypeFor, BusinessFailure, type OrderItem } from '../workflows/contract.js';
+import { auditEventTypeFor, BusinessFailure, FailureType, type OrderItem } from '../workflows/contract.js';
 import { OutOfStockError, ReservationReleasedError, type InventoryStore } from './inventory/inventory-store.js';
 import {
   CircuitOpenError,
   GatewayRequestError,
   PaymentDeclinedError,
+  PaymentInProgressError,
   type PaymentGatewayClient,
 } from './payment/gateway-client.js';
 
@@ -195,13 +196,21 @@ function asRetryableGatewayFailure(error: unknown): unknown {
   if (error instanceof CircuitOpenError) {
     // Fail fast while the breaker is open, and tell Temporal when the next try makes sense.
     return ApplicationFailure.create({
-      type: 'CircuitOpen',
+      type: FailureType.circuitOpen,
       message: error.message,
       nextRetryDelay: error.retryAfterMs,
+      details: [{ retryAfterMs: error.retryAfterMs }],
     });
   }
+  if (error instanceof PaymentInProgressError) {
+    return ApplicationFailure.create({ type: FailureType.paymentInProgress, message: error.message });
+  }
   if (error instanceof GatewayRequestError) {
-    return ApplicationFailure.create({ type: 'GatewayRequestRejected', message: error.message, nonRetryable: true });
+    return ApplicationFailure.create({
+      type: FailureType.gatewayRequestRejected,
+      message: error.message,
+      nonRetryable: true,
+    });
   }
   return error;
 }

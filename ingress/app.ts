@@ -2,17 +2,28 @@
 // the result. Every error is application/problem+json saying what is wrong and what to do.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
-import { ServiceError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import {
+  ApplicationFailure,
+  ServiceError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
+  type WorkflowExecutionDescription,
+} from '@temporalio/client';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../lib/logger.js';
 import { handleOpsRequest, type ReadinessChecks } from '../lib/ops-server.js';
 import { activeTraceId, contextFromHeaders, SpanKind, tracer } from '../lib/telemetry.js';
 import {
-  approveOrderSignal,
-  CANCELLABLE_STATUSES,
-  cancelOrderSignal,
+  approveOrderUpdate,
+  cancelOrderUpdate,
+  CustomerIdKey,
+  FailureType,
   getStatusQuery,
   orderWorkflowId,
+  OrderStatusKey,
+  type DecisionAccepted,
   type OrderStatusDocument,
 } from '../workflows/contract.js';
 import { IdempotencyConflictError, OrderNotStoredError, type OrderIntake } from './order-intake.js';
@@ -42,6 +53,28 @@ export interface IngressDeps {
   /** Seconds a client should wait before retrying after a 503. */
   retryAfterSeconds?: number;
 }
+
+/** How long a read waits for the saga's own answer before it falls back to what Temporal recorded. */
+const QUERY_DEADLINE_MS = 3_000;
+/** How long cancel and approve wait for the saga to take or refuse the update. */
+const UPDATE_DEADLINE_MS = 10_000;
+
+/**
+ * What GET /orders/:orderId answers. `source` says where it came from: `saga` (the running saga
+ * answered), `result` (the closed saga's stored result), or `recorded` (the saga could not answer
+ * in time, or ended without a result: the status and customer Temporal recorded at its last change).
+ */
+export type OrderView =
+  | (OrderStatusDocument & { source: 'saga' | 'result' })
+  | {
+      source: 'recorded';
+      orderId: string;
+      workflowId: string;
+      status: string | undefined;
+      customerId: string | undefined;
+      workflowStatus: string;
+      detail: string;
+    };
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 const ORDER_ID = /^[\da-f]{8}-[\da-f]{4}-[\da-f]{4}-[\da-f]{4}-[\da-f]{12}$/i;
@@ -100,6 +133,9 @@ export function createIngressApp(deps: IngressDeps): express.Express {
 
   const jsonBody = express.json({ limit: deps.bodyLimitBytes ?? 64 * 1024, strict: true, type: () => true });
   const requireJson = (req: Request, _res: Response, next: NextFunction) => {
+    if (!hasBody(req)) {
+      throw new HttpProblem(400, 'Empty body', 'the request has no body; send the order as a JSON object');
+    }
     if (!req.is('application/json')) {
       throw new HttpProblem(
         415,
@@ -170,36 +206,20 @@ export function createIngressApp(deps: IngressDeps): express.Express {
 
   app.post('/orders/:orderId/cancel', requireJsonIfBody, jsonBody, async (req, res) => {
     const orderId = orderIdParam(req);
-    const reason = optionalText(req.body, 'reason');
-    const status = await statusOf(orderId);
-    if (!CANCELLABLE_STATUSES.includes(status.status)) {
-      throw new HttpProblem(
-        409,
-        'Order cannot be cancelled',
-        `order ${orderId} is ${status.status}; only an order still in progress can be cancelled`,
-      );
-    }
-    await temporal.workflow
-      .getHandle(orderWorkflowId(orderId))
-      .signal(cancelOrderSignal, { reason: reason ?? 'cancelled by the customer' });
-    res.status(202).json({ orderId, signal: 'cancelOrder', links: { self: `/orders/${orderId}` } });
+    const reason = optionalText(req.body, 'reason') ?? 'cancelled by the customer';
+    const decision = await decide(orderId, 'Order cannot be cancelled', (handle) =>
+      handle.executeUpdate(cancelOrderUpdate, { args: [{ reason }] }),
+    );
+    res.status(202).json({ orderId, update: 'cancelOrder', ...decision, links: { self: `/orders/${orderId}` } });
   });
 
   app.post('/orders/:orderId/approve', requireJsonIfBody, jsonBody, async (req, res) => {
     const orderId = orderIdParam(req);
-    const approvedBy = optionalText(req.body, 'approvedBy');
-    const status = await statusOf(orderId);
-    if (status.status !== 'AWAITING_APPROVAL') {
-      throw new HttpProblem(
-        409,
-        'Order is not awaiting approval',
-        `order ${orderId} is ${status.status}; only an order in AWAITING_APPROVAL can be approved`,
-      );
-    }
-    await temporal.workflow
-      .getHandle(orderWorkflowId(orderId))
-      .signal(approveOrderSignal, { approvedBy: approvedBy ?? 'api' });
-    res.status(202).json({ orderId, signal: 'approveOrder', links: { self: `/orders/${orderId}` } });
+    const approvedBy = optionalText(req.body, 'approvedBy') ?? 'api';
+    const decision = await decide(orderId, 'Order cannot be approved', (handle) =>
+      handle.executeUpdate(approveOrderUpdate, { args: [{ approvedBy }] }),
+    );
+    res.status(202).json({ orderId, update: 'approveOrder', ...decision, links: { self: `/orders/${orderId}` } });
   });
 
   app.use((_req, _res) => {
@@ -228,37 +248,104 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       });
   });
 
-  async function statusOf(orderId: string): Promise<OrderStatusDocument> {
-    try {
-      return await temporal.workflow.getHandle(orderWorkflowId(orderId)).query(getStatusQuery);
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) {
-        throw new HttpProblem(
-          404,
-          'Order not found',
-          `no order ${orderId}; an order accepted moments ago may take a second to appear, so retry shortly`,
-        );
-      }
-      if (error instanceof ServiceError) {
-        logger.warn({ err: error, orderId }, 'Temporal unavailable');
-        throw new HttpProblem(
-          503,
-          'Service Unavailable',
-          `order status is unavailable right now; retry after ${retryAfter} seconds`,
-          {},
-          { 'Retry-After': retryAfter },
-        );
-      }
-      throw error;
+  type Handle = ReturnType<Client['workflow']['getHandle']>;
+  const withinMs = <T>(ms: number, work: () => Promise<T>) => temporal.connection.withDeadline(Date.now() + ms, work);
+
+  /** 404 for an order Temporal does not know, 503 when Temporal does not answer. */
+  function temporalProblem(error: unknown, orderId: string, what: string): unknown {
+    if (error instanceof WorkflowNotFoundError) {
+      return new HttpProblem(
+        404,
+        'Order not found',
+        `no order ${orderId}; an order accepted moments ago may take a second to appear, so retry shortly`,
+      );
     }
+    if (error instanceof ServiceError || error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+      logger.warn({ err: error, orderId }, 'Temporal unavailable');
+      return new HttpProblem(
+        503,
+        'Service Unavailable',
+        `${what} is unavailable right now; retry after ${retryAfter} seconds`,
+        {},
+        { 'Retry-After': retryAfter },
+      );
+    }
+    return error;
+  }
+
+  async function describe(handle: Handle, orderId: string): Promise<WorkflowExecutionDescription> {
+    try {
+      return await withinMs(QUERY_DEADLINE_MS, () => handle.describe());
+    } catch (error) {
+      throw temporalProblem(error, orderId, 'order status');
+    }
+  }
+
+  /** The saga's own answer while it runs, its stored result once closed; what Temporal recorded otherwise. */
+  async function statusOf(orderId: string): Promise<OrderView> {
+    const handle = temporal.workflow.getHandle(orderWorkflowId(orderId));
+    const description = await describe(handle, orderId);
+    try {
+      if (description.status.name === 'RUNNING')
+        return { ...(await withinMs(QUERY_DEADLINE_MS, () => handle.query(getStatusQuery))), source: 'saga' };
+      if (description.status.name === 'COMPLETED')
+        return {
+          ...((await withinMs(QUERY_DEADLINE_MS, () => handle.result())) as OrderStatusDocument),
+          source: 'result',
+        };
+    } catch (error) {
+      logger.warn({ err: error, orderId }, 'the saga did not answer; answering what Temporal recorded');
+    }
+    return {
+      source: 'recorded',
+      orderId,
+      workflowId: description.workflowId,
+      status: description.typedSearchAttributes.get(OrderStatusKey),
+      customerId: description.typedSearchAttributes.get(CustomerIdKey),
+      workflowStatus: description.status.name,
+      detail:
+        description.status.name === 'RUNNING'
+          ? 'the saga did not answer in time (its worker may be down): this is the status recorded at its last change'
+          : `the saga ended ${description.status.name} without a result: this is the status recorded at its last change`,
+    };
+  }
+
+  /**
+   * Sends a cancel or approve update and answers what the saga decided: taken, or a 409 naming the
+   * status when it no longer applies (also when the saga has already closed).
+   */
+  async function decide(
+    orderId: string,
+    refusedTitle: string,
+    send: (handle: Handle) => Promise<DecisionAccepted>,
+  ): Promise<DecisionAccepted> {
+    const handle = temporal.workflow.getHandle(orderWorkflowId(orderId));
+    try {
+      return await withinMs(UPDATE_DEADLINE_MS, () => send(handle));
+    } catch (error) {
+      const refusal = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
+      if (refusal instanceof ApplicationFailure && refusal.type === FailureType.updateRefused) {
+        const { status } = (refusal.details?.[0] ?? {}) as { status?: string };
+        throw new HttpProblem(409, refusedTitle, refusal.message, { orderStatus: status });
+      }
+      if (!(error instanceof WorkflowNotFoundError)) throw temporalProblem(error, orderId, 'the order');
+    }
+    // Not running: either unknown (404), or closed, and a closed saga takes no more decisions.
+    const closed = await statusOf(orderId);
+    throw new HttpProblem(409, refusedTitle, `order ${orderId} is ${closed.status}; it has ended`, {
+      orderStatus: closed.status,
+    });
   }
 
   return app;
 }
 
+function hasBody(req: Request): boolean {
+  return Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
+}
+
 function requireJsonIfBody(req: Request, _res: Response, next: NextFunction) {
-  const hasBody = Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
-  if (hasBody && !req.is('application/json')) {
+  if (hasBody(req) && !req.is('application/json')) {
     throw new HttpProblem(
       415,
       'Unsupported Media Type',
@@ -306,13 +393,14 @@ function invalidOrder(problems: FieldProblem[]): HttpProblem {
 /** Maps any error to a problem; body-parser errors carry a status and a type. */
 function toProblem(error: unknown): HttpProblem {
   if (error instanceof HttpProblem) return error;
-  const parserError = error as { status?: number; type?: string; message?: string };
+  const parserError = error as { status?: number; type?: string; message?: string; length?: number; limit?: number };
   switch (parserError.type) {
     case 'entity.too.large':
       return new HttpProblem(
         413,
         'Payload Too Large',
-        'the request body is larger than the limit; an order has at most 100 items',
+        `the request body is ${parserError.length ?? 'more than'} bytes, over the ${parserError.limit ?? 'configured'}-byte limit; ` +
+          'a valid order is far smaller (at most 100 items, short text fields), so look for an oversized field',
       );
     case 'entity.parse.failed':
       return new HttpProblem(

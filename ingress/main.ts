@@ -1,5 +1,10 @@
-// The ingress process: the HTTP API on PORT, publishing orders to JetStream.
+// The ingress process: the HTTP API on PORT, publishing orders to JetStream. It listens at once
+// and waits for NATS and Temporal: until both answer, /ready says which is missing and the API
+// answers 503 with Retry-After.
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type express from 'express';
+import type { Connection } from '@temporalio/client';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Histogram } from 'prom-client';
@@ -7,24 +12,67 @@ import { loadConfigOrExit } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
 import { createRegistry } from '../lib/metrics.js';
 import { connectNats, ensureStreams, watchConnection } from '../lib/nats.js';
-import { temporalReachable } from '../lib/ops-server.js';
+import { handleOpsRequest, temporalReachable, type ReadinessChecks } from '../lib/ops-server.js';
+import { untilAvailable } from '../lib/dependencies.js';
 import { startTelemetry } from '../lib/telemetry.js';
 import { connectTemporalClient } from '../lib/temporal-client.js';
 import { createIngressApp } from './app.js';
-import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_TTL_MS, OrderIntake } from './order-intake.js';
+import { IDEMPOTENCY_BUCKET, OrderIntake } from './order-intake.js';
 
 const config = loadConfigOrExit();
 const logger = createLogger('ingress', config.logLevel);
 const telemetry = startTelemetry('order-saga-ingress', config.otlpEndpoint);
 const registry = createRegistry('ingress');
 
-const nc = await connectNats(config.nats.servers, 'order-saga-ingress');
+const waiting: { nats?: () => boolean; temporal?: Connection } = {};
+const readiness: ReadinessChecks = {
+  nats: () => waiting.nats?.() ?? false,
+  temporal: () => (waiting.temporal ? temporalReachable(waiting.temporal)() : false),
+};
+let app: express.Express | undefined;
+const server = createServer((req, res) => {
+  if (app) return void app(req, res);
+  // Starting: the operations endpoints answer (not ready); the API asks the client to come back.
+  void handleOpsRequest(req, res, registry, readiness).then((handled) => {
+    if (handled) return;
+    res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '5' }).end(
+      JSON.stringify({
+        type: 'about:blank',
+        title: 'Service Unavailable',
+        status: 503,
+        detail: 'the ingress is starting and waits for NATS and Temporal; retry after 5 seconds',
+      }),
+    );
+  });
+});
+server.on('error', (error) => {
+  logger.fatal({ err: error }, `cannot listen on port ${config.http.port}; set PORT to a free port`);
+  process.exit(1);
+});
+server.listen(config.http.port, () => {
+  logger.info(
+    { port: (server.address() as AddressInfo).port, traces: telemetry.exportUrl ?? 'not exported' },
+    'ingress listening',
+  );
+});
+
+const nc = await untilAvailable(
+  `NATS at ${config.nats.servers.join(',')}`,
+  () => connectNats(config.nats.servers, 'order-saga-ingress'),
+  logger,
+);
 const natsConnected = watchConnection(nc, (change) => logger.warn({ nats: change }, 'NATS connection changed'));
+waiting.nats = natsConnected;
 await ensureStreams(await jetstreamManager(nc));
 const js = jetstream(nc);
-const idempotency = await new Kvm(js).create(IDEMPOTENCY_BUCKET, { ttl: IDEMPOTENCY_TTL_MS, history: 1 });
+const idempotency = await new Kvm(js).create(IDEMPOTENCY_BUCKET, { ttl: config.idempotencyTtlMs, history: 1 });
 
-const { client: temporal, connection: temporalConnection } = await connectTemporalClient(config.temporal);
+const { client: temporal, connection: temporalConnection } = await untilAvailable(
+  `Temporal at ${config.temporal.address}`,
+  () => connectTemporalClient(config.temporal),
+  logger,
+);
+waiting.temporal = temporalConnection;
 
 const intake = new OrderIntake({
   js,
@@ -39,27 +87,8 @@ const intake = new OrderIntake({
   }),
 });
 
-const app = createIngressApp({
-  intake,
-  temporal,
-  logger,
-  registry,
-  readiness: {
-    nats: natsConnected,
-    temporal: temporalReachable(temporalConnection),
-  },
-});
-
-const server = app.listen(config.http.port, () => {
-  logger.info(
-    { port: (server.address() as AddressInfo).port, traces: telemetry.exportUrl ?? 'not exported' },
-    'ingress listening',
-  );
-});
-server.on('error', (error) => {
-  logger.fatal({ err: error }, `cannot listen on port ${config.http.port}; set PORT to a free port`);
-  process.exit(1);
-});
+app = createIngressApp({ intake, temporal, logger, registry, readiness });
+logger.info('ingress ready: NATS and Temporal answer');
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {

@@ -1,8 +1,14 @@
-// Accepting an order: derive its id, honour the Idempotency-Key, publish OrderCreated to
+// Accepting an order: give it an id, honour the Idempotency-Key, publish OrderCreated to
 // ORDERS and resolve only once JetStream has stored it. Nothing else is written, so a
 // failure leaves no partial order: the client may simply retry with the same key.
+//
+// A key's record (KV bucket, expires after the configured TTL) holds the order id it was
+// given, so the same key and body name the same order for as long as the record lives, and a
+// key used again after it expired starts a new order. A claim whose publish JetStream
+// definitely refused is withdrawn, so the client may correct the body and reuse the key.
 import { createHash, randomUUID } from 'node:crypto';
-import type { JetStreamClient } from '@nats-io/jetstream';
+import { JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import { NoRespondersError } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import type { Histogram } from 'prom-client';
 import { newTraceId, publishEnvelope } from '../lib/envelope.js';
@@ -11,9 +17,8 @@ import { ORDER_CREATED, orderTotal } from '../lib/order-event.js';
 import { orderWorkflowId, type Order } from '../workflows/contract.js';
 import { canonicalRequest, type OrderRequest } from './order-request.js';
 
-/** KV bucket of idempotency keys (JetStream); entries expire after IDEMPOTENCY_TTL_MS. */
+/** KV bucket of idempotency keys (JetStream); entries expire after IDEMPOTENCY_TTL. */
 export const IDEMPOTENCY_BUCKET = 'ORDER_IDEMPOTENCY';
-export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
 /** The key was used before with a different body. */
 export class IdempotencyConflictError extends Error {
@@ -46,15 +51,12 @@ interface IdempotencyRecord {
   createdAt: string;
 }
 
-const ORDER_ID_NAMESPACE = Buffer.from('5f1b0c52a8e64f5e9c3a7d2e41b6f089', 'hex');
-
-/** A UUID (version 5 layout) derived from the idempotency key: the same key always names the same order. */
-export function orderIdFromKey(key: string): string {
-  const hash = createHash('sha1').update(ORDER_ID_NAMESPACE).update(key, 'utf8').digest();
-  hash[6] = (hash[6]! & 0x0f) | 0x50;
-  hash[8] = (hash[8]! & 0x3f) | 0x80;
-  const hex = hash.subarray(0, 16).toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+/** True when JetStream answered that it did not store the message (not a lost answer, which may hide a stored one). */
+function definitelyNotStored(error: unknown): boolean {
+  for (let current = error; current instanceof Error; current = current.cause) {
+    if (current instanceof JetStreamApiError || current instanceof NoRespondersError) return true;
+  }
+  return false;
 }
 
 export interface OrderIntakeDeps {
@@ -75,7 +77,13 @@ export class OrderIntake {
     traceId = newTraceId(),
   ): Promise<AcceptedOrder> {
     if (!this.deps.connected()) throw new OrderNotStoredError({ cause: new Error('NATS is disconnected') });
-    let identity: { orderId: string; traceId: string; createdAt: string; replayed: boolean };
+    let identity: {
+      orderId: string;
+      traceId: string;
+      createdAt: string;
+      replayed: boolean;
+      withdraw?: () => Promise<void>;
+    };
     try {
       identity = idempotencyKey
         ? await this.claimKey(idempotencyKey, request, traceId)
@@ -108,6 +116,7 @@ export class OrderIntake {
       stopTimer?.({ outcome: 'stored' });
     } catch (error) {
       stopTimer?.({ outcome: 'failed' });
+      if (definitelyNotStored(error)) await identity.withdraw?.().catch(() => undefined);
       throw new OrderNotStoredError({ cause: error });
     }
     return {
@@ -124,13 +133,14 @@ export class OrderIntake {
     const kvKey = `key.${createHash('sha256').update(key, 'utf8').digest('hex')}`;
     const fresh: IdempotencyRecord = {
       fingerprint,
-      orderId: orderIdFromKey(key),
+      orderId: randomUUID(),
       traceId,
       createdAt: new Date().toISOString(),
     };
     try {
-      await this.deps.idempotency.create(kvKey, JSON.stringify(fresh));
-      return { ...fresh, replayed: false };
+      const revision = await this.deps.idempotency.create(kvKey, JSON.stringify(fresh));
+      const withdraw = async () => void (await this.deps.idempotency.delete(kvKey, { previousSeq: revision }));
+      return { ...fresh, replayed: false, withdraw };
     } catch (createError) {
       const entry = await this.deps.idempotency.get(kvKey);
       if (!entry || entry.operation !== 'PUT') throw createError;

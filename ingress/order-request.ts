@@ -1,24 +1,30 @@
 // The body of POST /orders as clients send it, validated strictly: unknown fields, totals
 // and statuses are rejected, never trusted; the server computes the total.
 import { z } from 'zod';
-import { isKnownCurrency, MAX_ITEMS, orderItemSchema } from '../lib/order-event.js';
+import { isKnownCurrency, MAX_ITEMS, orderItemSchema, orderTotal } from '../lib/order-event.js';
 
 const SERVER_OWNED = new Set(['total', 'status', 'orderId', 'workflowId', 'createdAt', 'traceId']);
 
-export const orderRequestSchema = z.strictObject({
-  customerId: z
-    .string()
-    .min(1)
-    .max(128)
-    .regex(/^[\w.:@-]+$/, 'letters, digits and . _ : @ - only'),
-  items: z
-    .array(orderItemSchema)
-    .min(1, 'at least one item is required')
-    .max(MAX_ITEMS, `at most ${MAX_ITEMS} items per order`),
-  currency: z.string().refine(isKnownCurrency, 'must be an ISO 4217 currency code such as EUR or USD'),
-  paymentToken: z.string().min(1).max(256),
-  email: z.email('must be an email address').max(254).optional(),
-});
+export const orderRequestSchema = z
+  .strictObject({
+    customerId: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[\w.:@-]+$/, 'letters, digits and . _ : @ - only'),
+    items: z
+      .array(orderItemSchema)
+      .min(1, 'at least one item is required')
+      .max(MAX_ITEMS, `at most ${MAX_ITEMS} items per order`),
+    currency: z.string().refine(isKnownCurrency, 'must be an ISO 4217 currency code such as EUR or USD'),
+    paymentToken: z.string().min(1).max(256),
+    email: z.email('must be an email address').max(254).optional(),
+  })
+  // Free lines are fine, a free order is not: the gateway cannot charge 0, so it could only fail.
+  .refine((order) => orderTotal(order.items) > 0, {
+    path: ['items'],
+    message: 'the order total is 0; an order may have free lines, but at least one must have a price above 0',
+  });
 
 export type OrderRequest = z.infer<typeof orderRequestSchema>;
 

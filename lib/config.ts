@@ -101,6 +101,8 @@ const schema = z.object({
   STEP_MAX_ATTEMPTS: integer(10, 1),
   COMPENSATION_MAX_ATTEMPTS: integer(20, 1),
 
+  IDEMPOTENCY_TTL: duration('24h'),
+
   OTEL_EXPORTER_OTLP_ENDPOINT: urlWith(['http:', 'https:']).optional(),
 });
 
@@ -114,6 +116,8 @@ export interface Config {
   worker: { maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number; shutdownGraceMs: number };
   starter: { enabled: boolean; maxInFlight: number; maxDeliver: number; ackWaitMs: number };
   saga: SagaSettings;
+  /** How long an Idempotency-Key names its order; used again after that, it starts a new one. */
+  idempotencyTtlMs: number;
   otlpEndpoint: string | undefined;
 }
 
@@ -166,6 +170,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       stepMaxAttempts: e.STEP_MAX_ATTEMPTS,
       compensationMaxAttempts: e.COMPENSATION_MAX_ATTEMPTS,
     },
+    idempotencyTtlMs: e.IDEMPOTENCY_TTL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
   };
 }

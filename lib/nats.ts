@@ -15,6 +15,9 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
+/** How long ORDERS keeps an event: the Temporal namespace must keep closed sagas at least as long. */
+export const ORDERS_MAX_AGE_MS = 7 * DAY;
+
 /** Stream names and subjects of the public contract. */
 export const STREAMS = {
   orders: { name: 'ORDERS', subjects: ['orders.>'] },
@@ -39,7 +42,11 @@ const STREAM_SETTINGS: Record<
   keyof typeof STREAMS,
   { maxAgeMs: number; duplicateWindowMs: number; description: string }
 > = {
-  orders: { maxAgeMs: 7 * DAY, duplicateWindowMs: 2 * HOUR, description: 'OrderCreated events from the ingress' },
+  orders: {
+    maxAgeMs: ORDERS_MAX_AGE_MS,
+    duplicateWindowMs: 2 * HOUR,
+    description: 'OrderCreated events from the ingress',
+  },
   audit: {
     maxAgeMs: 90 * DAY,
     duplicateWindowMs: 2 * HOUR,

@@ -33,7 +33,7 @@ export const orderSchema = z.strictObject({
   customerId: identifier,
   items: z.array(orderItemSchema).min(1).max(MAX_ITEMS),
   currency: z.string().refine(isKnownCurrency, 'must be an ISO 4217 currency code such as EUR or USD'),
-  total: z.number().int().min(0),
+  total: z.number().int().min(1), // an order with nothing to charge can only fail
   paymentToken: z.string().min(1).max(256),
   email: z.email().max(254).optional(),
   createdAt: z.iso.datetime(),

@@ -7,6 +7,13 @@ import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 
+/**
+ * Retention of closed workflows set on the namespace of every Temporal we start. It must cover
+ * how long the ORDERS stream keeps events (7 days), or the worker refuses to start: an event
+ * replayed after its saga's history was deleted could start the order again.
+ */
+export const NAMESPACE_RETENTION = '720h';
+
 /** The search attributes of the public contract, registered on every Temporal we start. */
 export const SEARCH_ATTRIBUTES = { OrderStatus: 'Keyword', CustomerId: 'Keyword', OrderTotal: 'Double' };
 
@@ -130,6 +137,23 @@ export async function startTemporal({
     intervalMs: 300,
     child,
   });
+  const retention = spawnSync(
+    binary,
+    [
+      'operator',
+      'namespace',
+      'update',
+      '--address',
+      address,
+      '--namespace',
+      namespace,
+      '--retention',
+      NAMESPACE_RETENTION,
+    ],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
+  if (retention.status !== 0)
+    throw new Error(`could not set the retention of namespace ${namespace}: ${retention.stderr || retention.stdout}`);
   return { address, namespace, uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : undefined, process: child };
 }
 

@@ -1,17 +1,27 @@
 // The worker process: runs the orderSaga worker and the starter (ORDERS → Temporal), and
-// serves /health, /ready and /metrics on METRICS_PORT. SIGTERM/SIGINT drain it gracefully.
+// serves /health, /ready and /metrics on METRICS_PORT. It serves those first and then waits for
+// NATS and Temporal (not ready meanwhile); it refuses to start when the namespace forgets sagas
+// sooner than ORDERS forgets events. SIGTERM/SIGINT drain it gracefully.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { NativeConnection } from '@temporalio/worker';
 import { Counter, Gauge } from 'prom-client';
 import { loadConfigOrExit } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
 import { createRegistry, paymentDurationHistogram, sagaMetrics } from '../lib/metrics.js';
-import { connectNats, ensureStreams, watchConnection } from '../lib/nats.js';
+import { connectNats, ensureStreams, ORDERS_MAX_AGE_MS, watchConnection } from '../lib/nats.js';
 import { startOpsServer, temporalReachable } from '../lib/ops-server.js';
+import {
+  assertRetentionCoversOrders,
+  namespaceRetentionMs,
+  RetentionTooShortError,
+  untilAvailable,
+} from '../lib/dependencies.js';
+import type { Connection } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
 import { startTelemetry } from '../lib/telemetry.js';
 import { connectTemporalClient } from '../lib/temporal-client.js';
 import { openInventory, seedDemoCatalogIfEmpty } from '../activities/inventory/open-inventory.js';
-import { PaymentGatewayClient } from '../activities/payment/gateway-client.js';
+import { PAYMENT_OPERATIONS, PaymentGatewayClient } from '../activities/payment/gateway-client.js';
 import { installTemporalRuntime } from './temporal-runtime.js';
 import { freeLoopbackPort } from '../lib/free-port.js';
 import { createOrderWorker, WORKFLOW_BUNDLE_PATH } from './order-worker.js';
@@ -24,8 +34,26 @@ const telemetry = startTelemetry('order-saga-worker', config.otlpEndpoint);
 const temporalMetrics = installTemporalRuntime(logger, await freeLoopbackPort());
 const registry = createRegistry('worker');
 
-const nc = await connectNats(config.nats.servers, 'order-saga-worker');
+// Served before anything else connects, so a probe sees "not ready" (and why) while dependencies are awaited.
+const readiness: { nats?: () => boolean; temporal?: Connection; worker?: Worker } = {};
+const ops = await startOpsServer(
+  config.http.metricsPort,
+  registry,
+  {
+    nats: () => readiness.nats?.() ?? false,
+    temporal: () => (readiness.temporal ? temporalReachable(readiness.temporal)() : false),
+    worker: () => readiness.worker?.getState() === 'RUNNING',
+  },
+  temporalMetrics,
+);
+
+const nc = await untilAvailable(
+  `NATS at ${config.nats.servers.join(',')}`,
+  () => connectNats(config.nats.servers, 'order-saga-worker'),
+  logger,
+);
 const natsConnected = watchConnection(nc, (change) => logger.warn({ nats: change }, 'NATS connection changed'));
+readiness.nats = natsConnected;
 const jsm = await jetstreamManager(nc);
 await ensureStreams(jsm);
 const js = jetstream(nc);
@@ -43,15 +71,38 @@ const payments = new PaymentGatewayClient({
 });
 new Gauge({
   name: 'payment_circuit_open',
-  help: 'Payment gateway circuit breaker state: 0 closed, 0.5 half-open, 1 open',
+  help: 'Payment gateway circuit breaker state per operation: 0 closed, 0.5 half-open, 1 open',
+  labelNames: ['operation'],
   registers: [registry],
   collect() {
-    this.set({ closed: 0, 'half-open': 0.5, open: 1 }[payments.circuitState]);
+    for (const operation of PAYMENT_OPERATIONS)
+      this.set({ operation }, { closed: 0, 'half-open': 0.5, open: 1 }[payments.circuitState(operation)]);
   },
 });
 
-const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
-const { client, connection: clientConnection } = await connectTemporalClient(config.temporal);
+const workerConnection = await untilAvailable(
+  `Temporal at ${config.temporal.address}`,
+  () => NativeConnection.connect({ address: config.temporal.address }),
+  logger,
+);
+const { client, connection: clientConnection } = await untilAvailable(
+  `Temporal at ${config.temporal.address}`,
+  () => connectTemporalClient(config.temporal),
+  logger,
+);
+readiness.temporal = clientConnection;
+const retentionMs = await untilAvailable(
+  `namespace "${config.temporal.namespace}"`,
+  () => namespaceRetentionMs(clientConnection, config.temporal.namespace),
+  logger,
+);
+try {
+  assertRetentionCoversOrders(config.temporal.namespace, retentionMs, ORDERS_MAX_AGE_MS);
+} catch (error) {
+  if (!(error instanceof RetentionTooShortError)) throw error;
+  logger.fatal(error.message);
+  process.exit(2);
+}
 const worker = await createOrderWorker({
   connection: workerConnection,
   config,
@@ -59,6 +110,7 @@ const worker = await createOrderWorker({
   telemetry,
 });
 const workerRun = worker.run();
+readiness.worker = worker;
 
 const starter = config.starter.enabled
   ? await startOrderStarter({
@@ -68,6 +120,7 @@ const starter = config.starter.enabled
       taskQueue: config.temporal.taskQueue,
       settings: config.saga,
       limits: config.starter,
+      retentionMs,
       logger: logger.child({ component: 'starter' }),
       metrics: {
         inFlight: new Gauge({
@@ -96,16 +149,6 @@ const starter = config.starter.enabled
     })
   : undefined;
 
-const ops = await startOpsServer(
-  config.http.metricsPort,
-  registry,
-  {
-    nats: natsConnected,
-    temporal: temporalReachable(clientConnection),
-    worker: () => worker.getState() === 'RUNNING',
-  },
-  temporalMetrics,
-);
 logger.info(
   {
     taskQueue: config.temporal.taskQueue,

@@ -1,8 +1,15 @@
 // The starter: a durable pull consumer on ORDERS that starts one orderSaga per OrderCreated.
 // It acks only after Temporal accepted the start ("already started" counts as success), so
 // an order is never dropped; the workflow id reuse policy makes a second saga impossible.
-// Malformed events go to ORDERS_DLQ at once; events that keep failing go there at the
-// delivery limit. In-flight work is bounded: a surge waits in JetStream, not in memory.
+//
+// Only an event that can never start a saga goes to ORDERS_DLQ: a malformed one at once, one
+// older than the namespace's retention at once (its earlier saga may be deleted, so the reuse
+// policy no longer protects), one Temporal refuses permanently (bad namespace, invalid
+// request) at the delivery limit. While Temporal is unreachable or slow, the starter holds
+// its events, extending their ack deadline, and retries until Temporal answers: the consumer
+// stops delivering once every slot is held, and resumes by itself. The consumer itself never
+// gives up on an event (unlimited deliveries), so a worker killed while holding one loses
+// nothing. In-flight work is bounded: a surge waits in JetStream, not in memory.
 import {
   AckPolicy,
   DeliverPolicy,
@@ -12,7 +19,14 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos } from '@nats-io/transport-node';
-import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, type Client } from '@temporalio/client';
+import {
+  isGrpcServiceError,
+  NamespaceNotFoundError,
+  ServiceError,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdReusePolicy,
+  type Client,
+} from '@temporalio/client';
 import type { Counter, Gauge } from 'prom-client';
 import { decodeEnvelope, MalformedEnvelopeError } from '../lib/envelope.js';
 import { contextFromHeaders, inSpan, SpanKind } from '../lib/telemetry.js';
@@ -51,6 +65,8 @@ export interface StarterOptions {
   taskQueue: string;
   settings: SagaSettings;
   limits: { maxInFlight: number; maxDeliver: number; ackWaitMs: number };
+  /** The namespace's workflow retention: an older event may have had a saga whose history is gone. */
+  retentionMs: number;
   logger: Logger;
   metrics?: { inFlight?: Gauge; redeliveries?: Counter; deadLettered?: Counter<'reason'>; started?: Counter<'result'> };
 }
@@ -62,7 +78,33 @@ export interface RunningStarter {
 }
 
 /** An event that can never start a saga, whatever is retried. */
-class PoisonEventError extends Error {}
+class PoisonEventError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PoisonEventError';
+  }
+}
+
+/** gRPC codes with which Temporal refuses a start for good: retrying the same request cannot help. */
+const PERMANENT_REFUSALS = new Set([
+  3, // INVALID_ARGUMENT
+  5, // NOT_FOUND (the namespace)
+  7, // PERMISSION_DENIED
+  9, // FAILED_PRECONDITION
+  12, // UNIMPLEMENTED
+]);
+
+/** True when Temporal refused the start for good; anything else (unreachable, slow, overloaded) is worth waiting out. */
+function refusedPermanently(error: unknown): boolean {
+  if (error instanceof NamespaceNotFoundError) return true;
+  const grpc = error instanceof ServiceError ? error.cause : error;
+  return isGrpcServiceError(grpc) && PERMANENT_REFUSALS.has(grpc.code);
+}
+
+/** Wait before the n-th in-process retry of a start while Temporal is unavailable: 0.5 s doubling to 15 s. */
+function holdDelayMs(attempt: number): number {
+  return Math.min(500 * 2 ** attempt, 15_000);
+}
 
 /** Creates or updates the durable consumer with the configured limits. */
 export async function ensureStarterConsumer(jsm: JetStreamManager, limits: StarterOptions['limits']): Promise<void> {
@@ -71,7 +113,8 @@ export async function ensureStarterConsumer(jsm: JetStreamManager, limits: Start
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     filter_subject: SUBJECTS.orderCreated,
-    max_deliver: limits.maxDeliver,
+    // The consumer never drops an event by itself: the starter decides what is dead-lettered.
+    max_deliver: -1,
     ack_wait: nanos(limits.ackWaitMs),
     max_ack_pending: limits.maxInFlight * 2,
   };
@@ -90,7 +133,9 @@ function redeliveryDelayMs(deliveryCount: number): number {
 }
 
 export async function startOrderStarter(options: StarterOptions): Promise<RunningStarter> {
-  const { js, jsm, client, taskQueue, settings, limits, logger, metrics } = options;
+  const { js, jsm, client, taskQueue, settings, limits, retentionMs, logger, metrics } = options;
+  let stopping = false;
+  let temporalAvailable = true;
   await ensureStarterConsumer(jsm, limits);
   const consumer = await js.consumers.get(STREAMS.orders.name, STARTER_CONSUMER);
   const messages = await consumer.consume({ max_messages: limits.maxInFlight });
@@ -116,7 +161,11 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
     }
   }
 
-  async function deadLetter(message: JsMsg, kind: 'poison' | 'delivery_limit', reason: string): Promise<void> {
+  async function deadLetter(
+    message: JsMsg,
+    kind: 'poison' | 'stale' | 'delivery_limit',
+    reason: string,
+  ): Promise<void> {
     const headers = natsHeaders();
     headers.set(DLQ_HEADERS.reason, reason.slice(0, 1000));
     headers.set(DLQ_HEADERS.stream, STREAMS.orders.name);
@@ -161,8 +210,75 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
       message.term(error.message);
       return;
     }
+    const ageMs = Date.now() - Date.parse(order.createdAt);
+    if (ageMs > retentionMs) {
+      const reason =
+        `stale: the order is ${Math.round(ageMs / 3_600_000)} h old, older than the namespace's retention ` +
+        `(${Math.round(retentionMs / 3_600_000)} h), so an earlier saga of it may be deleted and a start could run it twice; ` +
+        'check the order (gateway ledger, AUDIT) before replaying it';
+      await deadLetter(message, 'stale', reason);
+      message.term(reason.slice(0, 100));
+      return;
+    }
     const workflowId = orderWorkflowId(order.orderId);
     const log = logger.child({ orderId: order.orderId, workflowId });
+    let error: unknown;
+    for (let attempt = 0; ; attempt += 1) {
+      error = await attemptStart(order, workflowId, message);
+      if (error === undefined || refusedPermanently(error)) break;
+      // Temporal unreachable, slow or overloaded: hold the event (its ack deadline extended) and try again.
+      if (stopping) {
+        message.nak();
+        return;
+      }
+      if (temporalAvailable) log.warn({ err: error }, 'Temporal unavailable: holding events until it answers');
+      temporalAvailable = false;
+      await holdFor(message, holdDelayMs(attempt));
+    }
+    if (!temporalAvailable && error === undefined) logger.info('Temporal answers again: starting sagas');
+    temporalAvailable = true;
+    if (error === undefined) {
+      metrics?.started?.inc({ result: 'started' });
+      log.info('saga started');
+    } else if (error instanceof WorkflowExecutionAlreadyStartedError) {
+      metrics?.started?.inc({ result: 'already_started' });
+      log.info('saga already started for this order; event acknowledged');
+    } else if (message.info.deliveryCount >= limits.maxDeliver) {
+      await deadLetter(
+        message,
+        'delivery_limit',
+        `Temporal refused the start ${limits.maxDeliver} times: ${error instanceof Error ? error.message : String(error)}`,
+      );
+      message.term('delivery limit reached');
+      return;
+    } else {
+      const delay = redeliveryDelayMs(message.info.deliveryCount);
+      log.warn(
+        { err: error, delivery: message.info.deliveryCount, retryInMs: delay },
+        'Temporal refused the start; will retry',
+      );
+      message.nak(delay);
+      return;
+    }
+    await message
+      .ackAck()
+      .catch((ackError: unknown) =>
+        log.warn({ err: ackError }, 'ack not confirmed; the event may be redelivered (harmless)'),
+      );
+  }
+
+  /** Extends the event's ack deadline while waiting `ms`, so JetStream does not hand it to another starter. */
+  async function holdFor(message: JsMsg, ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!stopping && Date.now() < deadline) {
+      message.working();
+      await new Promise((resolve) => setTimeout(resolve, Math.min(deadline - Date.now(), limits.ackWaitMs / 3)));
+    }
+  }
+
+  /** One start call, its ack deadline extended while it runs; resolves with the error, or undefined when started. */
+  async function attemptStart(order: Order, workflowId: string, message: JsMsg): Promise<unknown> {
+    const keepAlive = setInterval(() => message.working(), limits.ackWaitMs / 3);
     try {
       const input: OrderSagaInput = { order, settings };
       await client.workflow.start(ORDER_SAGA_WORKFLOW_TYPE, {
@@ -181,35 +297,12 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
         },
         staticSummary: `Order ${order.orderId} for ${order.customerId}`,
       });
-      metrics?.started?.inc({ result: 'started' });
-      log.info('saga started');
+      return undefined;
     } catch (error) {
-      if (error instanceof WorkflowExecutionAlreadyStartedError) {
-        metrics?.started?.inc({ result: 'already_started' });
-        log.info('saga already started for this order; event acknowledged');
-      } else if (message.info.deliveryCount >= limits.maxDeliver) {
-        await deadLetter(
-          message,
-          'delivery_limit',
-          `delivery limit (${limits.maxDeliver}) reached: ${error instanceof Error ? error.message : String(error)}`,
-        );
-        message.term('delivery limit reached');
-        return;
-      } else {
-        const delay = redeliveryDelayMs(message.info.deliveryCount);
-        log.warn(
-          { err: error, delivery: message.info.deliveryCount, retryInMs: delay },
-          'could not start the saga; will retry',
-        );
-        message.nak(delay);
-        return;
-      }
+      return error;
+    } finally {
+      clearInterval(keepAlive);
     }
-    await message
-      .ackAck()
-      .catch((error: unknown) =>
-        log.warn({ err: error }, 'ack not confirmed; the event may be redelivered (harmless)'),
-      );
   }
 
   const loop = (async () => {
@@ -237,6 +330,7 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
   return {
     inFlight: () => inHand.size,
     async stop() {
+      stopping = true;
       await messages.close();
       await loop;
       await Promise.all(inHand);

@@ -2,7 +2,7 @@
 // search attributes. Deterministic definitions only, so workflow code, the starter, the
 // ingress and operators' tools all share this one file.
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 /** Workflow type name registered by the worker (contract). */
 export const ORDER_SAGA_WORKFLOW_TYPE = 'orderSaga';
@@ -127,6 +127,19 @@ export interface ResolveManuallyInput {
 
 export const cancelOrderSignal = defineSignal<[CancelOrderInput?]>('cancelOrder');
 export const approveOrderSignal = defineSignal<[ApproveOrderInput?]>('approveOrder');
+
+/** What a cancelOrder or approveOrder update answers when the saga took it. */
+export interface DecisionAccepted {
+  accepted: true;
+  status: OrderStatus;
+}
+
+/**
+ * Updates with the signals' names and inputs, for callers that need the saga's answer (the HTTP
+ * routes): accepted, or refused by the validator with an `UpdateRefused` failure naming the status.
+ */
+export const cancelOrderUpdate = defineUpdate<DecisionAccepted, [CancelOrderInput]>('cancelOrder');
+export const approveOrderUpdate = defineUpdate<DecisionAccepted, [ApproveOrderInput]>('approveOrder');
 export const retryCompensationSignal = defineSignal<[Record<string, never>?]>('retryCompensation');
 export const resolveManuallySignal = defineSignal<[ResolveManuallyInput?]>('resolveManually');
 export const getStatusQuery = defineQuery<OrderStatusDocument>('getStatus');
@@ -152,6 +165,29 @@ export const BusinessFailure = {
   paymentDeclined: 'PaymentDeclined',
   invalidOrder: 'InvalidOrder',
 } as const;
+
+/** Failure types that are not business outcomes; each spelled here once. */
+export const FailureType = {
+  /** The payment circuit is open; details carry `{ retryAfterMs }`. */
+  circuitOpen: 'CircuitOpen',
+  /** The gateway refused our request as malformed. */
+  gatewayRequestRejected: 'GatewayRequestRejected',
+  /** The gateway is still processing an earlier request for this order; try again shortly. */
+  paymentInProgress: 'PaymentInProgress',
+  /** Nobody approved the order in time. */
+  approvalTimedOut: 'ApprovalTimedOut',
+  /** A cancelOrder or approveOrder update that no longer applies; details carry `{ status }`. */
+  updateRefused: 'UpdateRefused',
+} as const;
+
+/**
+ * The id of a saga's n-th audit event (its Nats-Msg-Id): `<workflowId>:<runId>:<n>`. Deterministic
+ * within a run, so a retried publish is stored once; the run id keeps a run started by
+ * `temporal workflow reset` from reusing the ids of the run it was reset from.
+ */
+export function auditEventId(workflowId: string, runId: string, sequence: number): string {
+  return `${workflowId}:${runId}:${sequence}`;
+}
 
 /** The audit event type recorded when a saga enters `status`: Order + PascalCase status. */
 export function auditEventTypeFor(status: OrderStatus): string {

@@ -1,18 +1,23 @@
 // orderSaga: [approval?] → reserve inventory → charge payment → send confirmation.
 // On a failure or a cancel, the compensations registered so far run newest-first in a
 // non-cancellable scope, then a notice goes to the customer. A compensation that keeps
-// failing parks the saga in COMPENSATION_FAILED until an operator signals.
-// Every state change is audited exactly once: message id = workflowId:sequence.
+// failing parks the saga in COMPENSATION_FAILED until an operator signals; one that meets an
+// open payment circuit waits it out without spending its attempts. Once a cancel was accepted
+// the saga ends CANCELLED, whatever the step running then does.
+// Every state change is audited exactly once: message id = workflowId:runId:sequence.
 import {
   ActivityCancellationType,
+  ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
   log,
+  metricMeter,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
   type RetryPolicy,
@@ -20,10 +25,14 @@ import {
 import type { NotificationKind, OrderActivities } from '../activities/index.js';
 import {
   approveOrderSignal,
+  approveOrderUpdate,
+  auditEventId,
   auditEventTypeFor,
   BusinessFailure,
   CANCELLABLE_STATUSES,
   cancelOrderSignal,
+  cancelOrderUpdate,
+  FailureType,
   COMPENSATION_EVENT_TYPES,
   getStatusQuery,
   CustomerIdKey,
@@ -32,6 +41,8 @@ import {
   resolveManuallySignal,
   toMajorUnits,
   retryCompensationSignal,
+  type ApproveOrderInput,
+  type CancelOrderInput,
   type CompensationStep,
   type OrderSagaInput,
   type OrderStatus,
@@ -40,6 +51,9 @@ import {
 
 /** Audit publishes are short; a local activity keeps them off the task queue. Retried until NATS takes them. */
 const AUDIT_TIMEOUT = '10 seconds';
+
+/** Longest wait for an open payment circuit before the compensation tries again. */
+const MAX_CIRCUIT_WAIT_MS = 60_000;
 
 /** Raised inside the saga when a cancel was requested between steps. */
 class CancelRequested extends Error {
@@ -52,7 +66,7 @@ class CancelRequested extends Error {
 type Outcome = { status: 'CANCELLED' | 'COMPENSATED' | 'REJECTED'; notice: NotificationKind };
 
 export async function orderSaga({ order, settings }: OrderSagaInput): Promise<OrderStatusDocument> {
-  const { workflowId } = workflowInfo();
+  const { workflowId, runId } = workflowInfo();
   const doc: OrderStatusDocument = {
     orderId: order.orderId,
     workflowId,
@@ -80,10 +94,20 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     retry: retry(settings.stepMaxAttempts),
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
+  // An open circuit ends a compensation attempt at once, so the saga can wait it out (below)
+  // instead of spending the compensation's attempts on a gateway it knows is down.
   const compensations = proxyActivities<OrderActivities>({
     startToCloseTimeout: settings.activityTimeoutMs,
-    retry: retry(settings.compensationMaxAttempts),
+    retry: {
+      ...retry(settings.compensationMaxAttempts),
+      nonRetryableErrorTypes: [...Object.values(BusinessFailure), FailureType.circuitOpen],
+    },
   });
+  const circuitWaits = metricMeter.createCounter(
+    'saga_compensation_circuit_waits',
+    'waits',
+    'Compensations that waited for an open payment circuit instead of spending an attempt',
+  );
   const audit = proxyLocalActivities<OrderActivities>({
     startToCloseTimeout: AUDIT_TIMEOUT,
     retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: settings.retryMaxIntervalMs },
@@ -97,22 +121,65 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
   let settled = false; // the outcome is decided: a cancel can no longer change it
   const registered: CompensationStep[] = [];
 
-  setHandler(getStatusQuery, () => doc);
-  setHandler(cancelOrderSignal, (input) => {
-    if (settled || cancelRequest || !CANCELLABLE_STATUSES.includes(doc.status)) {
-      log.warn('cancelOrder ignored: the saga is past the point where a cancel applies', { status: doc.status });
-      return;
-    }
+  /** Why a cancel no longer applies, or undefined when it does (a repeated cancel still applies). */
+  const cancelRefusal = (): string | undefined =>
+    cancelRequest || (!settled && CANCELLABLE_STATUSES.includes(doc.status))
+      ? undefined
+      : `order is ${doc.status}; only an order still in progress can be cancelled`;
+  const approveRefusal = (): string | undefined =>
+    doc.status === 'AWAITING_APPROVAL' && approvedBy === undefined && !cancelRequest
+      ? undefined
+      : `order is ${doc.status}; only an order in AWAITING_APPROVAL can be approved, once`;
+  const refuse = (reason: string) =>
+    ApplicationFailure.create({ type: FailureType.updateRefused, message: reason, details: [{ status: doc.status }] });
+  const acceptCancel = (input: CancelOrderInput | undefined) => {
+    if (cancelRequest) return;
     cancelRequest = { reason: input?.reason?.trim() || 'no reason given' };
     runningStep?.cancel();
+  };
+  const acceptApprove = (input: ApproveOrderInput | undefined) => {
+    approvedBy = input?.approvedBy?.trim() || 'unknown';
+  };
+
+  setHandler(getStatusQuery, () => doc);
+  // Signals (for `temporal` and `tctl`) are fire-and-forget: one that no longer applies is logged and dropped.
+  setHandler(cancelOrderSignal, (input) => {
+    const refusal = cancelRefusal();
+    if (refusal) log.warn(`cancelOrder ignored: ${refusal}`, { status: doc.status });
+    else acceptCancel(input);
   });
   setHandler(approveOrderSignal, (input) => {
-    if (doc.status !== 'AWAITING_APPROVAL' || approvedBy !== undefined) {
-      log.warn('approveOrder ignored: the saga is not awaiting approval', { status: doc.status });
-      return;
-    }
-    approvedBy = input?.approvedBy?.trim() || 'unknown';
+    const refusal = approveRefusal();
+    if (refusal) log.warn(`approveOrder ignored: ${refusal}`, { status: doc.status });
+    else acceptApprove(input);
   });
+  // Updates (for the HTTP routes) answer: the validator refuses what no longer applies, before anything changes.
+  setHandler(
+    cancelOrderUpdate,
+    (input) => {
+      acceptCancel(input);
+      return { accepted: true, status: doc.status };
+    },
+    {
+      validator: (_input?: CancelOrderInput) => {
+        const refusal = cancelRefusal();
+        if (refusal) throw refuse(refusal);
+      },
+    },
+  );
+  setHandler(
+    approveOrderUpdate,
+    (input) => {
+      acceptApprove(input);
+      return { accepted: true, status: doc.status };
+    },
+    {
+      validator: (_input?: ApproveOrderInput) => {
+        const refusal = approveRefusal();
+        if (refusal) throw refuse(refusal);
+      },
+    },
+  );
   setHandler(retryCompensationSignal, () => {
     if (doc.status === 'COMPENSATION_FAILED') operatorDecision = { retry: true };
     else log.warn('retryCompensation ignored: the saga is not in COMPENSATION_FAILED', { status: doc.status });
@@ -125,7 +192,7 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
   async function publishAudit(type: string, data: Record<string, unknown>): Promise<void> {
     auditSequence += 1;
     await audit.publishAudit({
-      eventId: `${workflowId}:${auditSequence}`,
+      eventId: auditEventId(workflowId, runId, auditSequence),
       type,
       orderId: order.orderId,
       traceId: order.traceId,
@@ -207,6 +274,7 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     queue.push('notify');
     doc.compensations = queue.map((step) => ({ step, status: 'PENDING' }));
     if (registered.length > 0) await enter('COMPENSATING', `Undoing: ${queue.join(' → ')}`);
+    // `index` moves on when a compensation is done or resolved by hand; a retry runs the same one again.
     for (let index = 0; index < doc.compensations.length;) {
       const record = doc.compensations[index]!;
       try {
@@ -220,6 +288,14 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
         });
         index += 1;
       } catch (error) {
+        const circuitWaitMs = openCircuitWait(error);
+        if (circuitWaitMs !== undefined) {
+          record.error = `waiting ${circuitWaitMs} ms for the payment circuit to close`;
+          setCurrentDetails(`Compensation "${record.step}" is waiting for the payment circuit to close`);
+          circuitWaits.add(1, { step: record.step });
+          await sleep(circuitWaitMs);
+          continue;
+        }
         record.status = 'FAILED';
         record.error =
           error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
@@ -306,12 +382,16 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     const result = await runForward();
     settled = true;
     if (result === 'REJECTED') {
-      doc.failure = { type: 'ApprovalTimedOut', message: `not approved within ${settings.approvalTimeoutMs} ms` };
+      doc.failure = {
+        type: FailureType.approvalTimedOut,
+        message: `not approved within ${settings.approvalTimeoutMs} ms`,
+      };
       outcome = { status: 'REJECTED', notice: 'rejection' };
     }
   } catch (error) {
-    if (error instanceof CancelRequested || isCancellation(error)) {
-      // A cancel signal, or the workflow itself cancelled by an operator (`temporal workflow cancel`).
+    if (cancelRequest || error instanceof CancelRequested || isCancellation(error)) {
+      // An accepted cancel decides the outcome, also when the step running then failed on its own;
+      // or the workflow itself was cancelled by an operator (`temporal workflow cancel`).
       doc.cancellation = cancelRequest ?? { reason: 'workflow cancellation requested' };
       outcome = { status: 'CANCELLED', notice: 'cancellation' };
     } else {
@@ -329,10 +409,23 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
   return doc;
 }
 
-/** The business reason of a step failure: the innermost ApplicationFailure's type and message. */
-function describeFailure(error: unknown, status: OrderStatus): { type: string; message: string; step: string } {
+/** The innermost cause of a failure: the ApplicationFailure an activity raised. */
+function innermost(error: unknown): { type?: string; message?: string; details?: unknown[] } | undefined {
   let current: unknown = error;
   while (current instanceof Error && current.cause instanceof Error) current = current.cause;
-  const failure = current as { type?: string; message?: string } | undefined;
+  return current as { type?: string; message?: string; details?: unknown[] } | undefined;
+}
+
+/** The business reason of a step failure: the innermost ApplicationFailure's type and message. */
+function describeFailure(error: unknown, status: OrderStatus): { type: string; message: string; step: string } {
+  const failure = innermost(error);
   return { type: failure?.type ?? 'Error', message: failure?.message ?? String(error), step: status };
+}
+
+/** How long to wait when `error` says the payment circuit is open; undefined for any other failure. */
+function openCircuitWait(error: unknown): number | undefined {
+  const failure = innermost(error);
+  if (failure?.type !== FailureType.circuitOpen) return undefined;
+  const retryAfterMs = (failure.details?.[0] as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  return typeof retryAfterMs === 'number' && retryAfterMs > 0 ? Math.min(retryAfterMs, MAX_CIRCUIT_WAIT_MS) : 1_000;
 }

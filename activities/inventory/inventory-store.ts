@@ -87,21 +87,25 @@ export class InventoryStore {
     });
   }
 
-  /** Returns the order's reserved stock; true when this call released it, false when there was nothing to release. */
+  /**
+   * Returns the order's reserved stock; true when this call released it, false when there was
+   * nothing to release. Safe against a reserve attempt still in flight (one that outlived its
+   * activity timeout): whichever commits first, the order ends with nothing reserved.
+   */
   async release(orderId: string): Promise<boolean> {
     return this.db.transaction(async (tx) => {
+      // First claim the order's row with a tombstone. The primary key makes this wait for a reserve
+      // still in flight, so the update below (a new snapshot) sees that reserve once it committed;
+      // when nothing was ever reserved, the tombstone makes a later reserve fail.
+      await tx.query(
+        `INSERT INTO reservations (order_id, status, released_at) VALUES ($1, 'RELEASED', now()) ON CONFLICT (order_id) DO NOTHING`,
+        [orderId],
+      );
       const released = await tx.query(
         `UPDATE reservations SET status = 'RELEASED', released_at = now() WHERE order_id = $1 AND status = 'RESERVED' RETURNING order_id`,
         [orderId],
       );
-      if (released.rows.length === 0) {
-        // Nothing reserved (the reservation failed or never ran): record the release so a late reserve cannot win.
-        await tx.query(
-          `INSERT INTO reservations (order_id, status, released_at) VALUES ($1, 'RELEASED', now()) ON CONFLICT (order_id) DO NOTHING`,
-          [orderId],
-        );
-        return false;
-      }
+      if (released.rows.length === 0) return false;
       const lines = await tx.query<ReservationLine>(
         'SELECT sku, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY sku',
         [orderId],

@@ -1,4 +1,5 @@
-// HTTP client for the payment gateway, behind a circuit breaker (one per worker process).
+// HTTP client for the payment gateway, behind circuit breakers (one per operation and worker
+// process, so a refunds-only outage does not stop charges, nor the reverse).
 // Idempotency keys come from the order id and the operation, so every retry, redelivery
 // or restart asks the gateway for the same charge, never a second one.
 import {
@@ -40,6 +41,18 @@ export class CircuitOpenError extends Error {
   }
 }
 
+/**
+ * The gateway is still processing an earlier request for this order (the same charge key, or a
+ * charge a refund must wait for): its outcome decides what to do, so ask again shortly. Not a
+ * gateway failure: it does not count towards the breaker.
+ */
+export class PaymentInProgressError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PaymentInProgressError';
+  }
+}
+
 /** The gateway rejected our request as malformed: a bug on our side, not worth retrying. */
 export class GatewayRequestError extends Error {
   constructor(
@@ -72,26 +85,37 @@ export function idempotencyKey(orderId: string, operation: 'charge' | 'refund'):
   return `order-${orderId}-${operation}`;
 }
 
+export type PaymentOperation = 'charge' | 'refund';
+export const PAYMENT_OPERATIONS: readonly PaymentOperation[] = ['charge', 'refund'];
+
+/** A breaker and when it last opened. */
+interface Circuit {
+  policy: CircuitBreakerPolicy;
+  openedAt: number;
+}
+
 export class PaymentGatewayClient {
-  private readonly breaker: CircuitBreakerPolicy;
-  private openedAt = 0;
+  private readonly circuits: Record<PaymentOperation, Circuit>;
 
   constructor(private readonly options: PaymentGatewayOptions) {
-    this.breaker = circuitBreaker(
-      handleWhen((error) => error instanceof GatewayUnavailableError),
-      {
-        halfOpenAfter: options.breakerHalfOpenAfterMs,
-        breaker: new ConsecutiveBreaker(options.breakerFailureThreshold),
-      },
-    );
-    this.breaker.onBreak(() => {
-      this.openedAt = Date.now();
-    });
+    const circuit = (): Circuit => {
+      const policy = circuitBreaker(
+        handleWhen((error) => error instanceof GatewayUnavailableError),
+        {
+          halfOpenAfter: options.breakerHalfOpenAfterMs,
+          breaker: new ConsecutiveBreaker(options.breakerFailureThreshold),
+        },
+      );
+      const created: Circuit = { policy, openedAt: 0 };
+      policy.onBreak(() => (created.openedAt = Date.now()));
+      return created;
+    };
+    this.circuits = { charge: circuit(), refund: circuit() };
   }
 
-  /** "closed", "open" or "half-open". */
-  get circuitState(): 'closed' | 'open' | 'half-open' {
-    const state = this.breaker.state;
+  /** The breaker of one operation: "closed", "open" or "half-open". */
+  circuitState(operation: PaymentOperation): 'closed' | 'open' | 'half-open' {
+    const state = this.circuits[operation].policy.state;
     return state === CircuitState.Closed ? 'closed' : state === CircuitState.HalfOpen ? 'half-open' : 'open';
   }
 
@@ -106,7 +130,11 @@ export class PaymentGatewayClient {
     return { chargeId: String(body.id) };
   }
 
-  /** Refunds the order's charge, found by the order reference; a no-op when nothing was charged. */
+  /**
+   * Refunds the order's charge, found by the order reference. The gateway settles the charge
+   * first: while one is still being processed it answers 409 (PaymentInProgressError, retried);
+   * when nothing was charged it closes the reference, so no charge can land after this answer.
+   */
   async refund(orderId: string, amount: number, currency: string): Promise<{ refundId?: string; refunded: boolean }> {
     const body = await this.call('refund', '/v1/refunds', idempotencyKey(orderId, 'refund'), {
       reference: orderId,
@@ -117,25 +145,27 @@ export class PaymentGatewayClient {
   }
 
   private async call(
-    operation: 'charge' | 'refund',
+    operation: PaymentOperation,
     path: string,
     key: string,
     payload: object,
   ): Promise<Record<string, unknown>> {
     const stopTimer = this.options.duration?.startTimer({ operation });
+    const circuit = this.circuits[operation];
     let outcome = 'error';
     try {
-      const body = await this.breaker.execute(() => this.post(path, key, payload));
+      const body = await circuit.policy.execute(() => this.post(path, key, payload));
       outcome = 'success';
       return body;
     } catch (error) {
       if (error instanceof BrokenCircuitError) {
         outcome = 'circuit_open';
-        trace.getActiveSpan()?.addEvent('payment gateway circuit open: call not made');
-        const remaining = this.openedAt + this.options.breakerHalfOpenAfterMs - Date.now();
+        trace.getActiveSpan()?.addEvent(`payment gateway ${operation} circuit open: call not made`);
+        const remaining = circuit.openedAt + this.options.breakerHalfOpenAfterMs - Date.now();
         throw new CircuitOpenError(Math.max(remaining, 100));
       }
       if (error instanceof PaymentDeclinedError) outcome = 'declined';
+      if (error instanceof PaymentInProgressError) outcome = 'in_progress';
       throw error;
     } finally {
       stopTimer?.({ outcome });
@@ -167,6 +197,11 @@ export class PaymentGatewayClient {
       const detail = (body.error ?? {}) as { code?: string; message?: string };
       if (response.status === 402)
         throw new PaymentDeclinedError(detail.code ?? 'card_declined', detail.message ?? 'the card was declined');
+      if (response.status === 409 && (detail.code === 'idempotency_key_in_use' || detail.code === 'charge_in_progress'))
+        throw new PaymentInProgressError(`payment gateway: ${detail.message ?? detail.code}`);
+      if (response.status === 409 && detail.code === 'reference_closed')
+        // A refund already settled this order with nothing charged: this charge must not happen.
+        throw new PaymentDeclinedError(detail.code, detail.message ?? 'the order was closed by a refund');
       if (response.status >= 500 || response.status === 429) {
         throw new GatewayUnavailableError(
           `payment gateway answered ${response.status}: ${detail.message ?? 'no detail'}`,

@@ -1,7 +1,9 @@
 // Payment gateway sandbox: the stand-in for an external payment provider, for the local
 // stack and the tests. It keeps a provider's semantics (see README.md beside this file):
-// idempotency keys, declines by test token, refunds by merchant reference, a ledger, and
-// faults injected through an admin endpoint.
+// idempotency keys (a key still being processed answers 409, as real providers do), declines
+// by test token, charges that land after the client gave up, look-ups by key or merchant
+// reference, refunds by merchant reference that close the reference when nothing was charged,
+// a ledger, and faults injected through an admin endpoint.
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -38,6 +40,8 @@ export interface Faults {
   refundOutage: boolean;
   /** The next N charges are recorded, then never answered (the client times out). */
   chargeThenTimeout: number;
+  /** Time a charge takes to process once accepted; it lands even when the client gave up waiting. */
+  chargeLatencyMs: number;
 }
 
 /** Test tokens that are declined, with the provider's decline code. */
@@ -47,7 +51,14 @@ export const DECLINED_TOKENS: Readonly<Record<string, string>> = {
   tok_expired: 'expired_card',
 };
 
-const NO_FAULTS: Faults = { errorRate: 0, latencyMs: 0, outage: false, refundOutage: false, chargeThenTimeout: 0 };
+const NO_FAULTS: Faults = {
+  errorRate: 0,
+  latencyMs: 0,
+  outage: false,
+  refundOutage: false,
+  chargeThenTimeout: 0,
+  chargeLatencyMs: 0,
+};
 
 interface StoredAnswer {
   fingerprint: string;
@@ -59,6 +70,11 @@ export function createPaymentGatewayApp() {
   const charges = new Map<string, Charge>(); // by id
   const refunds: Refund[] = [];
   const answersByKey = new Map<string, StoredAnswer>();
+  /** Charges being processed: idempotency key → merchant reference. */
+  const chargesInProgress = new Map<string, string>();
+  /** References a refund found nothing to refund for: no charge may land on them afterwards. */
+  const closedReferences = new Set<string>();
+  const inProgressFor = (reference: string) => [...chargesInProgress.values()].filter((r) => r === reference).length;
   let faults: Faults = { ...NO_FAULTS };
   const calls: { operation: 'charge' | 'refund'; reference: string | undefined; traceparent?: string }[] = [];
   const referenceOf = (req: Request) => {
@@ -117,6 +133,14 @@ export function createPaymentGatewayApp() {
     if (!key)
       return error(res, 400, 'invalid_request_error', 'missing_idempotency_key', 'send an Idempotency-Key header');
     if (answeredFromKey(req, res, key)) return;
+    if (chargesInProgress.has(key))
+      return error(
+        res,
+        409,
+        'idempotency_error',
+        'idempotency_key_in_use',
+        'a request with this Idempotency-Key is still being processed; retry shortly',
+      );
     const { amount, currency, source, reference } = (req.body ?? {}) as Record<string, unknown>;
     if (!Number.isInteger(amount) || (amount as number) <= 0)
       return error(
@@ -132,6 +156,14 @@ export function createPaymentGatewayApp() {
       return error(res, 400, 'invalid_request_error', 'invalid_source', 'source must be a token starting with tok_');
     if (typeof reference !== 'string' || reference === '')
       return error(res, 400, 'invalid_request_error', 'invalid_reference', 'reference is required');
+    if (closedReferences.has(reference))
+      return error(
+        res,
+        409,
+        'invalid_request_error',
+        'reference_closed',
+        `reference ${reference} was closed by a refund; it cannot be charged`,
+      );
     const declineCode = DECLINED_TOKENS[source];
     if (declineCode) {
       const body = {
@@ -139,6 +171,11 @@ export function createPaymentGatewayApp() {
       };
       remember(req, key, 402, body);
       return res.status(402).json(body);
+    }
+    if (faults.chargeLatencyMs > 0) {
+      chargesInProgress.set(key, reference);
+      await new Promise((r) => setTimeout(r, faults.chargeLatencyMs));
+      chargesInProgress.delete(key);
     }
     const charge: Charge = {
       id: `ch_${randomUUID()}`,
@@ -168,15 +205,26 @@ export function createPaymentGatewayApp() {
       return error(res, 400, 'invalid_request_error', 'missing_idempotency_key', 'send an Idempotency-Key header');
     if (answeredFromKey(req, res, key)) return;
     const { reference, charge: chargeId } = (req.body ?? {}) as Record<string, unknown>;
+    if (typeof reference === 'string' && inProgressFor(reference) > 0)
+      // The charge's outcome is not known yet: refunding now could miss money that is about to land.
+      return error(
+        res,
+        409,
+        'invalid_request_error',
+        'charge_in_progress',
+        `a charge for reference ${reference} is still being processed; retry the refund shortly`,
+      );
     const charge = [...charges.values()].find(
       (c) => !c.refunded && (c.id === chargeId || (typeof reference === 'string' && c.reference === reference)),
     );
     if (!charge) {
       // Refunding what was never charged is a harmless, explicit no-op: saga compensations rely on it.
+      // The reference is closed, so a charge that arrives later cannot make the answer wrong.
+      if (typeof reference === 'string') closedReferences.add(reference);
       const body = {
         status: 'no_charge',
         reference,
-        message: 'no captured charge for this reference; nothing refunded',
+        message: 'no captured charge for this reference; nothing refunded; the reference is closed',
       };
       remember(req, key, 200, body);
       return res.status(200).json(body);
@@ -193,6 +241,25 @@ export function createPaymentGatewayApp() {
     refunds.push(refund);
     remember(req, key, 201, refund);
     res.status(201).json(refund);
+  });
+
+  // Look-up of charges by merchant reference or idempotency key, with the count still being processed.
+  app.get('/v1/charges', (req, res) => {
+    const reference = typeof req.query.reference === 'string' ? req.query.reference : undefined;
+    const key = typeof req.query.key === 'string' ? req.query.key : undefined;
+    if (!reference && !key)
+      return error(res, 400, 'invalid_request_error', 'missing_filter', 'give ?reference=… or ?key=…');
+    const byKey = key ? (answersByKey.get(key)?.body as Charge | undefined) : undefined;
+    const found = reference
+      ? [...charges.values()].filter((c) => c.reference === reference)
+      : byKey?.id && charges.has(byKey.id)
+        ? [charges.get(byKey.id)!]
+        : [];
+    res.json({
+      data: found,
+      inProgress: reference ? inProgressFor(reference) : key && chargesInProgress.has(key) ? 1 : 0,
+      referenceClosed: reference ? closedReferences.has(reference) : undefined,
+    });
   });
 
   app.get('/v1/ledger', (req, res) => {
@@ -225,14 +292,16 @@ export function createPaymentGatewayApp() {
       typeof next.outage === 'boolean' &&
       typeof next.refundOutage === 'boolean' &&
       Number.isInteger(next.chargeThenTimeout) &&
-      next.chargeThenTimeout >= 0;
+      next.chargeThenTimeout >= 0 &&
+      Number.isInteger(next.chargeLatencyMs) &&
+      next.chargeLatencyMs >= 0;
     if (!valid)
       return error(
         res,
         400,
         'invalid_request_error',
         'invalid_faults',
-        'expected { errorRate: 0..1, latencyMs: int >= 0, outage: boolean, refundOutage: boolean, chargeThenTimeout: int >= 0 }',
+        'expected { errorRate: 0..1, latencyMs: int >= 0, outage: boolean, refundOutage: boolean, chargeThenTimeout: int >= 0, chargeLatencyMs: int >= 0 }',
       );
     faults = next;
     res.json(faults);
@@ -241,6 +310,8 @@ export function createPaymentGatewayApp() {
     charges.clear();
     refunds.length = 0;
     answersByKey.clear();
+    chargesInProgress.clear();
+    closedReferences.clear();
     faults = { ...NO_FAULTS };
     calls.length = 0;
     res.json({ reset: true });

@@ -146,5 +146,50 @@ for (const engine of engines) {
       expect(await store.levels(a)).toEqual([{ sku: a, available: 30, reserved: 20 }]);
       expect(await store.levels(b)).toEqual([{ sku: b, available: 30, reserved: 20 }]);
     });
+
+    it('when a late reserve attempt is still in flight as the release runs, then the stock still ends released', async () => {
+      // A reserve attempt that outlived its activity timeout: the saga compensates (release) while
+      // the attempt's transaction is still open. Here it is held open by a row lock on the SKU.
+      const a = await sku(5);
+      const orderId = randomUUID();
+      const holder = await heldStockRow(db, a);
+      const lateReserve = store.reserve(orderId, [{ sku: a, quantity: 2 }]).then(
+        (value) => ({ ok: true as const, value }),
+        (error: unknown) => ({ ok: false as const, error }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the reserve has inserted its row and waits
+      const release = store.release(orderId);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the release runs into the reserve
+      await holder.let();
+      await Promise.all([lateReserve, release]);
+
+      expect(await store.reservationStatus(orderId)).toBe('RELEASED');
+      expect(await store.levels(a)).toEqual([{ sku: a, available: 5, reserved: 0 }]);
+    });
   });
+}
+
+/**
+ * Locks a stock row from a transaction of its own until `let()` commits it, so a reserve of that
+ * SKU waits mid-transaction. Only PostgreSQL has concurrent transactions; on the embedded engine
+ * (one connection, writers serialised) there is nothing to hold, and `let()` does nothing.
+ */
+async function heldStockRow(db: SqlClient, sku: string): Promise<{ let: () => Promise<void> }> {
+  if (db.kind !== 'postgres') return { let: () => Promise.resolve() };
+  let letGo!: () => void;
+  const released = new Promise<void>((resolve) => (letGo = resolve));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const done = db.transaction(async (tx) => {
+    await tx.query('SELECT sku FROM stock WHERE sku = $1 FOR UPDATE', [sku]);
+    locked();
+    await released;
+  });
+  await isLocked;
+  return {
+    let: async () => {
+      letGo();
+      await done;
+    },
+  };
 }

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import {
   approveOrderSignal,
+  auditEventId,
   cancelOrderSignal,
   getStatusQuery,
   orderWorkflowId,
@@ -96,7 +97,8 @@ describe('orderSaga', () => {
   it('when everything succeeds, then it reserves, charges once, confirms and completes, audited in order', async () => {
     const sku = await newSku(10);
     const o = order(sku);
-    const result = await (await start(o)).result();
+    const handle = await start(o);
+    const result = await handle.result();
 
     expect(result.status).toBe('COMPLETED');
     const ledger = await stack.gateway.ledger(o.orderId);
@@ -111,7 +113,9 @@ describe('orderSaga', () => {
       'OrderNotifying',
       'OrderCompleted',
     ]);
-    expect(audit.map((e) => e.id)).toEqual([1, 2, 3, 4, 5].map((n) => `${orderWorkflowId(o.orderId)}:${n}`));
+    expect(audit.map((e) => e.id)).toEqual(
+      [1, 2, 3, 4, 5].map((n) => auditEventId(orderWorkflowId(o.orderId), handle.firstExecutionRunId, n)),
+    );
     expect(audit.every((e) => e.trace_id === o.traceId && e.headers['Nats-Msg-Id'] === e.id)).toBe(true);
     const notices = (await readStream(stack.js, stack.jsm, 'NOTIFICATIONS')).filter(
       (e) => e.aggregate_id === o.orderId,
@@ -179,7 +183,7 @@ describe('orderSaga', () => {
     await stack.gateway.setFaults({ outage: true });
     const handle = await start(o, { stepMaxAttempts: 50, retryMaxIntervalMs: 200 });
 
-    await expect.poll(() => stack.payments.circuitState, { timeout: 15_000 }).toBe('open');
+    await expect.poll(() => stack.payments.circuitState('charge'), { timeout: 15_000 }).toBe('open');
     const callsWhenOpened = (await stack.gateway.ledger()).calls.charges;
     await new Promise((r) => setTimeout(r, 800)); // shorter than halfOpenAfter (1.5 s)
     expect((await stack.gateway.ledger()).calls.charges).toBe(callsWhenOpened);
