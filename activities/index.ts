@@ -2,6 +2,7 @@
 // real ones, tests may pass their own. Domain errors become Temporal failures here:
 // business outcomes are non-retryable, infrastructure trouble is retried by the workflow.
 import { ApplicationFailure } from '@temporalio/common';
+import { Context } from '@temporalio/activity';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { publishEnvelope, type EventEnvelope } from '../lib/envelope.js';
 import { SUBJECTS } from '../lib/nats.js';
@@ -195,11 +196,12 @@ export type OrderActivities = ReturnType<typeof createActivities>;
 function asRetryableGatewayFailure(error: unknown): unknown {
   if (error instanceof CircuitOpenError) {
     // Fail fast while the breaker is open, and tell Temporal when the next try makes sense.
+    // The attempt number lets a compensation count the attempts that really failed before this one.
     return ApplicationFailure.create({
       type: FailureType.circuitOpen,
       message: error.message,
       nextRetryDelay: error.retryAfterMs,
-      details: [{ retryAfterMs: error.retryAfterMs }],
+      details: [{ retryAfterMs: error.retryAfterMs, attempt: Context.current().info.attempt }],
     });
   }
   if (error instanceof PaymentInProgressError) {

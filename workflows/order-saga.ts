@@ -95,14 +95,16 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
   // An open circuit ends a compensation attempt at once, so the saga can wait it out (below)
-  // instead of spending the compensation's attempts on a gateway it knows is down.
-  const compensations = proxyActivities<OrderActivities>({
-    startToCloseTimeout: settings.activityTimeoutMs,
-    retry: {
-      ...retry(settings.compensationMaxAttempts),
-      nonRetryableErrorTypes: [...Object.values(BusinessFailure), FailureType.circuitOpen],
-    },
-  });
+  // instead of spending the compensation's attempts on a gateway it knows is down. Attempts that
+  // really failed count across those waits: `attemptsLeft` is what remains of the budget.
+  const compensationsWith = (attemptsLeft: number) =>
+    proxyActivities<OrderActivities>({
+      startToCloseTimeout: settings.activityTimeoutMs,
+      retry: {
+        ...retry(attemptsLeft),
+        nonRetryableErrorTypes: [...Object.values(BusinessFailure), FailureType.circuitOpen],
+      },
+    });
   const circuitWaits = metricMeter.createCounter(
     'saga_compensation_circuit_waits',
     'waits',
@@ -245,7 +247,12 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
   }
 
   /** Runs one compensation; resolves with what it changed, for the audit event. */
-  async function runCompensation(step: CompensationStep, notice: NotificationKind): Promise<Record<string, unknown>> {
+  async function runCompensation(
+    step: CompensationStep,
+    notice: NotificationKind,
+    attemptsLeft: number,
+  ): Promise<Record<string, unknown>> {
+    const compensations = compensationsWith(attemptsLeft);
     const ref = { orderId: order.orderId };
     if (step === 'refund') {
       return compensations.refundPayment.executeWithOptions({ summary: 'Refund the charge' }, [
@@ -275,10 +282,15 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     doc.compensations = queue.map((step) => ({ step, status: 'PENDING' }));
     if (registered.length > 0) await enter('COMPENSATING', `Undoing: ${queue.join(' → ')}`);
     // `index` moves on when a compensation is done or resolved by hand; a retry runs the same one again.
+    let attemptsSpent = 0; // attempts of the current compensation that really failed, across circuit waits
     for (let index = 0; index < doc.compensations.length;) {
       const record = doc.compensations[index]!;
       try {
-        const effect = await runCompensation(record.step, outcome.notice);
+        const effect = await runCompensation(
+          record.step,
+          outcome.notice,
+          settings.compensationMaxAttempts - attemptsSpent,
+        );
         record.status = 'DONE';
         delete record.error;
         await publishAudit(COMPENSATION_EVENT_TYPES[record.step], {
@@ -287,15 +299,18 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
           ...(record.step === 'notify' && { notice: outcome.notice }),
         });
         index += 1;
+        attemptsSpent = 0;
       } catch (error) {
-        const circuitWaitMs = openCircuitWait(error);
-        if (circuitWaitMs !== undefined) {
-          record.error = `waiting ${circuitWaitMs} ms for the payment circuit to close`;
+        const circuit = openCircuit(error);
+        if (circuit) attemptsSpent += circuit.attempt - 1; // the attempts before the one that met the open circuit
+        if (circuit && attemptsSpent < settings.compensationMaxAttempts) {
+          record.error = `waiting ${circuit.waitMs} ms for the payment circuit to close`;
           setCurrentDetails(`Compensation "${record.step}" is waiting for the payment circuit to close`);
           circuitWaits.add(1, { step: record.step });
-          await sleep(circuitWaitMs);
+          await sleep(circuit.waitMs);
           continue;
         }
+        attemptsSpent = 0; // an operator's retry gets the whole budget again
         record.status = 'FAILED';
         record.error =
           error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
@@ -422,10 +437,16 @@ function describeFailure(error: unknown, status: OrderStatus): { type: string; m
   return { type: failure?.type ?? 'Error', message: failure?.message ?? String(error), step: status };
 }
 
-/** How long to wait when `error` says the payment circuit is open; undefined for any other failure. */
-function openCircuitWait(error: unknown): number | undefined {
+/**
+ * When `error` says the payment circuit is open: how long to wait, and the number of the attempt
+ * that met it (the attempts before it really failed). Undefined for any other failure.
+ */
+function openCircuit(error: unknown): { waitMs: number; attempt: number } | undefined {
   const failure = innermost(error);
   if (failure?.type !== FailureType.circuitOpen) return undefined;
-  const retryAfterMs = (failure.details?.[0] as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
-  return typeof retryAfterMs === 'number' && retryAfterMs > 0 ? Math.min(retryAfterMs, MAX_CIRCUIT_WAIT_MS) : 1_000;
+  const { retryAfterMs, attempt } = (failure.details?.[0] ?? {}) as { retryAfterMs?: unknown; attempt?: unknown };
+  return {
+    waitMs: typeof retryAfterMs === 'number' && retryAfterMs > 0 ? Math.min(retryAfterMs, MAX_CIRCUIT_WAIT_MS) : 1_000,
+    attempt: typeof attempt === 'number' && attempt >= 1 ? attempt : 1,
+  };
 }

@@ -164,6 +164,11 @@ export function createPaymentGatewayApp() {
         'reference_closed',
         `reference ${reference} was closed by a refund; it cannot be charged`,
       );
+    if (faults.chargeLatencyMs > 0) {
+      chargesInProgress.set(key, reference);
+      await new Promise((r) => setTimeout(r, faults.chargeLatencyMs));
+      chargesInProgress.delete(key);
+    }
     const declineCode = DECLINED_TOKENS[source];
     if (declineCode) {
       const body = {
@@ -171,11 +176,6 @@ export function createPaymentGatewayApp() {
       };
       remember(req, key, 402, body);
       return res.status(402).json(body);
-    }
-    if (faults.chargeLatencyMs > 0) {
-      chargesInProgress.set(key, reference);
-      await new Promise((r) => setTimeout(r, faults.chargeLatencyMs));
-      chargesInProgress.delete(key);
     }
     const charge: Charge = {
       id: `ch_${randomUUID()}`,

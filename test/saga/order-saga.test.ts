@@ -45,6 +45,7 @@ beforeEach(async () => {
     outage: false,
     refundOutage: false,
     chargeThenTimeout: 0,
+    chargeLatencyMs: 0,
   });
 });
 
@@ -350,6 +351,85 @@ describe('orderSaga', () => {
     await handle.signal(retryCompensationSignal, {});
     expect((await handle.result()).status).toBe('COMPENSATED');
   });
+
+  it('when a charge outlives the client timeout and lands later, then retries meet it in progress and find it: one charge, completed', async () => {
+    const sku = await newSku(3);
+    const o = order(sku);
+    await stack.gateway.setFaults({ chargeLatencyMs: 1_500 }); // the client gives up after 500 ms
+    const result = await (await start(o, { stepMaxAttempts: 20 })).result();
+
+    expect(result.status).toBe('COMPLETED');
+    const ledger = await stack.gateway.ledger(o.orderId);
+    expect(ledger.charges).toHaveLength(1);
+    expect(ledger.calls.charges).toBeGreaterThan(1); // retried while the first was still being processed
+    expect(ledger.netCaptured).toBe(o.total);
+  });
+
+  it('when a cancel arrives while a slow charge is still being processed, then the refund waits for it to land and returns it: net 0, CANCELLED', async () => {
+    const sku = await newSku(3);
+    const o = order(sku);
+    await stack.gateway.setFaults({ chargeLatencyMs: 2_000 });
+    const handle = await start(o, { compensationMaxAttempts: 20 });
+    await waitForStatus(o, 'CHARGING_PAYMENT');
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the charge request has reached the gateway
+    await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
+    const result = await handle.result();
+
+    expect(result.status).toBe('CANCELLED');
+    const ledger = await stack.gateway.ledger(o.orderId);
+    expect(ledger.charges).toHaveLength(1); // it landed after the cancel...
+    expect(ledger.refunds).toHaveLength(1); // ...and the refund settled it
+    expect(ledger.netCaptured).toBe(0);
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 3, reserved: 0 }]);
+  });
+
+  it('when a cancel was accepted and the running step then fails on its own, then the saga still ends CANCELLED with a cancellation notice', async () => {
+    const sku = await newSku(3);
+    const o = order(sku, { paymentToken: 'tok_decline' });
+    await stack.gateway.setFaults({ chargeLatencyMs: 450 }); // the decline comes back after the cancel, within the client timeout
+    const handle = await start(o);
+    await waitForStatus(o, 'CHARGING_PAYMENT');
+    await handle.signal(cancelOrderSignal, { reason: 'too slow' });
+    const result = await handle.result();
+
+    expect(result.status).toBe('CANCELLED');
+    expect(result.cancellation).toEqual({ reason: 'too slow' });
+    const audit = await auditEventsOf(stack, o.orderId);
+    expect(typesOf(audit).at(-1)).toBe('OrderCancelled');
+    const notices = (await readStream(stack.js, stack.jsm, 'NOTIFICATIONS')).filter(
+      (e) => e.aggregate_id === o.orderId,
+    );
+    expect(notices.map((n) => n.subject)).toEqual(['notifications.cancellation']);
+    expect((await stack.gateway.ledger(o.orderId)).netCaptured).toBe(0);
+  });
+
+  it('when refunds are down but charges are not, then orders still charge, and a refund waits out the open circuit instead of spending its attempts', async () => {
+    await stack.gateway.setFaults({ refundOutage: true });
+    for (let i = 0; i < 3; i += 1) await stack.payments.refund(randomUUID(), 100, 'EUR').catch(() => undefined);
+    expect(stack.payments.circuitState('refund')).toBe('open');
+    expect(stack.payments.circuitState('charge')).toBe('closed');
+
+    const charged = order(await newSku(3));
+    expect((await (await start(charged)).result()).status).toBe('COMPLETED');
+
+    const sku = await newSku(3);
+    const declined = order(sku, { paymentToken: 'tok_decline' });
+    const handle = await start(declined, { compensationMaxAttempts: 5 });
+    await waitForStatus(declined, 'COMPENSATING');
+    // Over 4 s the circuit lets about two trials through (each a real failure, so an attempt); the waits
+    // between them must not count, or the five attempts would be gone by now.
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    const waiting = await handle.query(getStatusQuery);
+    expect(waiting.status).toBe('COMPENSATING');
+    expect(waiting.compensations[0]).toMatchObject({ step: 'refund', status: 'PENDING' });
+    expect(waiting.compensations[0]?.error).toMatch(/waiting \d+ ms for the payment circuit to close/);
+    await stack.gateway.setFaults({ refundOutage: false });
+    const result = await handle.result();
+
+    expect(result.status).toBe('COMPENSATED');
+    expect(result.compensations.map((c) => c.status)).toEqual(['DONE', 'DONE', 'DONE']);
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 3, reserved: 0 }]);
+  }, 30_000);
 
   it('after all of the above, the AUDIT stream holds no two events with one id', async () => {
     const events = await readStream(stack.js, stack.jsm, 'AUDIT');
