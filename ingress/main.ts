@@ -29,9 +29,9 @@ const readiness: ReadinessChecks = {
   nats: () => waiting.nats?.() ?? false,
   temporal: () => (waiting.temporal ? temporalReachable(waiting.temporal)() : false),
 };
-let app: express.Express | undefined;
+const serving: { app?: express.Express } = {};
 const server = createServer((req, res) => {
-  if (app) return void app(req, res);
+  if (serving.app) return void serving.app(req, res);
   // Starting: the operations endpoints answer (not ready); the API asks the client to come back.
   void handleOpsRequest(req, res, registry, readiness).then((handled) => {
     if (handled) return;
@@ -87,7 +87,7 @@ const intake = new OrderIntake({
   }),
 });
 
-app = createIngressApp({ intake, temporal, logger, registry, readiness });
+serving.app = createIngressApp({ intake, temporal, logger, registry, readiness });
 logger.info('ingress ready: NATS and Temporal answer');
 
 let stopping = false;

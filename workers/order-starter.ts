@@ -247,7 +247,7 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
       await deadLetter(
         message,
         'delivery_limit',
-        `Temporal refused the start ${limits.maxDeliver} times: ${error instanceof Error ? error.message : String(error)}`,
+        `Temporal refused the start ${limits.maxDeliver} times: ${error instanceof Error ? error.message : JSON.stringify(error)}`,
       );
       message.term('delivery limit reached');
       return;
