@@ -225,7 +225,8 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
     let error: unknown;
     for (let attempt = 0; ; attempt += 1) {
       error = await attemptStart(order, workflowId, message);
-      if (error === undefined || refusedPermanently(error)) break;
+      if (error === undefined || error instanceof WorkflowExecutionAlreadyStartedError || refusedPermanently(error))
+        break;
       // Temporal unreachable, slow or overloaded: hold the event (its ack deadline extended) and try again.
       if (stopping) {
         message.nak();
@@ -235,7 +236,7 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
       temporalAvailable = false;
       await holdFor(message, holdDelayMs(attempt));
     }
-    if (!temporalAvailable && error === undefined) logger.info('Temporal answers again: starting sagas');
+    if (!temporalAvailable) logger.info('Temporal answers again: starting sagas');
     temporalAvailable = true;
     if (error === undefined) {
       metrics?.started?.inc({ result: 'started' });

@@ -3,7 +3,13 @@
 // starter consumer must not see other files' events.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import {
+  DiscardPolicy,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Client } from '@temporalio/client';
 import type { PrivateNats } from '../support/private-nats.js';
@@ -35,6 +41,7 @@ beforeAll(async () => {
     STARTER_MAX_DELIVER: '3',
     APPROVAL_THRESHOLD: '5000',
     STARTER_ACK_WAIT: '5s',
+    IDEMPOTENCY_TTL: '5s', // short, so a test can see a key expire
   });
   ({ nats, gateway, api, sku: SKU } = stack);
   workerMetricsUrl = `${stack.workerOps}/metrics`;
@@ -199,12 +206,16 @@ describe('POST /orders → JetStream → saga', () => {
       body: JSON.stringify({ approvedBy: 'ops-lead' }),
     });
     expect(approve.status).toBe(202);
+    expect(await approve.json()).toMatchObject({ update: 'approveOrder', accepted: true });
     expect(await waitForTerminal(orderId)).toBe('COMPLETED');
     const document = (await (await fetch(`${api}/orders/${orderId}`)).json()) as { approval: unknown };
     expect(document.approval).toEqual({ required: true, approvedBy: 'ops-lead' });
     const again = await fetch(`${api}/orders/${orderId}/approve`, { method: 'POST' });
     expect(again.status).toBe(409);
-    expect(((await again.json()) as { detail: string }).detail).toContain('COMPLETED');
+    expect(await again.json()).toMatchObject({
+      orderStatus: 'COMPLETED',
+      detail: expect.stringContaining('COMPLETED'),
+    });
   });
 
   it('when an order is cancelled over HTTP, then it ends CANCELLED; bad cancel requests get clear errors', async () => {
@@ -235,7 +246,9 @@ describe('POST /orders → JetStream → saga', () => {
     });
     expect(cancel.status).toBe(202);
     expect(await waitForTerminal(orderId)).toBe('CANCELLED');
-    expect((await fetch(`${api}/orders/${orderId}/cancel`, { method: 'POST' })).status).toBe(409);
+    const late = await fetch(`${api}/orders/${orderId}/cancel`, { method: 'POST' });
+    expect(late.status).toBe(409);
+    expect(await late.json()).toMatchObject({ orderStatus: 'CANCELLED' });
     expect((await fetch(`${api}/orders/${randomUUID()}/cancel`, { method: 'POST' })).status).toBe(404);
     expect((await gateway.ledger(orderId)).calls.charges).toBe(0);
   });
@@ -250,15 +263,24 @@ describe('POST /orders → JetStream → saga', () => {
       headers?: Record<string, string>;
       status: number;
       field?: string;
+      /** What the answer must say: the real problem, not a guess. */
+      detail?: RegExp;
     }[] = [
       {
         name: 'oversized body',
         body: JSON.stringify(orderBody({ email: `${'a'.repeat(70_000)}@example.com` })),
         status: 413,
+        detail: /body is \d+ bytes, over the 65536-byte limit/,
+      },
+      {
+        name: 'free order',
+        body: JSON.stringify(orderBody({ items: [{ sku: SKU, quantity: 2, unitPrice: 0 }] })),
+        status: 400,
+        field: 'items',
       },
       { name: 'deeply nested body', body: nested, status: 400 },
       { name: 'malformed JSON', body: '{"customerId": "c",', status: 400 },
-      { name: 'empty body', body: '', status: 400 },
+      { name: 'empty body', body: '', status: 400, detail: /no body/ },
       { name: 'JSON array', body: '[]', status: 400, field: '(body)' },
       { name: 'JSON null', body: 'null', status: 400 },
       {
@@ -382,6 +404,7 @@ describe('POST /orders → JetStream → saga', () => {
       expect(problem.status, c.name).toBe(c.status);
       expect(problem.title.length, c.name).toBeGreaterThan(3);
       expect(problem.detail.length, c.name).toBeGreaterThan(20);
+      if (c.detail) expect(problem.detail, c.name).toMatch(c.detail);
       if (c.field)
         expect(
           problem.errors?.map((e) => e.field),
@@ -394,6 +417,37 @@ describe('POST /orders → JetStream → saga', () => {
     expect(healthy.status).toBe(202);
     expect(await fetch(`${api}/orders/not-a-uuid`).then((r) => r.status)).toBe(400);
     expect(await fetch(`${api}/orders/${randomUUID()}`).then((r) => r.status)).toBe(404);
+  });
+
+  it('when JetStream refuses an order, then its Idempotency-Key is free again: a corrected body gets 202, not 422', async () => {
+    const key = randomUUID();
+    const stored = await jsm.streams.info('ORDERS');
+    // ORDERS full and refusing new messages: JetStream answers the publish with an error.
+    await jsm.streams.update('ORDERS', { max_msgs: stored.state.messages, discard: DiscardPolicy.New });
+    try {
+      const refused = await post(orderBody({ email: 'typo@example.com' }), { 'idempotency-key': key });
+      expect(refused.status).toBe(503);
+    } finally {
+      await jsm.streams.update('ORDERS', { max_msgs: -1, discard: DiscardPolicy.Old });
+    }
+    const corrected = await post(orderBody(), { 'idempotency-key': key });
+    expect(corrected.status).toBe(202);
+    expect((await post(orderBody(), { 'idempotency-key': key })).body.orderId).toBe(corrected.body.orderId);
+    expect(await waitForTerminal(corrected.body.orderId)).toBe('COMPLETED');
+  });
+
+  it('when an Idempotency-Key is used again after its record expired, then it starts a new order with a new id', async () => {
+    const key = randomUUID();
+    const first = await post(orderBody(), { 'idempotency-key': key });
+    expect(first.status).toBe(202);
+    expect(await waitForTerminal(first.body.orderId)).toBe('COMPLETED');
+    await new Promise((resolve) => setTimeout(resolve, 6_000)); // IDEMPOTENCY_TTL is 5 s in this file
+    const second = await post(orderBody(), { 'idempotency-key': key });
+
+    expect(second.status).toBe(202);
+    expect(second.body.orderId).not.toBe(first.body.orderId);
+    expect(await waitForTerminal(second.body.orderId)).toBe('COMPLETED');
+    expect((await gateway.ledger(second.body.orderId)).charges).toHaveLength(1);
   });
 
   it('when NATS is down, then orders get 503 with Retry-After and never a 2xx, and they flow again once it is back', async () => {
@@ -461,6 +515,37 @@ describe('POST /orders → JetStream → saga', () => {
     expect(sumOf(after.worker, 'starter_dead_lettered_total', { reason: 'poison' })).toBeGreaterThanOrEqual(1);
     // The Temporal SDK's own metrics are served on the same endpoint.
     expect(delta('worker', 'temporal_workflow_completed_total')).toBeGreaterThanOrEqual(3);
+  });
+
+  it('when the worker is down, then reads still answer at once: a closed order from its result, a running one from what Temporal recorded', async () => {
+    const closed = await post(orderBody(), { 'idempotency-key': randomUUID() });
+    expect(await waitForTerminal(closed.body.orderId)).toBe('COMPLETED');
+    const waiting = await post(orderBody({ items: [{ sku: SKU, quantity: 6, unitPrice: 1_000 }] }), {
+      'idempotency-key': randomUUID(),
+    });
+    await expect.poll(() => statusOf(waiting.body.orderId), { timeout: 15_000 }).toBe('AWAITING_APPROVAL');
+    await worker.stop();
+    try {
+      const read = async (orderId: string) => {
+        const started = Date.now();
+        const response = await fetch(`${api}/orders/${orderId}`);
+        return { status: response.status, ms: Date.now() - started, body: (await response.json()) as any };
+      };
+      const ofClosed = await read(closed.body.orderId);
+      expect(ofClosed).toMatchObject({ status: 200, body: { status: 'COMPLETED', source: 'result' } });
+      expect(ofClosed.ms).toBeLessThan(2_000);
+      const ofRunning = await read(waiting.body.orderId);
+      expect(ofRunning).toMatchObject({
+        status: 200,
+        body: { status: 'AWAITING_APPROVAL', source: 'recorded', workflowStatus: 'RUNNING' },
+      });
+      expect(ofRunning.ms).toBeLessThan(6_000);
+    } finally {
+      await stack.start('workers/main.ts'); // the stopped worker's output stays for the log check below
+    }
+    const cancel = await fetch(`${api}/orders/${waiting.body.orderId}/cancel`, { method: 'POST' });
+    expect(cancel.status).toBe(202);
+    expect(await waitForTerminal(waiting.body.orderId)).toBe('CANCELLED');
   });
 
   it('never writes a payment token to the logs of the ingress or the worker', () => {
