@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { freePort, startTemporal, stopProcess } from '../../scripts/local-servers.mjs';
 import { startProductStack, type ProductStack } from '../support/product-stack.js';
+import type { ProductProcess } from '../support/processes.js';
+import { randomUUID } from 'node:crypto';
 
 type Temporal = Awaited<ReturnType<typeof startTemporal>>;
 
@@ -18,11 +20,13 @@ let stack: ProductStack;
 const launchTemporal = () =>
   startTemporal({ binary: inject('temporalBinary'), port: temporalPort, dataDir: temporalDir });
 
+let processes: ProductProcess[];
+
 beforeAll(async () => {
   temporalPort = await freePort();
-  temporal = await launchTemporal();
-  stack = await startProductStack('readiness', { TEMPORAL_ADDRESS: temporal.address });
-  await Promise.all([stack.start('workers/main.ts'), stack.start('ingress/main.ts')]);
+  // Temporal is started by the first test, after the processes: they must wait for it.
+  stack = await startProductStack('readiness', { TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}` });
+  processes = [stack.launch('workers/main.ts'), stack.launch('ingress/main.ts')];
 });
 
 afterAll(async () => {
@@ -61,6 +65,23 @@ async function orderCompletes(): Promise<void> {
 }
 
 describe('/ready', () => {
+  it('when the processes start before Temporal answers, then they stay up, not ready, and become ready once it does', async () => {
+    const reachable = async () => readiness().catch(() => 'not listening yet');
+    await expect.poll(reachable, { timeout: 30_000 }).toEqual({
+      ingress: '503 (temporal down)',
+      worker: '503 (temporal, worker down)',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(processes.map((p) => p.child.exitCode)).toEqual([null, null]);
+    const api = await fetch(`${stack.api}/orders/${randomUUID()}`);
+    expect(api.status).toBe(503);
+    expect(api.headers.get('retry-after')).toBe('5');
+
+    temporal = await launchTemporal();
+    await expect.poll(readiness, { timeout: 60_000, interval: 500 }).toEqual({ ingress: '200', worker: '200' });
+    await orderCompletes();
+  }, 120_000);
+
   it('when Temporal stops, then both processes report not ready naming it, and ready again once it is back', async () => {
     expect(await readiness()).toEqual({ ingress: '200', worker: '200' });
     await stopProcess(temporal.process);

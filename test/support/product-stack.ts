@@ -29,6 +29,8 @@ export interface ProductStack {
   env: Record<string, string>;
   /** Spawns a worker or an ingress and resolves once its /ready answers 200. */
   start(entry: ProductEntry): Promise<ProductProcess>;
+  /** Spawns a worker or an ingress without waiting for it to be ready. */
+  launch(entry: ProductEntry): ProductProcess;
   /** The order's status as GET /orders/:id reports it, or undefined when it is not found (yet). */
   statusOf(orderId: string): Promise<OrderStatus | undefined>;
   /** Polls GET /orders/:id until the order is in a terminal status, and returns it. */
@@ -65,6 +67,11 @@ export async function startProductStack(name: string, overrides: Record<string, 
     ...overrides,
   });
   const processes: ProductProcess[] = [];
+  const launch = (entry: ProductEntry) => {
+    const launched = spawnProduct(entry, env);
+    processes.push(launched);
+    return launched;
+  };
   const statusOf = async (orderId: string) => {
     const response = await fetch(`${api}/orders/${orderId}`);
     return response.ok ? ((await response.json()) as { status: OrderStatus }).status : undefined;
@@ -77,11 +84,11 @@ export async function startProductStack(name: string, overrides: Record<string, 
     sku,
     env,
     async start(entry) {
-      const started = spawnProduct(entry, env);
-      processes.push(started);
+      const started = launch(entry);
       await waitUntilReady(entry === 'ingress/main.ts' ? `${api}/ready` : `${workerOps}/ready`, started);
       return started;
     },
+    launch,
     statusOf,
     async waitForTerminal(orderId, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
