@@ -15,7 +15,7 @@ import {
   type SagaSettings,
 } from '../../workflows/contract.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
-import type { TestStack } from '../support/stack.js';
+import { auditEventsOf, type TestStack } from '../support/stack.js';
 import { fastSagaSettings, type RunningWorker } from '../support/temporal.js';
 import { startSagaEnvironment, type SagaEnvironment } from '../support/saga-environment.js';
 
@@ -156,6 +156,33 @@ describe('operator CLI', () => {
     await stack.gateway.setFaults({ refundOutage: false });
     await tctlSignal(handle.workflowId, 'retryCompensation', '{}');
     expect((await handle.result()).status).toBe('COMPENSATED');
+  });
+
+  it('temporal workflow reset runs the saga again, and the new run is audited under its own ids: nothing dropped, one charge', async () => {
+    const { handle, order, sku } = await startSaga();
+    expect((await handle.result()).status).toBe('COMPLETED');
+    await temporal(
+      'workflow',
+      'reset',
+      '--workflow-id',
+      handle.workflowId,
+      '--type',
+      'FirstWorkflowTask',
+      '--reason',
+      'test',
+    );
+    const resetRun = client.workflow.getHandle(handle.workflowId); // the newest run
+    await expect
+      .poll(async () => (await resetRun.describe()).runId, { timeout: 10_000 })
+      .not.toBe(handle.firstExecutionRunId);
+    expect((await resetRun.result()).status).toBe('COMPLETED');
+
+    const audit = await auditEventsOf(stack, order.orderId);
+    expect(audit.filter((event) => event.type === 'OrderCompleted')).toHaveLength(2); // the reset run's too
+    expect(new Set(audit.map((event) => event.id.split(':')[1])).size).toBe(2); // under two run ids
+    expect(new Set(audit.map((event) => event.id)).size).toBe(audit.length);
+    expect((await stack.gateway.ledger(order.orderId)).charges).toHaveLength(1);
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 9, reserved: 1 }]);
   });
 
   it('a COMPENSATION_FAILED saga is closed with temporal resolveManually, keeping the note', async () => {
