@@ -4,11 +4,12 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   ApplicationFailure,
+  Client,
+  QueryRejectedError,
   ServiceError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
-  type Client,
   type WorkflowExecutionDescription,
 } from '@temporalio/client';
 import { Counter, type Registry } from 'prom-client';
@@ -80,7 +81,12 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 const ORDER_ID = /^[\da-f]{8}-[\da-f]{4}-[\da-f]{4}-[\da-f]{4}-[\da-f]{12}$/i;
 
 export function createIngressApp(deps: IngressDeps): express.Express {
-  const { intake, temporal, logger, registry } = deps;
+  const { intake, logger, registry } = deps;
+  // Queries on a closed saga are refused by the server (no worker asked): its stored result answers instead.
+  const temporal = new Client({
+    ...deps.temporal.options,
+    workflow: { ...deps.temporal.options.workflow, queryRejectCondition: 'NOT_OPEN' },
+  });
   const retryAfter = String(deps.retryAfterSeconds ?? 5);
   const requests = new Counter({
     name: 'http_requests_total',
@@ -281,21 +287,26 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     }
   }
 
-  /** The saga's own answer while it runs, its stored result once closed; what Temporal recorded otherwise. */
+  /**
+   * The saga's own answer while it runs (one call), its stored result once closed; what Temporal
+   * recorded when the saga cannot answer in time or ended without a result.
+   */
   async function statusOf(orderId: string): Promise<OrderView> {
     const handle = temporal.workflow.getHandle(orderWorkflowId(orderId));
-    const description = await describe(handle, orderId);
     try {
-      if (description.status.name === 'RUNNING')
-        return { ...(await withinMs(QUERY_DEADLINE_MS, () => handle.query(getStatusQuery))), source: 'saga' };
-      if (description.status.name === 'COMPLETED')
-        return {
-          ...((await withinMs(QUERY_DEADLINE_MS, () => handle.result())) as OrderStatusDocument),
-          source: 'result',
-        };
+      return { ...(await withinMs(QUERY_DEADLINE_MS, () => handle.query(getStatusQuery))), source: 'saga' };
     } catch (error) {
-      logger.warn({ err: error, orderId }, 'the saga did not answer; answering what Temporal recorded');
+      if (error instanceof WorkflowNotFoundError) throw temporalProblem(error, orderId, 'order status');
+      if (error instanceof QueryRejectedError) {
+        const result = await withinMs(QUERY_DEADLINE_MS, () => handle.result() as Promise<OrderStatusDocument>).catch(
+          () => undefined,
+        );
+        if (result) return { ...result, source: 'result' };
+      } else {
+        logger.warn({ err: error, orderId }, 'the saga did not answer; answering what Temporal recorded');
+      }
     }
+    const description = await describe(handle, orderId);
     return {
       source: 'recorded',
       orderId,

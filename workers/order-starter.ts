@@ -94,11 +94,18 @@ const PERMANENT_REFUSALS = new Set([
   12, // UNIMPLEMENTED
 ]);
 
-/** True when Temporal refused the start for good; anything else (unreachable, slow, overloaded) is worth waiting out. */
-function refusedPermanently(error: unknown): boolean {
-  if (error instanceof NamespaceNotFoundError) return true;
+/**
+ * What one start call came to: `started`, `already_started` (a redelivery: fine), `refused` (for good:
+ * retrying the same request cannot help) or `unavailable` (unreachable, slow, overloaded: worth waiting out).
+ */
+type StartOutcome = 'started' | 'already_started' | 'refused' | 'unavailable';
+
+function startOutcome(error: unknown): StartOutcome {
+  if (error === undefined) return 'started';
+  if (error instanceof WorkflowExecutionAlreadyStartedError) return 'already_started';
+  if (error instanceof NamespaceNotFoundError) return 'refused';
   const grpc = error instanceof ServiceError ? error.cause : error;
-  return isGrpcServiceError(grpc) && PERMANENT_REFUSALS.has(grpc.code);
+  return isGrpcServiceError(grpc) && PERMANENT_REFUSALS.has(grpc.code) ? 'refused' : 'unavailable';
 }
 
 /** Wait before the n-th in-process retry of a start while Temporal is unavailable: 0.5 s doubling to 15 s. */
@@ -222,12 +229,9 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
     }
     const workflowId = orderWorkflowId(order.orderId);
     const log = logger.child({ orderId: order.orderId, workflowId });
-    let error: unknown;
-    for (let attempt = 0; ; attempt += 1) {
-      error = await attemptStart(order, workflowId, message);
-      if (error === undefined || error instanceof WorkflowExecutionAlreadyStartedError || refusedPermanently(error))
-        break;
-      // Temporal unreachable, slow or overloaded: hold the event (its ack deadline extended) and try again.
+    // While Temporal is unavailable, hold the event (its ack deadline extended) and try again.
+    let error = await attemptStart(order, workflowId, message);
+    for (let attempt = 0; startOutcome(error) === 'unavailable'; attempt += 1) {
       if (stopping) {
         message.nak();
         return;
@@ -235,13 +239,15 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
       if (temporalAvailable) log.warn({ err: error }, 'Temporal unavailable: holding events until it answers');
       temporalAvailable = false;
       await holdFor(message, holdDelayMs(attempt));
+      error = await attemptStart(order, workflowId, message);
     }
     if (!temporalAvailable) logger.info('Temporal answers again: starting sagas');
     temporalAvailable = true;
-    if (error === undefined) {
+    const outcome = startOutcome(error);
+    if (outcome === 'started') {
       metrics?.started?.inc({ result: 'started' });
       log.info('saga started');
-    } else if (error instanceof WorkflowExecutionAlreadyStartedError) {
+    } else if (outcome === 'already_started') {
       metrics?.started?.inc({ result: 'already_started' });
       log.info('saga already started for this order; event acknowledged');
     } else if (message.info.deliveryCount >= limits.maxDeliver) {

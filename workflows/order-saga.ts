@@ -22,6 +22,7 @@ import {
   workflowInfo,
   type RetryPolicy,
 } from '@temporalio/workflow';
+import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import type { NotificationKind, OrderActivities } from '../activities/index.js';
 import {
   approveOrderSignal,
@@ -44,6 +45,7 @@ import {
   type ApproveOrderInput,
   type CancelOrderInput,
   type CompensationStep,
+  type DecisionAccepted,
   type OrderSagaInput,
   type OrderStatus,
   type OrderStatusDocument,
@@ -143,45 +145,40 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     approvedBy = input?.approvedBy?.trim() || 'unknown';
   };
 
+  /**
+   * A decision operators and customers take, by signal (for `temporal` and `tctl`: fire-and-forget,
+   * one that no longer applies is logged and dropped) or by update of the same name (for the HTTP
+   * routes: the validator refuses what no longer applies, before anything changes).
+   */
+  function handleDecision<Input>(
+    signal: SignalDefinition<[Input?]>,
+    update: UpdateDefinition<DecisionAccepted, [Input]>,
+    refusal: () => string | undefined,
+    accept: (input: Input | undefined) => void,
+  ): void {
+    setHandler(signal, (input) => {
+      const reason = refusal();
+      if (reason) log.warn(`${signal.name} ignored: ${reason}`, { status: doc.status });
+      else accept(input);
+    });
+    setHandler(
+      update,
+      (input) => {
+        accept(input);
+        return { accepted: true, status: doc.status };
+      },
+      {
+        validator: (_input: Input) => {
+          const reason = refusal();
+          if (reason) throw refuse(reason);
+        },
+      },
+    );
+  }
+
   setHandler(getStatusQuery, () => doc);
-  // Signals (for `temporal` and `tctl`) are fire-and-forget: one that no longer applies is logged and dropped.
-  setHandler(cancelOrderSignal, (input) => {
-    const refusal = cancelRefusal();
-    if (refusal) log.warn(`cancelOrder ignored: ${refusal}`, { status: doc.status });
-    else acceptCancel(input);
-  });
-  setHandler(approveOrderSignal, (input) => {
-    const refusal = approveRefusal();
-    if (refusal) log.warn(`approveOrder ignored: ${refusal}`, { status: doc.status });
-    else acceptApprove(input);
-  });
-  // Updates (for the HTTP routes) answer: the validator refuses what no longer applies, before anything changes.
-  setHandler(
-    cancelOrderUpdate,
-    (input) => {
-      acceptCancel(input);
-      return { accepted: true, status: doc.status };
-    },
-    {
-      validator: (_input?: CancelOrderInput) => {
-        const refusal = cancelRefusal();
-        if (refusal) throw refuse(refusal);
-      },
-    },
-  );
-  setHandler(
-    approveOrderUpdate,
-    (input) => {
-      acceptApprove(input);
-      return { accepted: true, status: doc.status };
-    },
-    {
-      validator: (_input?: ApproveOrderInput) => {
-        const refusal = approveRefusal();
-        if (refusal) throw refuse(refusal);
-      },
-    },
-  );
+  handleDecision(cancelOrderSignal, cancelOrderUpdate, cancelRefusal, acceptCancel);
+  handleDecision(approveOrderSignal, approveOrderUpdate, approveRefusal, acceptApprove);
   setHandler(retryCompensationSignal, () => {
     if (doc.status === 'COMPENSATION_FAILED') operatorDecision = { retry: true };
     else log.warn('retryCompensation ignored: the saga is not in COMPENSATION_FAILED', { status: doc.status });

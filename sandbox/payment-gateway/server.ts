@@ -51,7 +51,8 @@ export const DECLINED_TOKENS: Readonly<Record<string, string>> = {
   tok_expired: 'expired_card',
 };
 
-const NO_FAULTS: Faults = {
+/** No fault at all: what a reset sets, and what tests set between cases. */
+export const NO_FAULTS: Readonly<Faults> = {
   errorRate: 0,
   latencyMs: 0,
   outage: false,

@@ -8,6 +8,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type OrderActivities } from '../../activities/index.js';
 import { createTestStack, readStream, type TestStack } from '../support/stack.js';
 import { newTraceId } from '../../lib/envelope.js';
+import { NO_FAULTS } from '../../sandbox/payment-gateway/server.js';
 
 let stack: TestStack;
 let activities: OrderActivities;
@@ -18,9 +19,7 @@ beforeAll(async () => {
   activities = createActivities(stack.clients);
 });
 afterAll(async () => stack?.close());
-beforeEach(async () =>
-  stack.gateway.setFaults({ errorRate: 0, latencyMs: 0, outage: false, refundOutage: false, chargeThenTimeout: 0 }),
-);
+beforeEach(async () => stack.gateway.setFaults(NO_FAULTS));
 
 async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
   const error = await promise.then(

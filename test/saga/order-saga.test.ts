@@ -18,6 +18,7 @@ import {
 } from '../../workflows/contract.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
 import { newTraceId } from '../../lib/envelope.js';
+import { NO_FAULTS } from '../../sandbox/payment-gateway/server.js';
 import { auditEventsOf, readStream, type TestStack } from '../support/stack.js';
 import { fastSagaSettings, type RunningWorker } from '../support/temporal.js';
 import { startSagaEnvironment, type SagaEnvironment } from '../support/saga-environment.js';
@@ -39,14 +40,7 @@ beforeAll(async () => {
 afterAll(() => environment?.close());
 
 beforeEach(async () => {
-  await stack.gateway.setFaults({
-    errorRate: 0,
-    latencyMs: 0,
-    outage: false,
-    refundOutage: false,
-    chargeThenTimeout: 0,
-    chargeLatencyMs: 0,
-  });
+  await stack.gateway.setFaults(NO_FAULTS);
 });
 
 /** A fresh SKU with `stock` units, so tests never share stock. */
