@@ -14,6 +14,7 @@ COPY package.json package-lock.json ./
 # npm install (not ci): see scripts/setup.mjs for why; it installs the locked versions.
 RUN npm install --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY domain ./domain
 COPY lib ./lib
 COPY workflows ./workflows
 COPY activities ./activities

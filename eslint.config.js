@@ -83,6 +83,34 @@ export default tseslint.config(
     },
   },
   {
+    // The order's own definitions: plain data and pure functions that every folder (the workflow
+    // bundle included) may import, so they import nothing but each other.
+    files: ['domain/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['*', '!./*'], message: 'domain/ imports nothing but domain/: no I/O, no framework.' }] },
+      ],
+    },
+  },
+  {
+    // Shared plumbing sits below the product's folders: they use it, it never uses them.
+    files: ['lib/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../workflows/*', '../activities/*', '../ingress/*', '../workers/*'],
+              message: 'lib/ must not depend on the product folders; move the shared definition to domain/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Workflow code is replayed: no Node built-ins, no I/O, no clients, no module-level mutable state.
     files: ['workflows/**/*.ts', 'bench/baseline-workflows.ts'],
     ignores: ['workflows/**/*.test.ts'],

@@ -7,7 +7,9 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { publishEnvelope, type EventEnvelope } from '../lib/envelope.js';
 import { SUBJECTS } from '../lib/nats.js';
 import type { SagaMetrics } from '../lib/metrics.js';
-import { auditEventTypeFor, BusinessFailure, FailureType, type OrderItem } from '../workflows/contract.js';
+import { auditEventTypeFor, notificationEventType, type NotificationKind } from '../domain/events.js';
+import { BusinessFailure, FailureType } from '../domain/failures.js';
+import type { OrderItem } from '../domain/order.js';
 import { OutOfStockError, ReservationReleasedError, type InventoryStore } from './inventory/inventory-store.js';
 import {
   CircuitOpenError,
@@ -16,8 +18,6 @@ import {
   PaymentInProgressError,
   type PaymentGatewayClient,
 } from './payment/gateway-client.js';
-
-export type NotificationKind = 'confirmation' | 'failure' | 'cancellation' | 'rejection';
 
 export interface ActivityClients {
   inventory: InventoryStore;
@@ -173,7 +173,7 @@ export function createActivities({ inventory, payments, js, metrics }: ActivityC
     const id = `${input.orderId}:notification:${input.kind}`;
     const envelope: EventEnvelope = {
       id,
-      type: `Customer${input.kind.charAt(0).toUpperCase()}${input.kind.slice(1)}Notice`,
+      type: notificationEventType(input.kind),
       aggregate_id: input.orderId,
       data: {
         kind: input.kind,

@@ -18,7 +18,9 @@ import { decodeEnvelope } from '../lib/envelope.js';
 import { startPaymentGateway } from '../sandbox/payment-gateway/server.js';
 import { freePort, startNats, startTemporal, stopProcess, waitFor } from '../scripts/local-servers.mjs';
 import { ROOT, setUp, step } from '../scripts/setup.mjs';
-import { auditEventTypeFor, orderWorkflowId, type Order, type OrderSagaInput } from '../workflows/contract.js';
+import { auditEventTypeFor } from '../domain/events.js';
+import { orderWorkflowId, type OrderSagaInput } from '../workflows/contract.js';
+import type { Order } from '../domain/order.js';
 import { latencySvg } from './latency-plot.js';
 
 const { values: options } = parseArgs({

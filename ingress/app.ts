@@ -20,13 +20,13 @@ import {
   approveOrderUpdate,
   cancelOrderUpdate,
   CustomerIdKey,
-  FailureType,
   getStatusQuery,
   orderWorkflowId,
   OrderStatusKey,
   type DecisionAccepted,
   type OrderStatusDocument,
 } from '../workflows/contract.js';
+import { FailureType } from '../domain/failures.js';
 import { IdempotencyConflictError, OrderNotStoredError, type OrderIntake } from './order-intake.js';
 import { parseOrderRequest, type FieldProblem } from './order-request.js';
 

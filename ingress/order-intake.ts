@@ -13,8 +13,10 @@ import type { KV } from '@nats-io/kv';
 import type { Histogram } from 'prom-client';
 import { newTraceId, publishEnvelope } from '../lib/envelope.js';
 import { SUBJECTS } from '../lib/nats.js';
-import { ORDER_CREATED, orderTotal } from '../lib/order-event.js';
-import { orderWorkflowId, type Order } from '../workflows/contract.js';
+import { ORDER_CREATED } from '../domain/events.js';
+import { orderTotal } from '../domain/order.js';
+import { orderWorkflowId } from '../workflows/contract.js';
+import type { Order } from '../domain/order.js';
 import { canonicalRequest, type OrderRequest } from './order-request.js';
 
 /** KV bucket of idempotency keys (JetStream); entries expire after IDEMPOTENCY_TTL. */

@@ -1,7 +1,9 @@
 // The body of POST /orders as clients send it, validated strictly: unknown fields, totals
 // and statuses are rejected, never trusted; the server computes the total.
 import { z } from 'zod';
-import { isKnownCurrency, MAX_ITEMS, orderItemSchema, orderTotal } from '../lib/order-event.js';
+import { isKnownCurrency } from '../domain/money.js';
+import { MAX_ITEMS, orderItemSchema } from '../lib/order-event.js';
+import { orderTotal } from '../domain/order.js';
 
 const SERVER_OWNED = new Set(['total', 'status', 'orderId', 'workflowId', 'createdAt', 'traceId']);
 

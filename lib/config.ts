@@ -1,7 +1,7 @@
 // One place reads the environment: validated once at start-up, handed on as typed config.
 // Every variable is documented in README.md and .env.example.
 import { z } from 'zod';
-import type { SagaSettings } from '../workflows/contract.js';
+import type { SagaSettings } from '../domain/saga-settings.js';
 
 /** Thrown when the environment is invalid; its message names every bad variable and what it expects. */
 export class ConfigError extends Error {

@@ -1,16 +1,8 @@
 // The OrderCreated event: what the ingress publishes on orders.created and the starter
 // turns into a saga. Its data is the saga's Order; this schema is checked on both sides.
 import { z } from 'zod';
-import type { Order } from '../workflows/contract.js';
-
-export const ORDER_CREATED = 'OrderCreated';
-
-/** ISO 4217 codes this runtime knows. */
-const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
-
-export function isKnownCurrency(code: string): boolean {
-  return CURRENCIES.has(code);
-}
+import { isKnownCurrency } from '../domain/money.js';
+import type { Order } from '../domain/order.js';
 
 export const MAX_ITEMS = 100;
 export const MAX_QUANTITY = 10_000;
@@ -39,8 +31,3 @@ export const orderSchema = z.strictObject({
   createdAt: z.iso.datetime(),
   traceId: z.string().regex(/^[\da-f]{32}$/),
 }) satisfies z.ZodType<Order>;
-
-/** Sum of quantity × unit price, in minor units. */
-export function orderTotal(items: readonly { quantity: number; unitPrice: number }[]): number {
-  return items.reduce((sum, item) => sum + item.quantity * item.unitPrice, 0);
-}

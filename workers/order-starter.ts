@@ -32,19 +32,20 @@ import { decodeEnvelope, MalformedEnvelopeError } from '../lib/envelope.js';
 import { contextFromHeaders, inSpan, SpanKind } from '../lib/telemetry.js';
 import type { Logger } from '../lib/logger.js';
 import { STREAMS, SUBJECTS } from '../lib/nats.js';
-import { ORDER_CREATED, orderSchema } from '../lib/order-event.js';
+import { ORDER_CREATED } from '../domain/events.js';
+import { orderSchema } from '../lib/order-event.js';
 import {
   CustomerIdKey,
   ORDER_SAGA_WORKFLOW_TYPE,
   orderWorkflowId,
   OrderStatusKey,
   OrderTotalKey,
-  type Order,
   type OrderSagaInput,
-  toMajorUnits,
-  type SagaSettings,
   TRACE_ID_MEMO_KEY,
 } from '../workflows/contract.js';
+import type { Order } from '../domain/order.js';
+import { toMajorUnits } from '../domain/money.js';
+import type { SagaSettings } from '../domain/saga-settings.js';
 
 /** Durable consumer name on ORDERS (operators see it in `nats consumer ls ORDERS`). */
 export const STARTER_CONSUMER = 'order-saga-starter';

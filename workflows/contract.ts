@@ -1,8 +1,12 @@
-// The saga's public contract: workflow type and id, input, statuses, signals, query and
-// search attributes. Deterministic definitions only, so workflow code, the starter, the
-// ingress and operators' tools all share this one file.
+// The saga's Temporal surface: workflow type and id, input, statuses, signals, updates, query
+// and search attributes. Deterministic definitions only, so workflow code, the starter, the
+// ingress and operators' tools all share this one file. The order's own definitions (order,
+// money, failure and event names) live in domain/.
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { CompensationStep } from '../domain/events.js';
+import type { Order, OrderItem } from '../domain/order.js';
+import type { SagaSettings } from '../domain/saga-settings.js';
 
 /** Workflow type name registered by the worker (contract). */
 export const ORDER_SAGA_WORKFLOW_TYPE = 'orderSaga';
@@ -46,45 +50,11 @@ export const CANCELLABLE_STATUSES: readonly OrderStatus[] = [
   'NOTIFYING',
 ];
 
-/** One order line; `unitPrice` is in minor units (cents). */
-export interface OrderItem {
-  sku: string;
-  quantity: number;
-  unitPrice: number;
-}
-
-/** An accepted order as the saga receives it; `total` was computed by the ingress, never by the client. */
-export interface Order {
-  orderId: string;
-  customerId: string;
-  items: OrderItem[];
-  currency: string;
-  total: number;
-  paymentToken: string;
-  email?: string;
-  createdAt: string;
-  traceId: string;
-}
-
-/** Saga timings and limits. They travel in the workflow input because workflow code cannot read the environment. */
-export interface SagaSettings {
-  /** Orders with a total above this (minor units) wait for approveOrder. */
-  approvalThreshold: number;
-  approvalTimeoutMs: number;
-  activityTimeoutMs: number;
-  retryInitialIntervalMs: number;
-  retryMaxIntervalMs: number;
-  stepMaxAttempts: number;
-  compensationMaxAttempts: number;
-}
-
 /** Input of orderSaga. */
 export interface OrderSagaInput {
   order: Order;
   settings: SagaSettings;
 }
-
-export type CompensationStep = 'refund' | 'release' | 'notify';
 
 /** One compensation as the status document shows it. */
 export interface CompensationRecord {
@@ -149,37 +119,6 @@ export const OrderStatusKey = defineSearchAttributeKey('OrderStatus', SearchAttr
 export const CustomerIdKey = defineSearchAttributeKey('CustomerId', SearchAttributeType.KEYWORD);
 export const OrderTotalKey = defineSearchAttributeKey('OrderTotal', SearchAttributeType.DOUBLE);
 
-/** Digits after the decimal point of a currency (EUR 2, JPY 0, KWD 3). */
-export function minorUnitDigits(currency: string): number {
-  return new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
-}
-
-/** An amount in minor units as a decimal in major units (2500 EUR cents → 25): the unit of OrderTotal. */
-export function toMajorUnits(amountMinor: number, currency: string): number {
-  return amountMinor / 10 ** minorUnitDigits(currency);
-}
-
-/** Typed, non-retryable business failures raised by activities. */
-export const BusinessFailure = {
-  outOfStock: 'OutOfStock',
-  paymentDeclined: 'PaymentDeclined',
-  invalidOrder: 'InvalidOrder',
-} as const;
-
-/** Failure types that are not business outcomes; each spelled here once. */
-export const FailureType = {
-  /** The payment circuit is open; details carry `{ retryAfterMs }`. */
-  circuitOpen: 'CircuitOpen',
-  /** The gateway refused our request as malformed. */
-  gatewayRequestRejected: 'GatewayRequestRejected',
-  /** The gateway is still processing an earlier request for this order; try again shortly. */
-  paymentInProgress: 'PaymentInProgress',
-  /** Nobody approved the order in time. */
-  approvalTimedOut: 'ApprovalTimedOut',
-  /** A cancelOrder or approveOrder update that no longer applies; details carry `{ status }`. */
-  updateRefused: 'UpdateRefused',
-} as const;
-
 /**
  * The id of a saga's n-th audit event (its Nats-Msg-Id): `<workflowId>:<runId>:<n>`. Deterministic
  * within a run, so a retried publish is stored once; the run id keeps a run started by
@@ -188,19 +127,3 @@ export const FailureType = {
 export function auditEventId(workflowId: string, runId: string, sequence: number): string {
   return `${workflowId}:${runId}:${sequence}`;
 }
-
-/** The audit event type recorded when a saga enters `status`: Order + PascalCase status. */
-export function auditEventTypeFor(status: OrderStatus): string {
-  return `Order${status
-    .toLowerCase()
-    .split('_')
-    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
-    .join('')}`;
-}
-
-/** The audit event type recorded when a compensation has run; its data says what it changed. */
-export const COMPENSATION_EVENT_TYPES: Record<CompensationStep, string> = {
-  refund: 'RefundCompensated',
-  release: 'ReleaseCompensated',
-  notify: 'OutcomeNoticeSent',
-};

@@ -23,33 +23,35 @@ import {
   type RetryPolicy,
 } from '@temporalio/workflow';
 import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
-import type { NotificationKind, OrderActivities } from '../activities/index.js';
+import type { OrderActivities } from '../activities/index.js';
 import {
   approveOrderSignal,
   approveOrderUpdate,
   auditEventId,
-  auditEventTypeFor,
-  BusinessFailure,
   CANCELLABLE_STATUSES,
   cancelOrderSignal,
   cancelOrderUpdate,
-  FailureType,
-  COMPENSATION_EVENT_TYPES,
   getStatusQuery,
   CustomerIdKey,
   OrderStatusKey,
   OrderTotalKey,
   resolveManuallySignal,
-  toMajorUnits,
   retryCompensationSignal,
   type ApproveOrderInput,
   type CancelOrderInput,
-  type CompensationStep,
   type DecisionAccepted,
   type OrderSagaInput,
   type OrderStatus,
   type OrderStatusDocument,
 } from './contract.js';
+import {
+  auditEventTypeFor,
+  COMPENSATION_EVENT_TYPES,
+  type CompensationStep,
+  type NotificationKind,
+} from '../domain/events.js';
+import { BusinessFailure, FailureType } from '../domain/failures.js';
+import { toMajorUnits } from '../domain/money.js';
 
 /** Audit publishes are short; a local activity keeps them off the task queue. Retried until NATS takes them. */
 const AUDIT_TIMEOUT = '10 seconds';

@@ -7,13 +7,9 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { ensureTool } from '../../scripts/toolchain.mjs';
 import { newTraceId } from '../../lib/envelope.js';
-import {
-  getStatusQuery,
-  orderWorkflowId,
-  type Order,
-  type OrderStatus,
-  type SagaSettings,
-} from '../../workflows/contract.js';
+import { getStatusQuery, orderWorkflowId, type OrderStatus } from '../../workflows/contract.js';
+import type { Order } from '../../domain/order.js';
+import type { SagaSettings } from '../../domain/saga-settings.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
 import { auditEventsOf, type TestStack } from '../support/stack.js';
 import { fastSagaSettings, type RunningWorker } from '../support/temporal.js';

@@ -9,7 +9,7 @@ import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-
 import { connectNats, ensureStreams } from '../../lib/nats.js';
 import { startPrivateNats, type PrivateNats } from '../support/private-nats.js';
 import { newTraceId } from '../../lib/envelope.js';
-import { ORDER_CREATED } from '../../lib/order-event.js';
+import { ORDER_CREATED } from '../../domain/events.js';
 import { DLQ_HEADERS } from '../../workers/order-starter.js';
 
 const exec = promisify(execFile);

@@ -11,11 +11,11 @@ import {
   orderWorkflowId,
   resolveManuallySignal,
   retryCompensationSignal,
-  type Order,
   type OrderSagaInput,
   type OrderStatus,
-  type SagaSettings,
 } from '../../workflows/contract.js';
+import type { Order } from '../../domain/order.js';
+import type { SagaSettings } from '../../domain/saga-settings.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
 import { newTraceId } from '../../lib/envelope.js';
 import { NO_FAULTS } from '../../sandbox/payment-gateway/server.js';

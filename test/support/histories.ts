@@ -4,7 +4,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { orderWorkflowId, type Order } from '../../workflows/contract.js';
+import { orderWorkflowId } from '../../workflows/contract.js';
+import type { Order } from '../../domain/order.js';
 
 export const HISTORIES_DIR = fileURLToPath(new URL('../histories/', import.meta.url));
 

@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type { ActivityClients } from '../../activities/index.js';
 import { createOrderWorker } from '../../workers/order-worker.js';
-import type { SagaSettings } from '../../workflows/contract.js';
+import type { SagaSettings } from '../../domain/saga-settings.js';
 
 // The SDK logs every worker state change at INFO; tests want its warnings only.
 Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] }); // Ctrl-C must end a test run, not drain its workers
