@@ -1,0 +1,211 @@
+// The product as the chaos suite breaks it: every process its own, so it can be killed,
+// frozen and started again without touching the servers other test files share. A Temporal dev
+// server and a nats-server with their data on disk, two workers (their starters on one durable
+// consumer), one ingress, the payment sandbox, and PostgreSQL behind a TCP proxy that can be
+// cut to make the database unreachable.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { inject } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { freePort, startNats, startTemporal, stopProcess } from '../../scripts/local-servers.mjs';
+import { openInventory } from '../../activities/inventory/open-inventory.js';
+import type { InventoryStore } from '../../activities/inventory/inventory-store.js';
+import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
+import { productEnv, spawnProduct, waitUntilReady, type ProductProcess } from '../support/processes.js';
+import { PaymentSandbox } from '../support/stack.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+
+/** A process of the stack that a fault can kill, freeze and start again on the same address and data. */
+export interface ChaosProcess {
+  name: string;
+  /** SIGKILL: no chance to clean up. */
+  kill(): Promise<void>;
+  /** Starts it again (after kill) and resolves once it answers. */
+  start(): Promise<void>;
+  /** SIGSTOP / SIGCONT: the process holds its connections and answers nothing. */
+  freeze(): void;
+  thaw(): void;
+  /** SIGTERM (after a thaw) and waits for the exit: the end of the run. */
+  stop(): Promise<void>;
+}
+
+export interface ChaosStack {
+  /** The ingress base URL. */
+  api: string;
+  temporal: ChaosProcess;
+  nats: ChaosProcess;
+  ingress: ChaosProcess;
+  workers: ChaosProcess[];
+  natsUrl: string;
+  gateway: PaymentSandbox;
+  /** PostgreSQL as the workers reach it; cut() makes it unreachable for them. */
+  database: TcpProxy;
+  /** The inventory, read directly (not through the proxy), for the checker. */
+  inventory: InventoryStore;
+  /** Temporal client on this stack's server. */
+  temporalClient: Client;
+  sku: string;
+  stock: number;
+  /** What each product process printed, for a failure's report. */
+  output(): string;
+  close(): Promise<void>;
+}
+
+/** Saga timings for the suite: retries ride out the faults (a few seconds each), as production's would. */
+const CHAOS_ENV = {
+  LOG_LEVEL: 'warn',
+  ACTIVITY_TIMEOUT: '3s',
+  RETRY_INITIAL_INTERVAL: '200ms',
+  RETRY_MAX_INTERVAL: '1s',
+  STEP_MAX_ATTEMPTS: '40',
+  COMPENSATION_MAX_ATTEMPTS: '60',
+  PAYMENT_TIMEOUT: '1s',
+  BREAKER_HALF_OPEN_AFTER: '1s',
+  // Short, so a frozen worker's held events are redelivered to the other worker within the test.
+  STARTER_ACK_WAIT: '4s',
+  APPROVAL_THRESHOLD: '5000',
+};
+
+/** Wraps a server child process that `launch` starts on fixed ports and data. */
+function serverProcess(name: string, launch: () => Promise<ChildProcess>, first: ChildProcess): ChaosProcess {
+  let child = first;
+  return {
+    name,
+    async kill() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+    async start() {
+      child = await launch();
+    },
+    freeze: () => child.kill('SIGSTOP'),
+    thaw: () => child.kill('SIGCONT'),
+    async stop() {
+      child.kill('SIGCONT');
+      await stopProcess(child);
+    },
+  };
+}
+
+/** Wraps a product process (worker or ingress) that restarts with the same environment. */
+function productProcess(
+  name: string,
+  entry: 'workers/main.ts' | 'ingress/main.ts',
+  env: Record<string, string>,
+  readyUrl: string,
+  logs: string[],
+): ChaosProcess & { output(): string } {
+  let running: ProductProcess | undefined;
+  return {
+    name,
+    output: () => running?.output() ?? '(not started)',
+    async kill() {
+      if (!running) return;
+      await running.kill();
+      logs.push(`--- ${name} (killed)\n${running.output()}`);
+    },
+    async start() {
+      running = spawnProduct(entry, env);
+      await waitUntilReady(readyUrl, running, 90_000);
+    },
+    freeze: () => running?.child.kill('SIGSTOP'),
+    thaw: () => running?.child.kill('SIGCONT'),
+    async stop() {
+      running?.child.kill('SIGCONT');
+      await running?.stop();
+    },
+  };
+}
+
+export async function startChaosStack(): Promise<ChaosStack> {
+  const postgresUrl = inject('postgresUrl');
+  if (!postgresUrl) throw new Error('the chaos suite needs PostgreSQL');
+  const dataDir = mkdtempSync(join(tmpdir(), 'order-saga-chaos-'));
+  const [temporalPort, natsPort] = [await freePort(), await freePort()];
+  const launchTemporal = async () =>
+    (
+      await startTemporal({
+        binary: inject('temporalBinary'),
+        port: temporalPort,
+        dataDir: join(dataDir, 'temporal'),
+      })
+    ).process;
+  const launchNats = async () =>
+    (await startNats({ binary: inject('natsBinary'), port: natsPort, dataDir: join(dataDir, 'nats') })).process;
+  const [temporalChild, natsChild] = await Promise.all([launchTemporal(), launchNats()]);
+  const temporal = serverProcess('temporal', launchTemporal, temporalChild);
+  const nats = serverProcess('nats-server', launchNats, natsChild);
+  const temporalAddress = `127.0.0.1:${temporalPort}`;
+  const natsUrl = `nats://127.0.0.1:${natsPort}`;
+
+  const sandbox = await startPaymentGateway(0);
+  const database = await startTcpProxy(`${new URL(postgresUrl).hostname}:${new URL(postgresUrl).port || 5432}`);
+  const proxiedUrl = new URL(postgresUrl);
+  proxiedUrl.host = database.address;
+  const inventory = await openInventory({ url: postgresUrl, embeddedDir: '' });
+  const sku = `SKU-CHAOS-${randomUUID().slice(0, 8)}`;
+  const stock = 1_000_000;
+  await inventory.restock(sku, stock);
+
+  const logs: string[] = [];
+  const taskQueue = `orders-chaos-${randomUUID()}`;
+  const [apiPort, ...opsPorts] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const env = (overrides: Record<string, string>) =>
+    productEnv({
+      ...CHAOS_ENV,
+      TEMPORAL_ADDRESS: temporalAddress,
+      NATS_URL: natsUrl,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      DATABASE_URL: proxiedUrl.toString(),
+      PAYMENT_GATEWAY_URL: sandbox.url,
+      ...overrides,
+    });
+  const api = `http://127.0.0.1:${apiPort}`;
+  const ingress = productProcess(
+    'ingress',
+    'ingress/main.ts',
+    env({ PORT: String(apiPort), METRICS_PORT: String(opsPorts[0]) }),
+    `${api}/ready`,
+    logs,
+  );
+  const workers = [1, 2].map((n) =>
+    productProcess(
+      `worker-${n}`,
+      'workers/main.ts',
+      env({ METRICS_PORT: String(opsPorts[n]) }),
+      `http://127.0.0.1:${opsPorts[n]}/ready`,
+      logs,
+    ),
+  );
+  await Promise.all([ingress.start(), ...workers.map((w) => w.start())]);
+  const connection = await Connection.connect({ address: temporalAddress });
+  const products = [ingress, ...workers];
+  return {
+    api,
+    temporal,
+    nats,
+    ingress,
+    workers,
+    natsUrl,
+    gateway: new PaymentSandbox(sandbox.url),
+    database,
+    inventory,
+    temporalClient: new Client({ connection, namespace: 'default' }),
+    sku,
+    stock,
+    output: () => [...logs, ...products.map((p) => `--- ${p.name}\n${p.output()}`)].join('\n'),
+    async close() {
+      await Promise.all(products.map((p) => p.stop()));
+      await connection.close();
+      await inventory.db.close();
+      await database.close();
+      await sandbox.close();
+      await Promise.all([temporal.stop(), nats.stop()]);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

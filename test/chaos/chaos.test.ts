@@ -1,0 +1,94 @@
+// The chaos suite: the product under steady orders while faults hit it one after another, then
+// one checker over everything (see invariants.ts). `npm test` runs the short version: every
+// fault once, in a fixed order. `npm run chaos` runs the long one: CHAOS_ROUNDS faults picked at
+// random (CHAOS_SEED repeats a run), at CHAOS_RATE orders per second.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { startChaosStack, type ChaosStack } from './chaos-stack.js';
+import { FAULTS, type Fault } from './faults.js';
+import { checkInvariants } from './invariants.js';
+import { startTraffic } from './traffic.js';
+
+const rounds = Number(process.env.CHAOS_ROUNDS ?? FAULTS.length);
+const ordersPerSecond = Number(process.env.CHAOS_RATE ?? 3);
+const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
+
+/** A small seeded generator (mulberry32), so a failing run can be repeated with its seed. */
+function seededRandom(start: number): () => number {
+  let state = start >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+function countBy<T>(items: readonly T[], key: (item: T) => string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
+  return counts;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const postgresUrl = inject('postgresUrl');
+let stack: ChaosStack | undefined;
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+// The database faults need a database outside the worker; the embedded one lives inside it.
+describe.skipIf(!postgresUrl)('chaos', () => {
+  it(
+    `every accepted order reaches the right end through ${rounds} faults (seed ${seed})`,
+    async () => {
+      const random = seededRandom(seed);
+      // The short run takes every fault once in order; the long one draws them.
+      const plan: Fault[] = Array.from({ length: rounds }, (_, i) =>
+        process.env.CHAOS_ROUNDS ? FAULTS[Math.floor(random() * FAULTS.length)]! : FAULTS[i % FAULTS.length]!,
+      );
+      stack = await startChaosStack();
+      const traffic = startTraffic(stack.api, stack.sku, ordersPerSecond, random);
+      const injected: Record<string, number> = {};
+      for (const fault of plan) {
+        await sleep(1_000 + random() * 2_000); // a random point in the traffic
+        await fault.inject(stack, traffic, random);
+        injected[fault.name] = (injected[fault.name] ?? 0) + 1;
+      }
+      await sleep(2_000);
+      await traffic.stop();
+      const verdict = await checkInvariants(stack, traffic.placed);
+
+      const report = {
+        seed,
+        ordersPerSecond,
+        faults: plan.length,
+        injected,
+        orders: traffic.placed.length,
+        byKind: Object.fromEntries(
+          ['plain', 'declined', 'cancelled', 'approval'].map((kind) => {
+            const ofKind = traffic.placed.filter((o) => o.kind === kind);
+            return [kind, { orders: ofKind.length, decisions: countBy(ofKind, (o) => o.decision ?? 'none') }];
+          }),
+        ),
+        statuses: verdict.statuses,
+        compensatedByOutage: verdict.compensatedByOutage,
+        clientErrors: traffic.errors,
+        violations: verdict.violations,
+      };
+      mkdirSync('.data', { recursive: true });
+      writeFileSync('.data/chaos-report.json', `${JSON.stringify(report, null, 2)}\n`);
+      console.log(`[chaos] ${JSON.stringify(report, null, 2)}`);
+      if (verdict.violations.length > 0 || traffic.errors.length > 0)
+        console.log(`[chaos] process output:\n${stack.output().slice(-20_000)}`);
+
+      expect(traffic.placed.length).toBeGreaterThan(0);
+      expect(traffic.errors).toEqual([]);
+      expect(verdict.violations).toEqual([]);
+    },
+    // Each fault takes up to ~12 s with the gap before it; starting, settling and checking ~4 min.
+    rounds * 15_000 + 240_000,
+  );
+});

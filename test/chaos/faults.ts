@@ -1,0 +1,108 @@
+// The faults the chaos suite injects into a running stack. Each one breaks something, keeps it
+// broken for a few seconds while orders keep arriving, and heals it: processes killed with
+// SIGKILL and started again on the same address and data, a worker frozen past the starter's ack
+// wait, the payment gateway down, slow or hanging after it charged, the database unreachable
+// while orders reserve or release, and OrderCreated events delivered twice and out of order.
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connectNats, STREAMS, SUBJECTS } from '../../lib/nats.js';
+import { publishEnvelope } from '../../lib/envelope.js';
+import { NO_FAULTS } from '../../sandbox/payment-gateway/server.js';
+import { readStream } from '../support/stack.js';
+import type { ChaosProcess, ChaosStack } from './chaos-stack.js';
+import type { Traffic } from './traffic.js';
+
+export interface Fault {
+  name: string;
+  /** Breaks, waits, heals; resolves when the stack is whole again. */
+  inject(stack: ChaosStack, traffic: Traffic, random: () => number): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function killAndRestart(name: string, pick: (stack: ChaosStack, random: () => number) => ChaosProcess, downMs: number) {
+  return {
+    name,
+    async inject(stack: ChaosStack, _traffic: Traffic, random: () => number) {
+      const target = pick(stack, random);
+      await target.kill();
+      await sleep(downMs);
+      await target.start();
+    },
+  } satisfies Fault;
+}
+
+function gatewayFault(name: string, faults: Partial<typeof NO_FAULTS>, forMs: number): Fault {
+  return {
+    name,
+    async inject(stack) {
+      await stack.gateway.setFaults(faults);
+      await sleep(forMs);
+      await stack.gateway.setFaults(NO_FAULTS);
+    },
+  };
+}
+
+const aWorker = (stack: ChaosStack, random: () => number) =>
+  stack.workers[Math.floor(random() * stack.workers.length)]!;
+
+export const FAULTS: readonly Fault[] = [
+  killAndRestart('kill -9 ingress', (stack) => stack.ingress, 1_000),
+  killAndRestart('kill -9 worker', aWorker, 2_000),
+  killAndRestart('kill -9 nats-server', (stack) => stack.nats, 2_000),
+  killAndRestart('kill -9 temporal', (stack) => stack.temporal, 3_000),
+  {
+    name: 'SIGSTOP worker past the ack wait',
+    async inject(stack, _traffic, random) {
+      const worker = aWorker(stack, random);
+      worker.freeze();
+      await sleep(8_000); // the stack's STARTER_ACK_WAIT is 4 s
+      worker.thaw();
+    },
+  },
+  gatewayFault('gateway outage', { outage: true }, 5_000),
+  gatewayFault('gateway slow', { latencyMs: 900 }, 5_000),
+  // Charges recorded but never answered, and charges that land after the client gave up.
+  gatewayFault('gateway charges then hangs', { chargeThenTimeout: 3, chargeLatencyMs: 1_500 }, 5_000),
+  {
+    name: 'database unreachable during reserve',
+    async inject(stack) {
+      await stack.database.cut();
+      await sleep(4_000);
+      await stack.database.restore();
+    },
+  },
+  {
+    name: 'database unreachable during release',
+    async inject(stack, traffic) {
+      // Declined orders reserve (database up), wait at the slow gateway, are declined while the
+      // database is unreachable, so their releases meet the cut.
+      await stack.gateway.setFaults({ chargeLatencyMs: 1_500 });
+      traffic.burst(6, 'declined');
+      await sleep(1_000);
+      await stack.database.cut();
+      await sleep(4_000);
+      await stack.database.restore();
+      await stack.gateway.setFaults(NO_FAULTS);
+    },
+  },
+  {
+    name: 'duplicate and out-of-order deliveries',
+    async inject(stack) {
+      // OrderCreated events published again under new message ids (JetStream stores them), the
+      // newest first: every one must be recognised as an order that already has its saga.
+      const nc = await connectNats([stack.natsUrl], 'chaos-replayer');
+      try {
+        const js = jetstream(nc);
+        const newestFirst = (await readStream(js, await jetstreamManager(nc), STREAMS.orders.name))
+          .slice(-15)
+          .reverse();
+        for (const [copy, event] of [...newestFirst, ...newestFirst].entries()) {
+          const { subject: _subject, headers: _headers, ...envelope } = event;
+          await publishEnvelope(js, SUBJECTS.orderCreated, { ...envelope, id: `${envelope.id}:chaos-copy-${copy}` });
+        }
+      } finally {
+        await nc.close();
+      }
+    },
+  },
+];

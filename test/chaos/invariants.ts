@@ -1,0 +1,171 @@
+// The one checker of the chaos suite: after the faults, with everything running again, does
+// every placed order stand where the product promises? Reads the sagas (through the API and
+// Temporal's visibility), the gateway's ledger, the inventory tables and the AUDIT stream, and
+// returns every violation in words, with the order it concerns.
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { Client } from '@temporalio/client';
+import { connectNats } from '../../lib/nats.js';
+import { auditEventTypeFor } from '../../domain/events.js';
+import { BusinessFailure } from '../../domain/failures.js';
+import {
+  ORDER_SAGA_WORKFLOW_TYPE,
+  TERMINAL_STATUSES,
+  type OrderStatus,
+  type OrderStatusDocument,
+} from '../../workflows/contract.js';
+import type { InventoryStore } from '../../activities/inventory/inventory-store.js';
+import { readStream, type PaymentSandbox } from '../support/stack.js';
+import type { PlacedOrder } from './traffic.js';
+
+export interface CheckedSystem {
+  api: string;
+  natsUrl: string;
+  gateway: PaymentSandbox;
+  inventory: InventoryStore;
+  temporalClient: Client;
+  sku: string;
+  stock: number;
+}
+
+export interface Verdict {
+  /** Orders per terminal status (and per status they were stuck in, if any). */
+  statuses: Record<string, number>;
+  /** Plain orders compensated because the gateway could not be reached (an allowed end during an outage). */
+  compensatedByOutage: number;
+  violations: string[];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function documentOf(api: string, orderId: string): Promise<OrderStatusDocument | undefined> {
+  const response = await fetch(`${api}/orders/${orderId}`).catch(() => undefined);
+  return response?.ok ? ((await response.json()) as OrderStatusDocument) : undefined;
+}
+
+/** Polls until every order's saga is terminal or `timeoutMs` passed; returns the last documents. */
+async function settle(api: string, orders: PlacedOrder[], timeoutMs: number) {
+  const documents = new Map<string, OrderStatusDocument>();
+  const deadline = Date.now() + timeoutMs;
+  let open = orders;
+  while (open.length > 0 && Date.now() < deadline) {
+    for (const order of open) {
+      const document = await documentOf(api, order.orderId);
+      if (document) documents.set(order.orderId, document);
+    }
+    open = open.filter((o) => !TERMINAL_STATUSES.includes(documents.get(o.orderId)?.status as OrderStatus));
+    if (open.length > 0) await sleep(1_000);
+  }
+  return documents;
+}
+
+/** The ends an order of this kind may reach, given what its client was told. */
+function allowedEnds(order: PlacedOrder): OrderStatus[] {
+  if (order.kind === 'declined') return ['COMPENSATED'];
+  if (order.decision === 'accepted' && order.kind === 'cancelled') return ['CANCELLED'];
+  if (order.decision === 'unknown') return ['COMPLETED', 'COMPENSATED', 'CANCELLED'];
+  return ['COMPLETED', 'COMPENSATED'];
+}
+
+export async function checkInvariants(
+  system: CheckedSystem,
+  orders: PlacedOrder[],
+  { settleTimeoutMs = 120_000 } = {},
+): Promise<Verdict> {
+  const violations: string[] = [];
+  const statuses: Record<string, number> = {};
+  let compensatedByOutage = 0;
+  const documents = await settle(system.api, orders, settleTimeoutMs);
+
+  // 1. Every placed order ends, and ends where its client's story says it must.
+  for (const order of orders) {
+    const document = documents.get(order.orderId);
+    const status = document?.status ?? 'NOT_FOUND';
+    statuses[status] = (statuses[status] ?? 0) + 1;
+    if (!document || !TERMINAL_STATUSES.includes(document.status)) {
+      violations.push(`${order.orderId} (${order.kind}): not terminal, ${status}`);
+      continue;
+    }
+    if (!allowedEnds(order).includes(document.status))
+      violations.push(
+        `${order.orderId} (${order.kind}, decision ${order.decision ?? '-'}): ended ${document.status}` +
+          (document.failure ? ` (${document.failure.type}: ${document.failure.message})` : ''),
+      );
+    if (document.status === 'COMPENSATED' && order.kind !== 'declined') {
+      // Only the gateway's unavailability may compensate a good order: the payment step, never a decline.
+      const byOutage =
+        document.failure?.step === 'CHARGING_PAYMENT' && document.failure.type !== BusinessFailure.paymentDeclined;
+      if (byOutage) compensatedByOutage += 1;
+      else violations.push(`${order.orderId} (${order.kind}): compensated by ${JSON.stringify(document.failure)}`);
+    }
+  }
+
+  // 2. Money: at most one charge per order; captured equals the total for a completed order, 0 otherwise.
+  for (const order of orders) {
+    const status = documents.get(order.orderId)?.status;
+    const ledger = await system.gateway.ledger(order.orderId);
+    if (ledger.charges.length > 1) violations.push(`${order.orderId}: ${ledger.charges.length} charges`);
+    const expected = status === 'COMPLETED' ? order.total : 0;
+    if (status && TERMINAL_STATUSES.includes(status) && ledger.netCaptured !== expected)
+      violations.push(`${order.orderId} (${status}): net captured ${ledger.netCaptured}, expected ${expected}`);
+  }
+
+  // 3. Stock: nothing created or lost; exactly the completed orders hold units.
+  const [level] = await system.inventory.levels(system.sku);
+  const heldByCompleted = orders
+    .filter((o) => documents.get(o.orderId)?.status === 'COMPLETED')
+    .reduce((sum, o) => sum + o.quantity, 0);
+  if (!level || level.available + level.reserved !== system.stock)
+    violations.push(
+      `stock of ${system.sku}: available + reserved = ${level?.available}+${level?.reserved}, put in ${system.stock}`,
+    );
+  if (level && level.reserved !== heldByCompleted)
+    violations.push(`stock of ${system.sku}: ${level.reserved} reserved, the completed orders hold ${heldByCompleted}`);
+  for (const order of orders) {
+    const status = documents.get(order.orderId)?.status;
+    const reservation = await system.inventory.reservationStatus(order.orderId);
+    if (status && status !== 'COMPLETED' && TERMINAL_STATUSES.includes(status) && reservation === 'RESERVED')
+      violations.push(`${order.orderId} (${status}): its stock is still reserved`);
+  }
+
+  // 4. One saga per order, and nothing dead-lettered (every event was a valid order).
+  const runs = new Map<string, number>();
+  for await (const execution of system.temporalClient.workflow.list({
+    query: `WorkflowType = '${ORDER_SAGA_WORKFLOW_TYPE}'`,
+  }))
+    runs.set(execution.workflowId, (runs.get(execution.workflowId) ?? 0) + 1);
+  for (const order of orders) {
+    const workflowId = documents.get(order.orderId)?.workflowId;
+    if (workflowId && runs.get(workflowId) !== 1)
+      violations.push(`${order.orderId}: ${runs.get(workflowId) ?? 0} saga runs`);
+  }
+  const nc = await connectNats([system.natsUrl], 'chaos-checker');
+  try {
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const deadLetters = (await jsm.streams.info('ORDERS_DLQ')).state.messages;
+    if (deadLetters > 0) violations.push(`ORDERS_DLQ holds ${deadLetters} events`);
+
+    // 5. Audit: every id once; per order, one status event per state change, in the saga's order.
+    const audit = await readStream(js, jsm, 'AUDIT');
+    const seen = new Set<string>();
+    for (const event of audit) {
+      if (seen.has(event.id)) violations.push(`audit id ${event.id} stored twice`);
+      seen.add(event.id);
+    }
+    for (const order of orders) {
+      const document = documents.get(order.orderId);
+      if (!document) continue;
+      const audited = audit
+        .filter((e) => e.aggregate_id === order.orderId)
+        .map((e) => ({ type: e.type, status: (e.data as { status?: OrderStatus }).status }))
+        .filter((e) => e.status !== undefined && e.type === auditEventTypeFor(e.status))
+        .map((e) => e.status);
+      const lived = document.history.map((h) => h.status);
+      if (audited.join(',') !== lived.join(','))
+        violations.push(`${order.orderId}: audited [${audited.join(', ')}], lived [${lived.join(', ')}]`);
+    }
+  } finally {
+    await nc.close();
+  }
+  return { statuses, compensatedByOutage, violations };
+}
