@@ -2,7 +2,7 @@
 // `npm test`: set-up, then typecheck, lint, format check and every test (against real servers the test
 // harness starts). Runs every phase, reports each, exits non-zero when any failed, and
 // ends with the line "tests: N passed, N failed, N skipped".
-// Extra arguments go to vitest (e.g. `npm test -- test/saga`).
+// Extra arguments go to vitest (e.g. `npm test -- test/workflows`).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

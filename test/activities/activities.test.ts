@@ -6,16 +6,17 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type OrderActivities } from '../../activities/index.js';
-import { createTestStack, readStream, type TestStack } from '../support/stack.js';
+import { startActivityTier, type ActivityTier } from '../support/activity-tier.js';
+import { readStream } from '../support/streams.js';
 import { newTraceId } from '../../lib/envelope.js';
 import { NO_FAULTS } from '../../sandbox/payment-gateway/server.js';
 
-let stack: TestStack;
+let stack: ActivityTier;
 let activities: OrderActivities;
 const env = new MockActivityEnvironment();
 
 beforeAll(async () => {
-  stack = await createTestStack({ breaker: { threshold: 2, halfOpenAfterMs: 60_000 }, paymentTimeoutMs: 300 });
+  stack = await startActivityTier({ breaker: { threshold: 2, halfOpenAfterMs: 60_000 }, paymentTimeoutMs: 300 });
   activities = createActivities(stack.clients);
 });
 afterAll(async () => stack?.close());

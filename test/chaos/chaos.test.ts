@@ -4,7 +4,7 @@
 // random (CHAOS_SEED repeats a run), at CHAOS_RATE orders per second.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { startChaosStack, type ChaosStack } from './chaos-stack.js';
+import { startChaosTier, type ChaosTier } from './chaos-tier.js';
 import { FAULTS, type Fault } from './faults.js';
 import { checkInvariants } from './invariants.js';
 import { startTraffic } from './traffic.js';
@@ -33,7 +33,7 @@ function countBy<T>(items: readonly T[], key: (item: T) => string): Record<strin
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const postgresUrl = inject('postgresUrl');
-let stack: ChaosStack | undefined;
+let stack: ChaosTier | undefined;
 
 afterAll(async () => {
   await stack?.close();
@@ -49,7 +49,7 @@ describe.skipIf(!postgresUrl)('chaos', () => {
       const plan: Fault[] = Array.from({ length: rounds }, (_, i) =>
         process.env.CHAOS_ROUNDS ? FAULTS[Math.floor(random() * FAULTS.length)]! : FAULTS[i % FAULTS.length]!,
       );
-      stack = await startChaosStack();
+      stack = await startChaosTier();
       const traffic = startTraffic(stack.api, stack.sku, ordersPerSecond, random);
       const injected: Record<string, number> = {};
       for (const fault of plan) {

@@ -7,22 +7,22 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, STREAMS, SUBJECTS } from '../../lib/nats.js';
 import { publishEnvelope } from '../../lib/envelope.js';
 import { NO_FAULTS } from '../../sandbox/payment-gateway/server.js';
-import { readStream } from '../support/stack.js';
-import type { ChaosProcess, ChaosStack } from './chaos-stack.js';
+import { readStream } from '../support/streams.js';
+import type { ChaosProcess, ChaosTier } from './chaos-tier.js';
 import type { Traffic } from './traffic.js';
 
 export interface Fault {
   name: string;
   /** Breaks, waits, heals; resolves when the stack is whole again. */
-  inject(stack: ChaosStack, traffic: Traffic, random: () => number): Promise<void>;
+  inject(stack: ChaosTier, traffic: Traffic, random: () => number): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function killAndRestart(name: string, pick: (stack: ChaosStack, random: () => number) => ChaosProcess, downMs: number) {
+function killAndRestart(name: string, pick: (stack: ChaosTier, random: () => number) => ChaosProcess, downMs: number) {
   return {
     name,
-    async inject(stack: ChaosStack, _traffic: Traffic, random: () => number) {
+    async inject(stack: ChaosTier, _traffic: Traffic, random: () => number) {
       const target = pick(stack, random);
       await target.kill();
       await sleep(downMs);
@@ -42,8 +42,7 @@ function gatewayFault(name: string, faults: Partial<typeof NO_FAULTS>, forMs: nu
   };
 }
 
-const aWorker = (stack: ChaosStack, random: () => number) =>
-  stack.workers[Math.floor(random() * stack.workers.length)]!;
+const aWorker = (stack: ChaosTier, random: () => number) => stack.workers[Math.floor(random() * stack.workers.length)]!;
 
 export const FAULTS: readonly Fault[] = [
   killAndRestart('kill -9 ingress', (stack) => stack.ingress, 1_000),

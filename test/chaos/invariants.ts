@@ -14,7 +14,8 @@ import {
   type OrderStatusDocument,
 } from '../../workflows/contract.js';
 import type { InventoryStore } from '../../activities/inventory/inventory-store.js';
-import { readStream, type PaymentSandbox } from '../support/stack.js';
+import { readStream } from '../support/streams.js';
+import type { PaymentSandbox } from '../support/payment-sandbox.js';
 import type { PlacedOrder } from './traffic.js';
 
 export interface CheckedSystem {

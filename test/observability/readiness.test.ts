@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { freePort, startTemporal, stopProcess } from '../../scripts/local-servers.mjs';
-import { startProductStack, type ProductStack } from '../support/product-stack.js';
+import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
 import type { ProductProcess } from '../support/processes.js';
 import { randomUUID } from 'node:crypto';
 
@@ -15,7 +15,7 @@ type Temporal = Awaited<ReturnType<typeof startTemporal>>;
 const temporalDir = mkdtempSync(join(tmpdir(), 'order-saga-readiness-temporal-'));
 let temporalPort: number;
 let temporal: Temporal;
-let stack: ProductStack;
+let stack: ProcessTier;
 
 const launchTemporal = () =>
   startTemporal({ binary: inject('temporalBinary'), port: temporalPort, dataDir: temporalDir });
@@ -25,7 +25,7 @@ let processes: ProductProcess[];
 beforeAll(async () => {
   temporalPort = await freePort();
   // Temporal is started by the first test, after the processes: they must wait for it.
-  stack = await startProductStack('readiness', { TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}` });
+  stack = await startProcessTier('readiness', { TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}` });
   processes = [stack.launch('workers/main.ts'), stack.launch('ingress/main.ts')];
 });
 

@@ -6,18 +6,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectNats } from '../../lib/nats.js';
 import { startOtlpCollector, type OtlpCollector, type ReceivedSpan } from '../support/otlp-collector.js';
-import { startProductStack, type ProductStack } from '../support/product-stack.js';
+import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
 import type { ProductProcess } from '../support/processes.js';
-import { readStream } from '../support/stack.js';
+import { readStream } from '../support/streams.js';
 
 let collector: OtlpCollector;
-let stack: ProductStack;
+let stack: ProcessTier;
 let worker: ProductProcess;
 let ingress: ProductProcess;
 
 beforeAll(async () => {
   collector = await startOtlpCollector();
-  stack = await startProductStack('tracing', {
+  stack = await startProcessTier('tracing', {
     OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
     OTEL_BSP_SCHEDULE_DELAY: '100', // export within a tenth of a second instead of five
     LOG_LEVEL: 'debug', // so Temporal's workflow and activity lines are written too

@@ -11,21 +11,22 @@ import { getStatusQuery, orderWorkflowId, type OrderStatus } from '../../workflo
 import type { Order } from '../../domain/order.js';
 import type { SagaSettings } from '../../domain/saga-settings.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
-import { auditEventsOf, type TestStack } from '../support/stack.js';
+import { auditEventsOf } from '../support/streams.js';
+import type { ActivityTier } from '../support/activity-tier.js';
 import { fastSagaSettings, type RunningWorker } from '../support/temporal.js';
-import { startSagaEnvironment, type SagaEnvironment } from '../support/saga-environment.js';
+import { startSagaTier, type SagaTier } from '../support/saga-tier.js';
 
 const run = promisify(execFile);
 let temporalCli: string;
 let tctl: string;
-let stack: TestStack;
+let stack: ActivityTier;
 let worker: RunningWorker;
 let client: Client;
-let environment: SagaEnvironment;
+let environment: SagaTier;
 
 beforeAll(async () => {
   [temporalCli, tctl] = [inject('temporalBinary'), await ensureTool('tctl')];
-  environment = await startSagaEnvironment();
+  environment = await startSagaTier();
   ({ stack, worker, client } = environment);
 });
 afterAll(() => environment?.close());

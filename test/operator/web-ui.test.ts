@@ -11,25 +11,25 @@ import { newTraceId } from '../../lib/envelope.js';
 import { orderWorkflowId } from '../../workflows/contract.js';
 import type { Order } from '../../domain/order.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
-import type { TestStack } from '../support/stack.js';
+import type { ActivityTier } from '../support/activity-tier.js';
 import { fastSagaSettings, type RunningWorker } from '../support/temporal.js';
-import { startSagaEnvironment, type SagaEnvironment } from '../support/saga-environment.js';
+import { startSagaTier, type SagaTier } from '../support/saga-tier.js';
 
 const chromiumPath = inject('chromiumPath');
 const SCREENSHOTS = fileURLToPath(
   new URL(process.env.UPDATE_SCREENSHOTS ? '../../docs/images/' : '../../.data/screenshots/', import.meta.url),
 );
 
-let stack: TestStack;
+let stack: ActivityTier;
 let worker: RunningWorker;
 let client: Client;
-let environment: SagaEnvironment;
+let environment: SagaTier;
 let browser: Browser;
 
 // Runs wherever Chromium can be had; otherwise the harness printed why at the start of the run.
 describe.skipIf(!chromiumPath)('Temporal Web UI in a real browser', () => {
   beforeAll(async () => {
-    environment = await startSagaEnvironment();
+    environment = await startSagaTier();
     ({ stack, worker, client } = environment);
     browser = await chromium.launch({
       executablePath: chromiumPath!,

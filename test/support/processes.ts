@@ -35,7 +35,7 @@ export function productEnv(overrides: Record<string, string>): Record<string, st
   };
 }
 
-export function spawnProduct(
+export function spawnProductProcess(
   entry: 'workers/main.ts' | 'ingress/main.ts',
   env: Record<string, string>,
 ): ProductProcess {

@@ -36,7 +36,7 @@ export interface RunningWorker {
 }
 
 /** Starts an order worker on its own task queue (one per test file keeps files independent). */
-export async function startOrderWorker(
+export async function startInProcessWorker(
   clients: ActivityClients,
   taskQueue = `orders-test-${randomUUID()}`,
 ): Promise<RunningWorker> {

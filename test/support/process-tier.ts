@@ -1,4 +1,4 @@
-// The product as users run it, for a test file: the worker and the ingress as real child
+// Process tier: the product as users run it, for a test file: the worker and the ingress as real child
 // processes, with a nats-server of the file's own (its durable starter consumer must not see
 // other files' events), the payment sandbox, and an inventory stocked for the file.
 import { randomUUID } from 'node:crypto';
@@ -11,12 +11,12 @@ import { openInventory } from '../../activities/inventory/open-inventory.js';
 import { TERMINAL_STATUSES, type OrderStatus } from '../../workflows/contract.js';
 import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
 import { startPrivateNats, type PrivateNats } from './private-nats.js';
-import { productEnv, spawnProduct, waitUntilReady, type ProductProcess } from './processes.js';
-import { PaymentSandbox } from './stack.js';
+import { productEnv, spawnProductProcess, waitUntilReady, type ProductProcess } from './processes.js';
+import { PaymentSandbox } from './payment-sandbox.js';
 
 export type ProductEntry = 'workers/main.ts' | 'ingress/main.ts';
 
-export interface ProductStack {
+export interface ProcessTier {
   /** The ingress base URL (http://127.0.0.1:PORT). */
   api: string;
   /** The worker's operations base URL (/health, /ready, /metrics). */
@@ -40,7 +40,7 @@ export interface ProductStack {
 }
 
 /** Starts the servers of a stack; `overrides` are added to the processes' environment. */
-export async function startProductStack(name: string, overrides: Record<string, string> = {}): Promise<ProductStack> {
+export async function startProcessTier(name: string, overrides: Record<string, string> = {}): Promise<ProcessTier> {
   const dataDir = mkdtempSync(join(tmpdir(), `order-saga-${name}-`));
   const nats = await startPrivateNats(name);
   const sandbox = await startPaymentGateway(0);
@@ -68,7 +68,7 @@ export async function startProductStack(name: string, overrides: Record<string, 
   });
   const processes: ProductProcess[] = [];
   const launch = (entry: ProductEntry) => {
-    const launched = spawnProduct(entry, env);
+    const launched = spawnProductProcess(entry, env);
     processes.push(launched);
     return launched;
   };

@@ -1,5 +1,5 @@
 // Determinism guard: every committed history (one per saga path, recorded from real runs
-// with UPDATE_HISTORIES=1 npm test -- test/saga/order-saga.test.ts) must replay against the
+// with UPDATE_HISTORIES=1 npm test -- test/workflows/order-saga.test.ts) must replay against the
 // current workflow code. A change that breaks replay fails here, before it breaks running sagas.
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it, inject } from 'vitest';

@@ -5,15 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { orderWorkflowId } from '../../workflows/contract.js';
 import { connectClient } from '../support/temporal.js';
-import { startProductStack, type ProductEntry, type ProductStack } from '../support/product-stack.js';
+import { startProcessTier, type ProductEntry, type ProcessTier } from '../support/process-tier.js';
 
-let stack: ProductStack;
+let stack: ProcessTier;
 let client: Client;
 let closeClient: () => Promise<void>;
 let SKU: string;
 
 beforeAll(async () => {
-  stack = await startProductStack('shutdown');
+  stack = await startProcessTier('shutdown');
   SKU = stack.sku;
   ({ client, close: closeClient } = await connectClient());
 });

@@ -19,18 +19,19 @@ import type { SagaSettings } from '../../domain/saga-settings.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
 import { newTraceId } from '../../lib/envelope.js';
 import { NO_FAULTS } from '../../sandbox/payment-gateway/server.js';
-import { auditEventsOf, readStream, type TestStack } from '../support/stack.js';
+import { auditEventsOf, readStream } from '../support/streams.js';
+import type { ActivityTier } from '../support/activity-tier.js';
 import { fastSagaSettings, type RunningWorker } from '../support/temporal.js';
-import { startSagaEnvironment, type SagaEnvironment } from '../support/saga-environment.js';
+import { startSagaTier, type SagaTier } from '../support/saga-tier.js';
 import { recordHistory } from '../support/histories.js';
 
-let stack: TestStack;
+let stack: ActivityTier;
 let worker: RunningWorker;
 let client: Client;
-let environment: SagaEnvironment;
+let environment: SagaTier;
 
 beforeAll(async () => {
-  environment = await startSagaEnvironment({
+  environment = await startSagaTier({
     breaker: { threshold: 3, halfOpenAfterMs: 1_500 },
     paymentTimeoutMs: 500,
   });

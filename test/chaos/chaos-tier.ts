@@ -1,4 +1,4 @@
-// The product as the chaos suite breaks it: every process its own, so it can be killed,
+// Chaos tier: the product as the chaos suite breaks it: every process its own, so it can be killed,
 // frozen and started again without touching the servers other test files share. A Temporal dev
 // server and a nats-server with their data on disk, two workers (their starters on one durable
 // consumer), one ingress, the payment sandbox, and PostgreSQL behind a TCP proxy that can be
@@ -14,8 +14,8 @@ import { freePort, startNats, startTemporal, stopProcess } from '../../scripts/l
 import { openInventory } from '../../activities/inventory/open-inventory.js';
 import type { InventoryStore } from '../../activities/inventory/inventory-store.js';
 import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
-import { productEnv, spawnProduct, waitUntilReady, type ProductProcess } from '../support/processes.js';
-import { PaymentSandbox } from '../support/stack.js';
+import { productEnv, spawnProductProcess, waitUntilReady, type ProductProcess } from '../support/processes.js';
+import { PaymentSandbox } from '../support/payment-sandbox.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 /** A process of the stack that a fault can kill, freeze and start again on the same address and data. */
@@ -32,7 +32,7 @@ export interface ChaosProcess {
   stop(): Promise<void>;
 }
 
-export interface ChaosStack {
+export interface ChaosTier {
   /** The ingress base URL. */
   api: string;
   temporal: ChaosProcess;
@@ -109,7 +109,7 @@ function productProcess(
       logs.push(`--- ${name} (killed)\n${running.output()}`);
     },
     async start() {
-      running = spawnProduct(entry, env);
+      running = spawnProductProcess(entry, env);
       await waitUntilReady(readyUrl, running, 90_000);
     },
     freeze: () => running?.child.kill('SIGSTOP'),
@@ -121,7 +121,7 @@ function productProcess(
   };
 }
 
-export async function startChaosStack(): Promise<ChaosStack> {
+export async function startChaosTier(): Promise<ChaosTier> {
   const postgresUrl = inject('postgresUrl');
   if (!postgresUrl) throw new Error('the chaos suite needs PostgreSQL');
   const dataDir = mkdtempSync(join(tmpdir(), 'order-saga-chaos-'));

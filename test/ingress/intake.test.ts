@@ -16,13 +16,14 @@ import type { PrivateNats } from '../support/private-nats.js';
 import { connectNats } from '../../lib/nats.js';
 import { publishEnvelope, newTraceId } from '../../lib/envelope.js';
 import { orderWorkflowId } from '../../workflows/contract.js';
-import { readStream, type PaymentSandbox } from '../support/stack.js';
+import { readStream } from '../support/streams.js';
+import type { PaymentSandbox } from '../support/payment-sandbox.js';
 import { connectClient } from '../support/temporal.js';
 import type { ProductProcess } from '../support/processes.js';
-import { startProductStack, type ProductStack } from '../support/product-stack.js';
+import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
 import { DLQ_HEADERS, STARTER_CONSUMER } from '../../workers/order-starter.js';
 
-let stack: ProductStack;
+let stack: ProcessTier;
 let nats: PrivateNats;
 let nc: NatsConnection;
 let js: JetStreamClient;
@@ -37,7 +38,7 @@ let workerMetricsUrl: string;
 let SKU: string;
 
 beforeAll(async () => {
-  stack = await startProductStack('intake', {
+  stack = await startProcessTier('intake', {
     STARTER_MAX_DELIVER: '3',
     APPROVAL_THRESHOLD: '5000',
     STARTER_ACK_WAIT: '5s',

@@ -11,10 +11,10 @@ import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
 import { newTraceId } from '../../lib/envelope.js';
 import { orderWorkflowId, type OrderSagaInput } from '../../workflows/contract.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
-import { PaymentSandbox } from '../support/stack.js';
+import { PaymentSandbox } from '../support/payment-sandbox.js';
 import { openInventory } from '../../activities/inventory/open-inventory.js';
 import { connectClient, fastSagaSettings } from '../support/temporal.js';
-import { productEnv, spawnProduct, waitUntilReady, type ProductProcess } from '../support/processes.js';
+import { productEnv, spawnProductProcess, waitUntilReady, type ProductProcess } from '../support/processes.js';
 
 let client: Client;
 let closeClient: () => Promise<void>;
@@ -58,7 +58,7 @@ describe('worker crash', () => {
       METRICS_PORT: String(metricsPort),
     });
     const gateway = new PaymentSandbox(sandbox.url);
-    const first = spawnProduct('workers/main.ts', env);
+    const first = spawnProductProcess('workers/main.ts', env);
     workers.push(first);
     await waitUntilReady(`http://127.0.0.1:${metricsPort}/ready`, first);
 
@@ -90,7 +90,7 @@ describe('worker crash', () => {
     await first.kill();
     expect(first.child.signalCode).toBe('SIGKILL');
 
-    const second = spawnProduct('workers/main.ts', env);
+    const second = spawnProductProcess('workers/main.ts', env);
     workers.push(second);
     const result = await handle.result();
 
