@@ -7,10 +7,9 @@ import type express from 'express';
 import type { Connection } from '@temporalio/client';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Histogram } from 'prom-client';
 import { loadConfigOrExit } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
-import { createRegistry } from '../lib/metrics.js';
+import { createRegistry, orderPublishDurationHistogram } from '../lib/metrics.js';
 import { connectNats, ensureStreams, watchConnection } from '../lib/nats.js';
 import { handleOpsRequest, temporalReachable, type ReadinessChecks } from '../lib/ops-server.js';
 import { untilAvailable } from '../lib/dependencies.js';
@@ -78,13 +77,7 @@ const intake = new OrderIntake({
   js,
   idempotency,
   connected: natsConnected,
-  publishDuration: new Histogram({
-    name: 'order_publish_duration_seconds',
-    help: 'Time to store an OrderCreated event in JetStream, by outcome',
-    labelNames: ['outcome'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
-    registers: [registry],
-  }),
+  publishDuration: orderPublishDurationHistogram(registry),
 });
 
 serving.app = createIngressApp({ intake, temporal, logger, registry, readiness });

@@ -1,5 +1,6 @@
-// Prometheus metrics of this service. One registry per process, default Node metrics included.
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+// Prometheus metrics of this service, every one defined here. One registry per process, default
+// Node metrics included.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export function createRegistry(service: string): Registry {
   const registry = new Registry();
@@ -41,4 +42,68 @@ export function sagaMetrics(registry: Registry): SagaMetrics {
       registers: [registry],
     }),
   };
+}
+
+/** payment_circuit_open: each payment operation's breaker, read at scrape time. */
+export function paymentCircuitGauge<Operation extends string>(
+  registry: Registry,
+  operations: readonly Operation[],
+  stateOf: (operation: Operation) => 'closed' | 'half-open' | 'open',
+): Gauge<'operation'> {
+  return new Gauge({
+    name: 'payment_circuit_open',
+    help: 'Payment gateway circuit breaker state per operation: 0 closed, 0.5 half-open, 1 open',
+    labelNames: ['operation'],
+    registers: [registry],
+    collect() {
+      for (const operation of operations)
+        this.set({ operation }, { closed: 0, 'half-open': 0.5, open: 1 }[stateOf(operation)]);
+    },
+  });
+}
+
+/** The starter's figures: events in hand, redeliveries, dead letters, starts by result. */
+export interface StarterMetrics {
+  inFlight: Gauge;
+  redeliveries: Counter;
+  deadLettered: Counter<'reason'>;
+  started: Counter<'result'>;
+}
+
+export function starterMetrics(registry: Registry): StarterMetrics {
+  return {
+    inFlight: new Gauge({
+      name: 'starter_in_flight',
+      help: 'OrderCreated events being turned into sagas',
+      registers: [registry],
+    }),
+    redeliveries: new Counter({
+      name: 'starter_redeliveries_total',
+      help: 'OrderCreated events delivered more than once',
+      registers: [registry],
+    }),
+    deadLettered: new Counter({
+      name: 'starter_dead_lettered_total',
+      help: 'Events moved to ORDERS_DLQ',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    started: new Counter({
+      name: 'starter_sagas_total',
+      help: 'Saga starts by result',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+  };
+}
+
+/** order_publish_duration_seconds: the ingress storing OrderCreated events in JetStream. */
+export function orderPublishDurationHistogram(registry: Registry): Histogram<'outcome'> {
+  return new Histogram({
+    name: 'order_publish_duration_seconds',
+    help: 'Time to store an OrderCreated event in JetStream, by outcome',
+    labelNames: ['outcome'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [registry],
+  });
 }

@@ -23,7 +23,9 @@ const USAGE = `usage: npm run dlq -- list
        npm run dlq -- delete <dlq-seq> [--yes]`;
 
 /** Raised for anything the operator must fix in the command line; printed without a stack. */
-class UsageError extends Error {}
+class UsageError extends Error {
+  override name = 'UsageError';
+}
 
 interface DeadLetter {
   seq: number;

@@ -70,7 +70,9 @@ export function toolCacheDir() {
   return base;
 }
 
-class ToolUnavailableError extends Error {}
+class ToolUnavailableError extends Error {
+  name = 'ToolUnavailableError';
+}
 
 function log(message) {
   process.stderr.write(`[toolchain] ${message}\n`);

@@ -4,10 +4,15 @@
 // sooner than ORDERS forgets events. SIGTERM/SIGINT drain it gracefully.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { NativeConnection } from '@temporalio/worker';
-import { Counter, Gauge } from 'prom-client';
 import { loadConfigOrExit } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
-import { createRegistry, paymentDurationHistogram, sagaMetrics } from '../lib/metrics.js';
+import {
+  createRegistry,
+  paymentCircuitGauge,
+  paymentDurationHistogram,
+  sagaMetrics,
+  starterMetrics,
+} from '../lib/metrics.js';
 import { connectNats, ensureStreams, ORDERS_MAX_AGE_MS, watchConnection } from '../lib/nats.js';
 import { startOpsServer, temporalReachable } from '../lib/ops-server.js';
 import {
@@ -69,16 +74,7 @@ const payments = new PaymentGatewayClient({
   breakerHalfOpenAfterMs: config.payment.breakerHalfOpenAfterMs,
   duration: paymentDurationHistogram(registry),
 });
-new Gauge({
-  name: 'payment_circuit_open',
-  help: 'Payment gateway circuit breaker state per operation: 0 closed, 0.5 half-open, 1 open',
-  labelNames: ['operation'],
-  registers: [registry],
-  collect() {
-    for (const operation of PAYMENT_OPERATIONS)
-      this.set({ operation }, { closed: 0, 'half-open': 0.5, open: 1 }[payments.circuitState(operation)]);
-  },
-});
+paymentCircuitGauge(registry, PAYMENT_OPERATIONS, (operation) => payments.circuitState(operation));
 
 const workerConnection = await untilAvailable(
   `Temporal at ${config.temporal.address}`,
@@ -122,30 +118,7 @@ const starter = config.starter.enabled
       limits: config.starter,
       retentionMs,
       logger: logger.child({ component: 'starter' }),
-      metrics: {
-        inFlight: new Gauge({
-          name: 'starter_in_flight',
-          help: 'OrderCreated events being turned into sagas',
-          registers: [registry],
-        }),
-        redeliveries: new Counter({
-          name: 'starter_redeliveries_total',
-          help: 'OrderCreated events delivered more than once',
-          registers: [registry],
-        }),
-        deadLettered: new Counter({
-          name: 'starter_dead_lettered_total',
-          help: 'Events moved to ORDERS_DLQ',
-          labelNames: ['reason'],
-          registers: [registry],
-        }),
-        started: new Counter({
-          name: 'starter_sagas_total',
-          help: 'Saga starts by result',
-          labelNames: ['result'],
-          registers: [registry],
-        }),
-      },
+      metrics: starterMetrics(registry),
     })
   : undefined;
 

@@ -27,7 +27,7 @@ import {
   WorkflowIdReusePolicy,
   type Client,
 } from '@temporalio/client';
-import type { Counter, Gauge } from 'prom-client';
+import type { StarterMetrics } from '../lib/metrics.js';
 import { decodeEnvelope, MalformedEnvelopeError } from '../lib/envelope.js';
 import { contextFromHeaders, inSpan, SpanKind } from '../lib/telemetry.js';
 import type { Logger } from '../lib/logger.js';
@@ -69,7 +69,7 @@ export interface StarterOptions {
   /** The namespace's workflow retention: an older event may have had a saga whose history is gone. */
   retentionMs: number;
   logger: Logger;
-  metrics?: { inFlight?: Gauge; redeliveries?: Counter; deadLettered?: Counter<'reason'>; started?: Counter<'result'> };
+  metrics?: StarterMetrics;
 }
 
 export interface RunningStarter {
@@ -147,8 +147,7 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
   await ensureStarterConsumer(jsm, limits);
   const consumer = await js.consumers.get(STREAMS.orders.name, STARTER_CONSUMER);
   const messages = await consumer.consume({ max_messages: limits.maxInFlight });
-  const inHand = new Set<Promise<void>>();
-  let freeSlot: (() => void) | undefined;
+  const inHand = new InFlightLimit(limits.maxInFlight, (size) => metrics?.inFlight.set(size));
 
   function parseOrder(message: JsMsg): Order {
     try {
@@ -187,7 +186,7 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
       msgID: `dlq:${STREAMS.orders.name}:${message.seq}`,
       headers,
     });
-    metrics?.deadLettered?.inc({ reason: kind });
+    metrics?.deadLettered.inc({ reason: kind });
     logger.warn({ seq: message.seq, reason }, 'event moved to ORDERS_DLQ');
   }
 
@@ -208,7 +207,7 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
   }
 
   async function startSaga(message: JsMsg): Promise<void> {
-    if (message.info.deliveryCount > 1) metrics?.redeliveries?.inc();
+    if (message.info.deliveryCount > 1) metrics?.redeliveries.inc();
     let order: Order;
     try {
       order = parseOrder(message);
@@ -246,10 +245,10 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
     temporalAvailable = true;
     const outcome = startOutcome(error);
     if (outcome === 'started') {
-      metrics?.started?.inc({ result: 'started' });
+      metrics?.started.inc({ result: 'started' });
       log.info('saga started');
     } else if (outcome === 'already_started') {
-      metrics?.started?.inc({ result: 'already_started' });
+      metrics?.started.inc({ result: 'already_started' });
       log.info('saga already started for this order; event acknowledged');
     } else if (message.info.deliveryCount >= limits.maxDeliver) {
       await deadLetter(
@@ -313,25 +312,18 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
     }
   }
 
+  // A surge waits in JetStream, not in memory: the next event is taken once a slot is free.
   const loop = (async () => {
     for await (const message of messages) {
-      while (inHand.size >= limits.maxInFlight) await new Promise<void>((resolve) => (freeSlot = resolve));
-      const work = handle(message)
-        .catch((error: unknown) => {
+      await inHand.start(() =>
+        handle(message).catch((error: unknown) => {
           logger.error(
             { err: error, seq: message.seq },
             'unexpected error handling an order event; it will be redelivered',
           );
           message.nak(redeliveryDelayMs(message.info.deliveryCount));
-        })
-        .finally(() => {
-          inHand.delete(work);
-          metrics?.inFlight?.set(inHand.size);
-          freeSlot?.();
-          freeSlot = undefined;
-        });
-      inHand.add(work);
-      metrics?.inFlight?.set(inHand.size);
+        }),
+      );
     }
   })();
 
@@ -341,7 +333,39 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
       stopping = true;
       await messages.close();
       await loop;
-      await Promise.all(inHand);
+      await inHand.drained();
     },
   };
+}
+
+/** At most `limit` tasks at once: start() waits for a free slot, then starts the task without waiting for it. */
+class InFlightLimit {
+  private readonly running = new Set<Promise<void>>();
+  private slotFreed: (() => void) | undefined;
+
+  constructor(
+    private readonly limit: number,
+    private readonly onChange: (size: number) => void,
+  ) {}
+
+  get size(): number {
+    return this.running.size;
+  }
+
+  async start(task: () => Promise<void>): Promise<void> {
+    while (this.running.size >= this.limit) await new Promise<void>((resolve) => (this.slotFreed = resolve));
+    const running = task().finally(() => {
+      this.running.delete(running);
+      this.onChange(this.running.size);
+      this.slotFreed?.();
+      this.slotFreed = undefined;
+    });
+    this.running.add(running);
+    this.onChange(this.running.size);
+  }
+
+  /** Resolves once every task started so far has finished. */
+  async drained(): Promise<void> {
+    await Promise.all(this.running);
+  }
 }
