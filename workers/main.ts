@@ -31,10 +31,23 @@ import { installTemporalRuntime } from './temporal-runtime.js';
 import { freeLoopbackPort } from '../lib/free-port.js';
 import { createOrderWorker, WORKFLOW_BUNDLE_PATH } from './order-worker.js';
 import { existsSync } from 'node:fs';
+import { EmbeddedDatabaseInUseError } from '../activities/inventory/sql-client.js';
 import { startOrderStarter } from './order-starter.js';
 
 const config = loadConfigOrExit();
 const logger = createLogger('worker', config.logLevel);
+
+/** Runs `work`; when it fails with `refusal` (a set-up this worker must not run in), logs why and exits 2. */
+async function refusingToStartOn<T>(refusal: new (...args: never[]) => Error, work: () => T | Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (!(error instanceof refusal)) throw error;
+    logger.fatal(error.message);
+    process.exit(2);
+  }
+}
+
 const telemetry = startTelemetry('order-saga-worker', config.otlpEndpoint);
 const temporalMetrics = installTemporalRuntime(logger, await freeLoopbackPort());
 const registry = createRegistry('worker');
@@ -60,10 +73,10 @@ const nc = await untilAvailable(
 const natsConnected = watchConnection(nc, (change) => logger.warn({ nats: change }, 'NATS connection changed'));
 readiness.nats = natsConnected;
 const jsm = await jetstreamManager(nc);
-await ensureStreams(jsm);
+await ensureStreams(jsm, config.nats.streamReplicas);
 const js = jetstream(nc);
 
-const inventory = await openInventory(config.database);
+const inventory = await refusingToStartOn(EmbeddedDatabaseInUseError, () => openInventory(config.database));
 if (config.database.seedDemoCatalog && (await seedDemoCatalogIfEmpty(inventory)))
   logger.info('inventory: demo catalog stocked');
 
@@ -92,13 +105,9 @@ const retentionMs = await untilAvailable(
   () => namespaceRetentionMs(clientConnection, config.temporal.namespace),
   logger,
 );
-try {
-  assertRetentionCoversOrders(config.temporal.namespace, retentionMs, ORDERS_MAX_AGE_MS);
-} catch (error) {
-  if (!(error instanceof RetentionTooShortError)) throw error;
-  logger.fatal(error.message);
-  process.exit(2);
-}
+await refusingToStartOn(RetentionTooShortError, () =>
+  assertRetentionCoversOrders(config.temporal.namespace, retentionMs, ORDERS_MAX_AGE_MS),
+);
 const worker = await createOrderWorker({
   connection: workerConnection,
   config,

@@ -1,6 +1,6 @@
 // A minimal SQL client with transactions, over PostgreSQL (`pg`) or embedded PGlite.
 // Both speak the same SQL, so the inventory store has one implementation.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import type { PGlite as PGliteInstance } from '@electric-sql/pglite';
 
@@ -58,11 +58,61 @@ export function postgresClient(url: string, maxConnections = 10): SqlClient {
   };
 }
 
-/** Opens (or creates) an embedded PGlite database in `dataDir`; "memory://" keeps it in memory. */
+/** A second process asked for an embedded database that another running process has open. */
+export class EmbeddedDatabaseInUseError extends Error {
+  constructor(dataDir: string, pid: number) {
+    super(
+      `the embedded database in ${dataDir} is open in process ${pid}; it serves one process only. ` +
+        'Run a single worker on it, or set DATABASE_URL to PostgreSQL to run several workers.',
+    );
+    this.name = 'EmbeddedDatabaseInUseError';
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Claims `dataDir` for this process (`<dataDir>.lock` beside it, holding its pid); returns the
+ * release. A lock left by a process that is no longer running (killed) is taken over.
+ */
+function claimEmbeddedDirectory(dataDir: string): () => void {
+  const lockFile = `${dataDir.replace(/\/+$/, '')}.lock`;
+  for (;;) {
+    try {
+      writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+      return () => rmSync(lockFile, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number(readFileSync(lockFile, 'utf8'));
+      if (Number.isInteger(holder) && holder !== process.pid && isRunning(holder))
+        throw new EmbeddedDatabaseInUseError(dataDir, holder);
+      rmSync(lockFile, { force: true });
+    }
+  }
+}
+
+/**
+ * Opens (or creates) an embedded PGlite database in `dataDir`; "memory://" keeps it in memory.
+ * PGlite is one process's database: a second process opening the same folder is refused.
+ */
 export async function embeddedClient(dataDir: string): Promise<SqlClient> {
   const { PGlite } = await import('@electric-sql/pglite');
-  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  const db: PGliteInstance = await PGlite.create(dataDir);
+  let release = () => {};
+  if (!dataDir.startsWith('memory://')) {
+    mkdirSync(dataDir, { recursive: true });
+    release = claimEmbeddedDirectory(dataDir);
+  }
+  const db: PGliteInstance = await PGlite.create(dataDir).catch((error: unknown) => {
+    release();
+    throw error;
+  });
   const wrap =
     (runner: Pick<PGliteInstance, 'query'>): SqlClient['query'] =>
     async <Row>(sql: string, params?: unknown[]) => {
@@ -85,6 +135,9 @@ export async function embeddedClient(dataDir: string): Promise<SqlClient> {
         };
         return work(inner);
       }),
-    close: () => db.close(),
+    close: async () => {
+      await db.close();
+      release();
+    },
   };
 }
