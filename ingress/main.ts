@@ -62,9 +62,13 @@ const nc = await untilAvailable(
 );
 const natsConnected = watchConnection(nc, (change) => logger.warn({ nats: change }, 'NATS connection changed'));
 waiting.nats = natsConnected;
-await ensureStreams(await jetstreamManager(nc));
+await ensureStreams(await jetstreamManager(nc), config.nats.streamReplicas);
 const js = jetstream(nc);
-const idempotency = await new Kvm(js).create(IDEMPOTENCY_BUCKET, { ttl: config.idempotencyTtlMs, history: 1 });
+const idempotency = await new Kvm(js).create(IDEMPOTENCY_BUCKET, {
+  ttl: config.idempotencyTtlMs,
+  history: 1,
+  replicas: config.nats.streamReplicas,
+});
 
 const { client: temporal, connection: temporalConnection } = await untilAvailable(
   `Temporal at ${config.temporal.address}`,

@@ -75,6 +75,7 @@ const schema = z.object({
     .refine((text) => text.split(',').every((u) => /^(nats|tls|ws|wss):\/\/[^\s]+$/.test(u.trim())), {
       message: 'expected nats://host:port (several may be given, comma-separated)',
     }),
+  NATS_STREAM_REPLICAS: integer(1, 1, 5),
 
   DATABASE_URL: urlWith(['postgres:', 'postgresql:']).optional(),
   EMBEDDED_DATABASE_DIR: z.string().default('.data/inventory'),
@@ -110,7 +111,8 @@ export interface Config {
   http: { port: number; metricsPort: number };
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
   temporal: { address: string; namespace: string; taskQueue: string };
-  nats: { servers: string[] };
+  /** `streamReplicas`: copies JetStream keeps of each stream and the idempotency bucket (3 on a cluster). */
+  nats: { servers: string[]; streamReplicas: number };
   database: { url: string | undefined; embeddedDir: string; seedDemoCatalog: boolean };
   payment: { gatewayUrl: string; timeoutMs: number; breakerFailureThreshold: number; breakerHalfOpenAfterMs: number };
   worker: { maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number; shutdownGraceMs: number };
@@ -138,7 +140,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     http: { port: e.PORT, metricsPort: e.METRICS_PORT },
     logLevel: e.LOG_LEVEL,
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
-    nats: { servers: e.NATS_URL.split(',').map((s) => s.trim()) },
+    nats: { servers: e.NATS_URL.split(',').map((s) => s.trim()), streamReplicas: e.NATS_STREAM_REPLICAS },
     database: {
       url: e.DATABASE_URL,
       embeddedDir: e.EMBEDDED_DATABASE_DIR,
