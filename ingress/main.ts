@@ -62,13 +62,20 @@ const nc = await untilAvailable(
 );
 const natsConnected = watchConnection(nc, (change) => logger.warn({ nats: change }, 'NATS connection changed'));
 waiting.nats = natsConnected;
-await ensureStreams(await jetstreamManager(nc), config.nats.streamReplicas);
+const jsm = await jetstreamManager(nc);
+// A cluster still electing leaders, or busy creating replicas, times out: wait, as for the connection.
+await untilAvailable('the JetStream streams', () => ensureStreams(jsm, config.nats.streamReplicas), logger);
 const js = jetstream(nc);
-const idempotency = await new Kvm(js).create(IDEMPOTENCY_BUCKET, {
-  ttl: config.idempotencyTtlMs,
-  history: 1,
-  replicas: config.nats.streamReplicas,
-});
+const idempotency = await untilAvailable(
+  'the idempotency bucket',
+  () =>
+    new Kvm(js).create(IDEMPOTENCY_BUCKET, {
+      ttl: config.idempotencyTtlMs,
+      history: 1,
+      replicas: config.nats.streamReplicas,
+    }),
+  logger,
+);
 
 const { client: temporal, connection: temporalConnection } = await untilAvailable(
   `Temporal at ${config.temporal.address}`,

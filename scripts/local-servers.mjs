@@ -167,11 +167,13 @@ function healthy(binary, address) {
 
 /**
  * Starts nats-server with JetStream. `syncInterval` is JetStream's fsync policy
- * ("always" or a duration; the server's default is 2m).
- * @param {{ binary: string, port: number, monitorPort?: number, dataDir: string, syncInterval?: string }} options
+ * ("always" or a duration; the server's default is 2m). With `cluster`, the server is one node
+ * of a JetStream cluster: it listens for routes on `cluster.port` and connects to `cluster.routes`
+ * (the other nodes' route ports); start every node before waiting on any.
+ * @param {{ binary: string, port: number, monitorPort?: number, dataDir: string, syncInterval?: string, cluster?: { name: string, port: number, routes: number[] } }} options
  * @returns {Promise<{ url: string, monitorUrl: string, port: number, process: import('node:child_process').ChildProcess }>}
  */
-export async function startNats({ binary, port, monitorPort, dataDir, syncInterval }) {
+export async function startNats({ binary, port, monitorPort, dataDir, syncInterval, cluster }) {
   mkdirSync(dataDir, { recursive: true });
   const monitor = monitorPort ?? (await freePort());
   const configFile = join(dataDir, 'nats.conf');
@@ -183,6 +185,12 @@ export async function startNats({ binary, port, monitorPort, dataDir, syncInterv
     `http: "127.0.0.1:${monitor}"`,
     `jetstream { ${jetstream.join(', ')} }`,
   ];
+  if (cluster) {
+    const routes = cluster.routes.map((routePort) => JSON.stringify(`nats-route://127.0.0.1:${routePort}`));
+    config.push(
+      `cluster { name: ${JSON.stringify(cluster.name)}, listen: "127.0.0.1:${cluster.port}", routes: [${routes.join(', ')}] }`,
+    );
+  }
   writeFileSync(configFile, `${config.join('\n')}\n`);
   const child = startProcess('nats-server', binary, ['-c', configFile], join(dataDir, 'nats.log'));
   const monitorUrl = `http://127.0.0.1:${monitor}`;

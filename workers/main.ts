@@ -73,7 +73,8 @@ const nc = await untilAvailable(
 const natsConnected = watchConnection(nc, (change) => logger.warn({ nats: change }, 'NATS connection changed'));
 readiness.nats = natsConnected;
 const jsm = await jetstreamManager(nc);
-await ensureStreams(jsm, config.nats.streamReplicas);
+// A cluster still electing leaders, or busy creating replicas, times out: wait, as for the connection.
+await untilAvailable('the JetStream streams', () => ensureStreams(jsm, config.nats.streamReplicas), logger);
 const js = jetstream(nc);
 
 const inventory = await refusingToStartOn(EmbeddedDatabaseInUseError, () => openInventory(config.database));

@@ -16,6 +16,7 @@ import type { InventoryStore } from '../../activities/inventory/inventory-store.
 import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
 import { productEnv, spawnProductProcess, waitUntilReady, type ProductProcess } from '../support/processes.js';
 import { PaymentSandbox } from '../support/payment-sandbox.js';
+import { startNatsCluster } from '../support/nats-cluster.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 /** A process of the stack that a fault can kill, freeze and start again on the same address and data. */
@@ -33,25 +34,33 @@ export interface ChaosProcess {
 }
 
 export interface ChaosTier {
-  /** The ingress base URL. */
-  api: string;
+  /** Every ingress's base URL; clients move to another when one does not answer. */
+  apis: string[];
   temporal: ChaosProcess;
-  nats: ChaosProcess;
-  ingress: ChaosProcess;
+  /** One nats-server, or the nodes of a cluster. */
+  nats: ChaosProcess[];
+  ingresses: ChaosProcess[];
   workers: ChaosProcess[];
-  natsUrl: string;
+  natsUrls: string[];
   gateway: PaymentSandbox;
   /** PostgreSQL as the workers reach it; cut() makes it unreachable for them. */
   database: TcpProxy;
   /** The inventory, read directly (not through the proxy), for the checker. */
   inventory: InventoryStore;
-  /** Temporal client on this stack's server. */
+  /** Temporal client on this tier's server. */
   temporalClient: Client;
   sku: string;
   stock: number;
   /** What each product process printed, for a failure's report. */
   output(): string;
   close(): Promise<void>;
+}
+
+/** The shape of the product: how many NATS nodes (3 = a JetStream cluster, streams with 3 replicas), ingresses and workers. */
+export interface ChaosTopology {
+  natsNodes: 1 | 3;
+  ingresses: number;
+  workers: number;
 }
 
 /** Saga timings for the suite: retries ride out the faults (a few seconds each), as production's would. */
@@ -121,11 +130,14 @@ function productProcess(
   };
 }
 
-export async function startChaosTier(): Promise<ChaosTier> {
+export async function startChaosTier(
+  name: string,
+  topology: ChaosTopology = { natsNodes: 1, ingresses: 1, workers: 2 },
+): Promise<ChaosTier> {
   const postgresUrl = inject('postgresUrl');
-  if (!postgresUrl) throw new Error('the chaos suite needs PostgreSQL');
-  const dataDir = mkdtempSync(join(tmpdir(), 'order-saga-chaos-'));
-  const [temporalPort, natsPort] = [await freePort(), await freePort()];
+  if (!postgresUrl) throw new Error('the chaos tier needs PostgreSQL');
+  const dataDir = mkdtempSync(join(tmpdir(), `order-saga-${name}-`));
+  const temporalPort = await freePort();
   const launchTemporal = async () =>
     (
       await startTemporal({
@@ -134,63 +146,70 @@ export async function startChaosTier(): Promise<ChaosTier> {
         dataDir: join(dataDir, 'temporal'),
       })
     ).process;
-  const launchNats = async () =>
-    (await startNats({ binary: inject('natsBinary'), port: natsPort, dataDir: join(dataDir, 'nats') })).process;
-  const [temporalChild, natsChild] = await Promise.all([launchTemporal(), launchNats()]);
+  const [temporalChild, natsServers] = await Promise.all([launchTemporal(), startNatsServers(name, topology, dataDir)]);
   const temporal = serverProcess('temporal', launchTemporal, temporalChild);
-  const nats = serverProcess('nats-server', launchNats, natsChild);
   const temporalAddress = `127.0.0.1:${temporalPort}`;
-  const natsUrl = `nats://127.0.0.1:${natsPort}`;
 
   const sandbox = await startPaymentGateway(0);
   const database = await startTcpProxy(`${new URL(postgresUrl).hostname}:${new URL(postgresUrl).port || 5432}`);
   const proxiedUrl = new URL(postgresUrl);
   proxiedUrl.host = database.address;
   const inventory = await openInventory({ url: postgresUrl, embeddedDir: '' });
-  const sku = `SKU-CHAOS-${randomUUID().slice(0, 8)}`;
+  const sku = `SKU-${name.toUpperCase()}-${randomUUID().slice(0, 8)}`;
   const stock = 1_000_000;
   await inventory.restock(sku, stock);
 
   const logs: string[] = [];
-  const taskQueue = `orders-chaos-${randomUUID()}`;
-  const [apiPort, ...opsPorts] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const taskQueue = `orders-${name}-${randomUUID()}`;
   const env = (overrides: Record<string, string>) =>
     productEnv({
       ...CHAOS_ENV,
       TEMPORAL_ADDRESS: temporalAddress,
-      NATS_URL: natsUrl,
+      NATS_URL: natsServers.urls.join(','),
+      NATS_STREAM_REPLICAS: String(topology.natsNodes),
       TEMPORAL_TASK_QUEUE: taskQueue,
       DATABASE_URL: proxiedUrl.toString(),
       PAYMENT_GATEWAY_URL: sandbox.url,
       ...overrides,
     });
-  const api = `http://127.0.0.1:${apiPort}`;
-  const ingress = productProcess(
-    'ingress',
-    'ingress/main.ts',
-    env({ PORT: String(apiPort), METRICS_PORT: String(opsPorts[0]) }),
-    `${api}/ready`,
-    logs,
-  );
-  const workers = [1, 2].map((n) =>
-    productProcess(
-      `worker-${n}`,
-      'workers/main.ts',
-      env({ METRICS_PORT: String(opsPorts[n]) }),
-      `http://127.0.0.1:${opsPorts[n]}/ready`,
-      logs,
-    ),
-  );
-  await Promise.all([ingress.start(), ...workers.map((w) => w.start())]);
+  const apis: string[] = [];
+  const ingresses = [];
+  for (let n = 1; n <= topology.ingresses; n += 1) {
+    const [port, opsPort] = [await freePort(), await freePort()];
+    apis.push(`http://127.0.0.1:${port}`);
+    ingresses.push(
+      productProcess(
+        `ingress-${n}`,
+        'ingress/main.ts',
+        env({ PORT: String(port), METRICS_PORT: String(opsPort) }),
+        `http://127.0.0.1:${port}/ready`,
+        logs,
+      ),
+    );
+  }
+  const workers = [];
+  for (let n = 1; n <= topology.workers; n += 1) {
+    const opsPort = await freePort();
+    workers.push(
+      productProcess(
+        `worker-${n}`,
+        'workers/main.ts',
+        env({ METRICS_PORT: String(opsPort) }),
+        `http://127.0.0.1:${opsPort}/ready`,
+        logs,
+      ),
+    );
+  }
+  const products = [...ingresses, ...workers];
+  await Promise.all(products.map((p) => p.start()));
   const connection = await Connection.connect({ address: temporalAddress });
-  const products = [ingress, ...workers];
   return {
-    api,
+    apis,
     temporal,
-    nats,
-    ingress,
+    nats: natsServers.processes,
+    ingresses,
     workers,
-    natsUrl,
+    natsUrls: natsServers.urls,
     gateway: new PaymentSandbox(sandbox.url),
     database,
     inventory,
@@ -204,8 +223,25 @@ export async function startChaosTier(): Promise<ChaosTier> {
       await inventory.db.close();
       await database.close();
       await sandbox.close();
-      await Promise.all([temporal.stop(), nats.stop()]);
+      await Promise.all([temporal.stop(), natsServers.close()]);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** One nats-server, or a three-node JetStream cluster. */
+async function startNatsServers(
+  name: string,
+  topology: ChaosTopology,
+  dataDir: string,
+): Promise<{ processes: ChaosProcess[]; urls: string[]; close(): Promise<void> }> {
+  if (topology.natsNodes === 3) {
+    const cluster = await startNatsCluster(name);
+    return { processes: cluster.nodes, urls: cluster.urls, close: () => cluster.close() };
+  }
+  const port = await freePort();
+  const launch = async () =>
+    (await startNats({ binary: inject('natsBinary'), port, dataDir: join(dataDir, 'nats') })).process;
+  const server = serverProcess('nats-server', launch, await launch());
+  return { processes: [server], urls: [`nats://127.0.0.1:${port}`], close: () => server.stop() };
 }

@@ -49,8 +49,8 @@ describe.skipIf(!postgresUrl)('chaos', () => {
       const plan: Fault[] = Array.from({ length: rounds }, (_, i) =>
         process.env.CHAOS_ROUNDS ? FAULTS[Math.floor(random() * FAULTS.length)]! : FAULTS[i % FAULTS.length]!,
       );
-      stack = await startChaosTier();
-      const traffic = startTraffic(stack.api, stack.sku, ordersPerSecond, random);
+      stack = await startChaosTier('chaos');
+      const traffic = startTraffic(stack.apis, stack.sku, ordersPerSecond, random);
       const injected: Record<string, number> = {};
       for (const fault of plan) {
         await sleep(1_000 + random() * 2_000); // a random point in the traffic

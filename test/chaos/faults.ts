@@ -42,12 +42,13 @@ function gatewayFault(name: string, faults: Partial<typeof NO_FAULTS>, forMs: nu
   };
 }
 
-const aWorker = (stack: ChaosTier, random: () => number) => stack.workers[Math.floor(random() * stack.workers.length)]!;
+const pickOne = <T>(list: readonly T[], random: () => number): T => list[Math.floor(random() * list.length)]!;
+const aWorker = (stack: ChaosTier, random: () => number) => pickOne(stack.workers, random);
 
 export const FAULTS: readonly Fault[] = [
-  killAndRestart('kill -9 ingress', (stack) => stack.ingress, 1_000),
+  killAndRestart('kill -9 ingress', (stack, random) => pickOne(stack.ingresses, random), 1_000),
   killAndRestart('kill -9 worker', aWorker, 2_000),
-  killAndRestart('kill -9 nats-server', (stack) => stack.nats, 2_000),
+  killAndRestart('kill -9 nats-server', (stack, random) => pickOne(stack.nats, random), 2_000),
   killAndRestart('kill -9 temporal', (stack) => stack.temporal, 3_000),
   {
     name: 'SIGSTOP worker past the ack wait',
@@ -89,7 +90,7 @@ export const FAULTS: readonly Fault[] = [
     async inject(stack) {
       // OrderCreated events published again under new message ids (JetStream stores them), the
       // newest first: every one must be recognised as an order that already has its saga.
-      const nc = await connectNats([stack.natsUrl], 'chaos-replayer');
+      const nc = await connectNats(stack.natsUrls, 'chaos-replayer');
       try {
         const js = jetstream(nc);
         const newestFirst = (await readStream(js, await jetstreamManager(nc), STREAMS.orders.name))
@@ -105,3 +106,25 @@ export const FAULTS: readonly Fault[] = [
     },
   },
 ];
+
+/** The ORDERS stream's leader steps down (a cluster only): another node leads, publishes carry on. */
+export const ordersLeaderChange: Fault = {
+  name: 'ORDERS leader steps down',
+  async inject(stack) {
+    const nc = await connectNats(stack.natsUrls, 'chaos-stepdown');
+    try {
+      const before = (await (await jetstreamManager(nc)).streams.info(STREAMS.orders.name)).cluster?.leader;
+      await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${STREAMS.orders.name}`, '', { timeout: 5_000 });
+      // Resolves once another node leads.
+      for (let tries = 0; tries < 50; tries += 1) {
+        const info = await (await jetstreamManager(nc)).streams.info(STREAMS.orders.name).catch(() => undefined);
+        const leader = info?.cluster?.leader;
+        if (leader && leader !== before) return;
+        await sleep(200);
+      }
+      throw new Error(`ORDERS kept its leader ${before} after a step-down`);
+    } finally {
+      await nc.close();
+    }
+  },
+};

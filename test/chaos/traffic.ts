@@ -45,10 +45,25 @@ async function backoff(response: Response | undefined): Promise<void> {
   await sleep(Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds * 1_000, 2_000) : 200 + Math.random() * 300);
 }
 
-export function startTraffic(api: string, sku: string, ordersPerSecond: number, random: () => number): Traffic {
+/**
+ * Starts the customers. Each client begins on one ingress of `apis` (in turn) and moves to the
+ * next when one does not answer or answers 5xx, keeping its Idempotency-Key.
+ */
+export function startTraffic(apis: string[], sku: string, ordersPerSecond: number, random: () => number): Traffic {
   const placed: PlacedOrder[] = [];
   const errors: string[] = [];
   const clients = new Set<Promise<void>>();
+  let nextIngress = 0;
+  /** An ingress to talk to, and the move to the next one after a failed attempt. */
+  const ingressPicker = () => {
+    let at = nextIngress++ % apis.length;
+    return {
+      api: () => apis[at]!,
+      failedWith(response: Response | undefined) {
+        if (!response || response.status >= 500) at = (at + 1) % apis.length;
+      },
+    };
+  };
   const track = (client: Promise<void>) => {
     clients.add(client);
     void client.finally(() => clients.delete(client));
@@ -68,9 +83,10 @@ export function startTraffic(api: string, sku: string, ordersPerSecond: number, 
       paymentToken: kind === 'declined' ? 'tok_decline' : 'tok_visa',
     });
     const key = randomUUID();
+    const ingress = ingressPicker();
     const deadline = Date.now() + GIVE_UP_AFTER_MS;
     while (Date.now() < deadline) {
-      const response = await fetch(`${api}/orders`, {
+      const response = await fetch(`${ingress.api()}/orders`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': key },
         body,
@@ -87,6 +103,7 @@ export function startTraffic(api: string, sku: string, ordersPerSecond: number, 
         errors.push(`POST /orders answered ${response.status}: ${await response.text()}`);
         return;
       }
+      ingress.failedWith(response);
       await backoff(response);
     }
     errors.push(`POST /orders (key ${key}) not accepted within ${GIVE_UP_AFTER_MS} ms`);
@@ -102,9 +119,10 @@ export function startTraffic(api: string, sku: string, ordersPerSecond: number, 
     // An attempt that failed without an answer may still have reached the saga: a later 409 then
     // does not prove the decision was refused.
     let maybeTaken = false;
+    const ingress = ingressPicker();
     const deadline = Date.now() + GIVE_UP_AFTER_MS;
     while (Date.now() < deadline) {
-      const response = await fetch(`${api}/orders/${order.orderId}/${action}`, {
+      const response = await fetch(`${ingress.api()}/orders/${order.orderId}/${action}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body,
@@ -127,6 +145,7 @@ export function startTraffic(api: string, sku: string, ordersPerSecond: number, 
         return 'unknown';
       }
       if (!response || response.status >= 500) maybeTaken = true;
+      ingress.failedWith(response);
       await backoff(response);
     }
     errors.push(`POST /orders/${order.orderId}/${action} not decided within ${GIVE_UP_AFTER_MS} ms`);
