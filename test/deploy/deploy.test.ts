@@ -143,7 +143,15 @@ describe('Helm chart', () => {
       const config = loadConfig(env);
       expect(config.temporal.taskQueue).toBe('orders');
       expect(config.worker.shutdownGraceMs).toBeGreaterThan(0);
+      // A production NATS is a 3-node cluster: every stream and the idempotency bucket get 3 copies.
+      expect(config.nats.streamReplicas).toBe(3);
     }
+  });
+
+  it('refuses more stream replicas than a JetStream cluster allows', async () => {
+    const { code, out } = await helmRun('template', 'order-saga', CHART, '--set', 'nats.streamReplicas=7');
+    expect(code).not.toBe(0);
+    expect(out).toContain('/nats/streamReplicas');
   });
 
   it.each([
@@ -221,5 +229,7 @@ describe('docker-compose.yml', () => {
       expect(() => loadConfig(env), name).not.toThrow();
     }
     expect(loadConfig(compose.services.worker.environment).database.url).toContain('@postgres:5432/inventory');
+    // One NATS server in Compose: one copy of each stream (the chart's cluster default would not fit).
+    expect(loadConfig(compose.services.worker.environment).nats.streamReplicas).toBe(1);
   });
 });
