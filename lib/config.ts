@@ -93,6 +93,8 @@ const schema = z.object({
   STARTER_MAX_IN_FLIGHT: integer(64, 1, 10_000),
   STARTER_MAX_DELIVER: integer(10, 1),
   STARTER_ACK_WAIT: duration('30s'),
+  /** Consumer-wide; unset: 2 × STARTER_MAX_IN_FLIGHT (one or two workers). */
+  STARTER_MAX_ACK_PENDING: integer(0, 0, 1_000_000),
 
   APPROVAL_THRESHOLD: integer(100_000, 0),
   APPROVAL_TIMEOUT: duration('24h'),
@@ -116,7 +118,11 @@ export interface Config {
   database: { url: string | undefined; embeddedDir: string; seedDemoCatalog: boolean };
   payment: { gatewayUrl: string; timeoutMs: number; breakerFailureThreshold: number; breakerHalfOpenAfterMs: number };
   worker: { maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number; shutdownGraceMs: number };
-  starter: { enabled: boolean; maxInFlight: number; maxDeliver: number; ackWaitMs: number };
+  /**
+   * `maxAckPending`: events delivered and not yet acknowledged across every worker (the durable
+   * consumer's max_ack_pending); each worker holds up to 2 × maxInFlight of them.
+   */
+  starter: { enabled: boolean; maxInFlight: number; maxDeliver: number; ackWaitMs: number; maxAckPending: number };
   saga: SagaSettings;
   /** How long an Idempotency-Key names its order; used again after that, it starts a new one. */
   idempotencyTtlMs: number;
@@ -162,6 +168,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxInFlight: e.STARTER_MAX_IN_FLIGHT,
       maxDeliver: e.STARTER_MAX_DELIVER,
       ackWaitMs: e.STARTER_ACK_WAIT,
+      maxAckPending: e.STARTER_MAX_ACK_PENDING || 2 * e.STARTER_MAX_IN_FLIGHT,
     },
     saga: {
       approvalThreshold: e.APPROVAL_THRESHOLD,

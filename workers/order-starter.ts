@@ -65,7 +65,7 @@ export interface StarterOptions {
   client: Client;
   taskQueue: string;
   settings: SagaSettings;
-  limits: { maxInFlight: number; maxDeliver: number; ackWaitMs: number };
+  limits: { maxInFlight: number; maxDeliver: number; ackWaitMs: number; maxAckPending: number };
   /** The namespace's workflow retention: an older event may have had a saga whose history is gone. */
   retentionMs: number;
   logger: Logger;
@@ -124,7 +124,8 @@ export async function ensureStarterConsumer(jsm: JetStreamManager, limits: Start
     // The consumer never drops an event by itself: the starter decides what is dead-lettered.
     max_deliver: -1,
     ack_wait: nanos(limits.ackWaitMs),
-    max_ack_pending: limits.maxInFlight * 2,
+    // Consumer-wide, so it must cover every worker's share (STARTER_MAX_ACK_PENDING).
+    max_ack_pending: limits.maxAckPending,
   };
   try {
     await jsm.consumers.info(STREAMS.orders.name, STARTER_CONSUMER);

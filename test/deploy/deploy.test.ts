@@ -145,6 +145,8 @@ describe('Helm chart', () => {
       expect(config.worker.shutdownGraceMs).toBeGreaterThan(0);
       // A production NATS is a 3-node cluster: every stream and the idempotency bucket get 3 copies.
       expect(config.nats.streamReplicas).toBe(3);
+      // The shared consumer leaves room for every worker the chart may run (2 × in-flight each).
+      expect(config.starter.maxAckPending).toBe(2 * config.starter.maxInFlight * (args.length === 0 ? 2 : 30));
     }
   });
 

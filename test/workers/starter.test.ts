@@ -110,7 +110,7 @@ describe('starter', () => {
       taskQueue,
       settings: fastSagaSettings(),
       // Short ack wait and delivery limit: before holding, these events were dead-lettered within seconds.
-      limits: { maxInFlight: 4, maxDeliver: 2, ackWaitMs: 1_000 },
+      limits: { maxInFlight: 4, maxDeliver: 2, ackWaitMs: 1_000, maxAckPending: 2 * 4 },
       retentionMs: RETENTION_MS,
       logger,
     });
@@ -143,7 +143,7 @@ describe('starter', () => {
       client,
       taskQueue: `orders-starter-stale-${randomUUID()}`,
       settings: fastSagaSettings(),
-      limits: { maxInFlight: 4, maxDeliver: 5, ackWaitMs: 5_000 },
+      limits: { maxInFlight: 4, maxDeliver: 5, ackWaitMs: 5_000, maxAckPending: 2 * 4 },
       retentionMs: RETENTION_MS,
       logger,
     });
@@ -166,7 +166,7 @@ describe('starter', () => {
       client: misconfigured,
       taskQueue: 'unused',
       settings: fastSagaSettings(),
-      limits: { maxInFlight: 4, maxDeliver: 2, ackWaitMs: 5_000 },
+      limits: { maxInFlight: 4, maxDeliver: 2, ackWaitMs: 5_000, maxAckPending: 2 * 4 },
       retentionMs: RETENTION_MS,
       logger,
     });
@@ -189,7 +189,7 @@ describe('starter', () => {
       client,
       taskQueue,
       settings: fastSagaSettings(),
-      limits: { maxInFlight: 3, maxDeliver: 5, ackWaitMs: 30_000 },
+      limits: { maxInFlight: 3, maxDeliver: 5, ackWaitMs: 30_000, maxAckPending: 2 * 3 },
       retentionMs: RETENTION_MS,
       logger,
     });
