@@ -3,9 +3,10 @@
 // worker), measuring what docs/benchmarks.md reports. See that file for the method.
 //
 //   npm run bench -- [--rates 150,300,450,600] [--ceiling-rates 600,1200,2400,3600] [--duration 30] [--drain 10] [--out docs/benchmarks.md]
+//   npm run bench -- --quick    one step per scenario (≈ 3 min), report in .data/: for checking a change to the hot path
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,23 +24,44 @@ import { orderWorkflowId, type OrderSagaInput } from '../workflows/contract.js';
 import type { Order } from '../domain/order.js';
 import { latencySvg } from './latency-plot.js';
 
-const { values: options } = parseArgs({
+const { values: given } = parseArgs({
   options: {
-    rates: { type: 'string', default: '150,300,450,600' },
-    'ceiling-rates': { type: 'string', default: '600,1200,2400,3600' },
-    duration: { type: 'string', default: '30' },
-    drain: { type: 'string', default: '10' },
-    out: { type: 'string', default: join(ROOT, 'docs/benchmarks.md') },
-    plot: { type: 'string', default: join(ROOT, 'docs/images/bench-latency.svg') },
+    quick: { type: 'boolean', default: false },
+    rates: { type: 'string' },
+    'ceiling-rates': { type: 'string' },
+    duration: { type: 'string' },
+    drain: { type: 'string' },
+    out: { type: 'string' },
+    plot: { type: 'string' },
   },
 });
+// --quick: one step per scenario, near where each tops out on this machine, and a report that
+// does not replace the committed one. Any option given explicitly still wins.
+const defaults = given.quick
+  ? {
+      rates: '450',
+      'ceiling-rates': '1200',
+      duration: '20',
+      drain: '10',
+      out: join(ROOT, '.data/bench-quick.md'),
+      plot: join(ROOT, '.data/bench-quick.svg'),
+    }
+  : {
+      rates: '150,300,450,600',
+      'ceiling-rates': '600,1200,2400,3600',
+      duration: '30',
+      drain: '10',
+      out: join(ROOT, 'docs/benchmarks.md'),
+      plot: join(ROOT, 'docs/images/bench-latency.svg'),
+    };
+const options = { ...defaults, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
 const rates = options.rates.split(',').map(Number);
 const ceilingRates = options['ceiling-rates'].split(',').map(Number);
 const durationS = Number(options.duration);
 const drainS = Number(options.drain);
 if ([...rates, ...ceilingRates].some((r) => !(r > 0)) || !(durationS > 0) || !(drainS >= 0)) {
   console.error(
-    'usage: npm run bench -- [--rates 150,300,450,600] [--ceiling-rates 600,1200,2400,3600] [--duration 30] [--drain 10] [--out FILE] [--plot FILE.svg]',
+    'usage: npm run bench -- [--quick] [--rates 150,300,450,600] [--ceiling-rates 600,1200,2400,3600] [--duration 30] [--drain 10] [--out FILE] [--plot FILE.svg]',
   );
   console.error('rates are orders (ceiling: empty workflows) per minute; duration and drain are seconds per step');
   process.exit(2);
@@ -407,6 +429,7 @@ ${summary.join('\n')}
 | --- | ---: | ---: | ---: | ---: | --- | :---: |
 ${rows.join('\n')}
 `;
+for (const file of [options.out, options.plot]) mkdirSync(dirname(file), { recursive: true });
 writeFileSync(options.out, report);
 writeFileSync(
   options.plot,
