@@ -17,7 +17,7 @@ import { loadConfig } from '../lib/config.js';
 import { connectNats } from '../lib/nats.js';
 import { decodeEnvelope } from '../lib/envelope.js';
 import { startPaymentGateway } from '../sandbox/payment-gateway/server.js';
-import { freePort, startNats, startTemporal, stopProcess, waitFor } from '../scripts/local-servers.mjs';
+import { freePort, sqlitePragmas, startNats, startTemporal, stopProcess, waitFor } from '../scripts/local-servers.mjs';
 import { ROOT, setUp, step } from '../scripts/setup.mjs';
 import { auditEventTypeFor } from '../domain/events.js';
 import { orderWorkflowId, type OrderSagaInput } from '../workflows/contract.js';
@@ -411,7 +411,8 @@ Node ${process.versions.node}. Load generator, servers and processes share the m
   drain count as infinitely slow in the percentiles.
 - **CPU ms per order**: user + system CPU time of each process over the step (including its
   drain), divided by the orders.
-- **Durability**: Temporal dev server (\`temporal server start-dev\`) persisting to SQLite on disk;
+- **Durability**: Temporal dev server (\`temporal server start-dev\`) persisting to SQLite on disk
+  (pragmas \`${sqlitePragmas().join(', ')}\`: commits survive a process crash, an OS crash may lose the last ones);
   JetStream file storage with nats-server's default sync (fsync every 2 minutes, not per
   message). Production runs Temporal on PostgreSQL or Cassandra and may set JetStream
   \`sync_interval: always\`; both lower the absolute figures, so compare ratios.
