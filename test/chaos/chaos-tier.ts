@@ -14,7 +14,13 @@ import { freePort, startNats, startTemporal, stopProcess } from '../../scripts/l
 import { openInventory } from '../../activities/inventory/open-inventory.js';
 import type { InventoryStore } from '../../activities/inventory/inventory-store.js';
 import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
-import { productEnv, spawnProductProcess, waitUntilReady, type ProductProcess } from '../support/processes.js';
+import {
+  productEnv,
+  recordPid,
+  spawnProductProcess,
+  waitUntilReady,
+  type ProductProcess,
+} from '../support/processes.js';
 import { PaymentSandbox } from '../support/payment-sandbox.js';
 import { startNatsCluster } from '../support/nats-cluster.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -138,14 +144,15 @@ export async function startChaosTier(
   if (!postgresUrl) throw new Error('the chaos tier needs PostgreSQL');
   const dataDir = mkdtempSync(join(tmpdir(), `order-saga-${name}-`));
   const temporalPort = await freePort();
-  const launchTemporal = async () =>
-    (
-      await startTemporal({
-        binary: inject('temporalBinary'),
-        port: temporalPort,
-        dataDir: join(dataDir, 'temporal'),
-      })
-    ).process;
+  const launchTemporal = async () => {
+    const server = await startTemporal({
+      binary: inject('temporalBinary'),
+      port: temporalPort,
+      dataDir: join(dataDir, 'temporal'),
+    });
+    recordPid(server.process.pid);
+    return server.process;
+  };
   const [temporalChild, natsServers] = await Promise.all([launchTemporal(), startNatsServers(name, topology, dataDir)]);
   const temporal = serverProcess('temporal', launchTemporal, temporalChild);
   const temporalAddress = `127.0.0.1:${temporalPort}`;
@@ -201,7 +208,21 @@ export async function startChaosTier(
     );
   }
   const products = [...ingresses, ...workers];
-  await Promise.all(products.map((p) => p.start()));
+  const stopAll = async () => {
+    await Promise.all(products.map((p) => p.stop()));
+    await inventory.db.close();
+    await database.close();
+    await sandbox.close();
+    await Promise.all([temporal.stop(), natsServers.close()]);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    await Promise.all(products.map((p) => p.start()));
+  } catch (error) {
+    // A process that could not start must not leave the others running for the rest of the test run.
+    await stopAll();
+    throw error;
+  }
   const connection = await Connection.connect({ address: temporalAddress });
   return {
     apis,
@@ -218,13 +239,8 @@ export async function startChaosTier(
     stock,
     output: () => [...logs, ...products.map((p) => `--- ${p.name}\n${p.output()}`)].join('\n'),
     async close() {
-      await Promise.all(products.map((p) => p.stop()));
       await connection.close();
-      await inventory.db.close();
-      await database.close();
-      await sandbox.close();
-      await Promise.all([temporal.stop(), natsServers.close()]);
-      rmSync(dataDir, { recursive: true, force: true });
+      await stopAll();
     },
   };
 }
@@ -240,8 +256,11 @@ async function startNatsServers(
     return { processes: cluster.nodes, urls: cluster.urls, close: () => cluster.close() };
   }
   const port = await freePort();
-  const launch = async () =>
-    (await startNats({ binary: inject('natsBinary'), port, dataDir: join(dataDir, 'nats') })).process;
+  const launch = async () => {
+    const server = await startNats({ binary: inject('natsBinary'), port, dataDir: join(dataDir, 'nats') });
+    recordPid(server.process.pid);
+    return server.process;
+  };
   const server = serverProcess('nats-server', launch, await launch());
   return { processes: [server], urls: [`nats://127.0.0.1:${port}`], close: () => server.stop() };
 }

@@ -53,7 +53,11 @@ async function settle(api: string, orders: PlacedOrder[], timeoutMs: number) {
       const document = await documentOf(api, order.orderId);
       if (document) documents.set(order.orderId, document);
     }
-    open = open.filter((o) => !TERMINAL_STATUSES.includes(documents.get(o.orderId)?.status as OrderStatus));
+    // A document without history is what Temporal's visibility recorded while the saga could not be
+    // queried (source "recorded"): wait for the saga's own.
+    const settled = (d: OrderStatusDocument | undefined) =>
+      d?.history !== undefined && TERMINAL_STATUSES.includes(d.status);
+    open = open.filter((o) => !settled(documents.get(o.orderId)));
     if (open.length > 0) await sleep(1_000);
   }
   return documents;
@@ -82,8 +86,10 @@ export async function checkInvariants(
     const document = documents.get(order.orderId);
     const status = document?.status ?? 'NOT_FOUND';
     statuses[status] = (statuses[status] ?? 0) + 1;
-    if (!document || !TERMINAL_STATUSES.includes(document.status)) {
-      violations.push(`${order.orderId} (${order.kind}): not terminal, ${status}`);
+    if (!document?.history || !TERMINAL_STATUSES.includes(document.status)) {
+      violations.push(
+        `${order.orderId} (${order.kind}): not terminal, ${status}${document?.history ? '' : ' (no saga answer)'}`,
+      );
       continue;
     }
     if (!allowedEnds(order).includes(document.status))
@@ -164,7 +170,7 @@ export async function checkInvariants(
     }
     for (const order of orders) {
       const document = documents.get(order.orderId);
-      if (!document) continue;
+      if (!document?.history) continue;
       const audited = audit
         .filter((e) => e.aggregate_id === order.orderId)
         .map((e) => ({ type: e.type, status: (e.data as { status?: OrderStatus }).status }))

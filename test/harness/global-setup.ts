@@ -2,7 +2,7 @@
 // ports with their data in a temporary folder, the workflow bundle built once, and a
 // PostgreSQL database when one can be had. Everything is stopped at the end, also when
 // tests fail or the run is interrupted. A server already running on this machine is never used.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -41,6 +41,22 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * SIGKILLs the processes test files started and recorded (product processes, servers of their
+ * own) that are still alive: left behind by a test that failed before it could stop them.
+ */
+function killRecordedProcesses(runDir: string): number {
+  let killed = 0;
+  const file = join(runDir, 'product-pids');
+  const pids = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number) : [];
+  for (const pid of pids)
+    if (isAlive(pid)) {
+      process.kill(pid, 'SIGKILL');
+      killed += 1;
+    }
+  return killed;
+}
+
 /** Stops the servers of earlier runs whose test runner died without cleaning up (e.g. SIGKILL). */
 function sweepAbandonedRuns(): void {
   for (const name of readdirSync(tmpdir()).filter((n) => n.startsWith(RUN_DIR_PREFIX))) {
@@ -52,6 +68,7 @@ function sweepAbandonedRuns(): void {
       };
       if (isAlive(owner)) continue;
       for (const pid of servers) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+      killRecordedProcesses(dir);
       rmSync(dir, { recursive: true, force: true });
     } catch {
       // No pid file yet (a run still starting) or not ours: leave it.
@@ -121,6 +138,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   );
 
   return async () => {
+    const leftBehind = killRecordedProcesses(dir);
+    if (leftBehind > 0) process.stderr.write(`[harness] stopped ${leftBehind} process(es) tests left running\n`);
     await Promise.all([stopProcess(temporal.process), stopProcess(nats.process)]);
     await postgres.drop();
     process.removeListener('exit', killAll);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { inject } from 'vitest';
 import { freePort, startNats, stopProcess, waitFor } from '../../scripts/local-servers.mjs';
+import { recordPid } from './processes.js';
 
 export interface NatsNode {
   name: string;
@@ -49,6 +50,7 @@ export async function startNatsCluster(name: string, size = 3): Promise<NatsClus
         routes: ports.filter((p) => p !== own).map((p) => p.route),
       },
     });
+    recordPid(server.process.pid);
     return server.process;
   };
   const children = await Promise.all(ports.map((_, index) => launch(index)));

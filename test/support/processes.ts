@@ -35,6 +35,14 @@ export function productEnv(overrides: Record<string, string>): Record<string, st
   };
 }
 
+/**
+ * Records a process a test file started, so the harness stops it at the end of the run (or the
+ * next run does, if this one's runner is killed outright) when the test could not: see global-setup.ts.
+ */
+export function recordPid(pid: number | undefined): void {
+  if (pid !== undefined) appendFileSync(join(inject('runDir'), 'product-pids'), `${pid}\n`);
+}
+
 export function spawnProductProcess(
   entry: 'workers/main.ts' | 'ingress/main.ts',
   env: Record<string, string>,
@@ -44,8 +52,7 @@ export function spawnProductProcess(
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  // Recorded so the next run can stop it if this run's runner is killed outright (see global-setup.ts).
-  appendFileSync(join(inject('runDir'), 'product-pids'), `${child.pid}\n`);
+  recordPid(child.pid);
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

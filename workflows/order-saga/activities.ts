@@ -3,17 +3,27 @@
 import {
   ActivityCancellationType,
   proxyActivities,
+  patched,
   proxyLocalActivities,
   type ActivityInterfaceFor,
-  type LocalActivityInterfaceFor,
   type RetryPolicy,
 } from '@temporalio/workflow';
 import type { OrderActivities } from '../../activities/index.js';
 import { BusinessFailure, FailureType } from '../../domain/failures.js';
 import type { SagaSettings } from '../../domain/saga-settings.js';
 
-/** Audit publishes are short; a local activity keeps them off the task queue. Retried until NATS takes them. */
+/** An audit publish is short; retried until NATS takes it. */
 const AUDIT_TIMEOUT = '10 seconds';
+
+/**
+ * Audit events are published by regular activities, which run only once the workflow task that
+ * scheduled them is committed. They were local activities, which run inside the workflow task:
+ * when that task then failed (its worker frozen or killed, the server restarted) and its retry saw
+ * a cancel that had arrived meanwhile, the saga took another path while the event already
+ * published stayed in AUDIT (a state the saga never entered, holding the id of the event that
+ * should have had it). Sagas started before keep the local activity: their histories say so.
+ */
+const AUDIT_AS_ACTIVITY = 'audit-as-activity';
 
 export interface SagaActivities {
   /** Forward steps: a cancel lets a running attempt finish (it may have charged) but stops pending retries. */
@@ -23,7 +33,7 @@ export interface SagaActivities {
    * saga can wait it out instead of spending attempts on a gateway it knows is down.
    */
   compensationsWith(attemptsLeft: number): ActivityInterfaceFor<OrderActivities>;
-  audit: LocalActivityInterfaceFor<OrderActivities>;
+  audit: Pick<OrderActivities, 'publishAudit'>;
 }
 
 export function sagaActivities(settings: SagaSettings): SagaActivities {
@@ -48,7 +58,7 @@ export function sagaActivities(settings: SagaSettings): SagaActivities {
           nonRetryableErrorTypes: [...Object.values(BusinessFailure), FailureType.circuitOpen],
         },
       }),
-    audit: proxyLocalActivities<OrderActivities>({
+    audit: (patched(AUDIT_AS_ACTIVITY) ? proxyActivities : proxyLocalActivities)<OrderActivities>({
       startToCloseTimeout: AUDIT_TIMEOUT,
       retry: {
         initialInterval: '200 milliseconds',
