@@ -33,17 +33,25 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
+/** Held (per transaction) by whoever changes the schema, so processes starting together wait in turn. */
+const MIGRATION_LOCK = 7233001;
+
 /**
  * Applies the migrations not yet recorded in schema_migrations, each in its own transaction.
- * A transaction-scoped advisory lock makes concurrent starters wait instead of racing.
+ * A transaction-scoped advisory lock makes concurrent starters wait instead of racing, also
+ * while the bookkeeping table itself is created (CREATE TABLE IF NOT EXISTS alone is not safe
+ * against a concurrent one: the loser fails on a duplicate type).
  */
 export async function migrate(db: SqlClient): Promise<number[]> {
-  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+  await db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+  });
   const applied: number[] = [];
   for (const migration of MIGRATIONS) {
     const ran = await db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock(7233001)');
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       const done = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [migration.version]);
       if (done.rows.length > 0) return false;
       await tx.exec(migration.sql);

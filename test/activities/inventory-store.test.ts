@@ -9,6 +9,7 @@ import {
 } from '../../activities/inventory/inventory-store.js';
 import { migrate, MIGRATIONS } from '../../activities/inventory/migrations.js';
 import { embeddedClient, postgresClient, type SqlClient } from '../../activities/inventory/sql-client.js';
+import { createTemporaryDatabase } from '../harness/postgres.js';
 
 const postgresUrl = inject('postgresUrl');
 const engines: { name: string; open: () => Promise<SqlClient>; reasonUnavailable?: string }[] = [
@@ -193,3 +194,18 @@ async function heldStockRow(db: SqlClient, sku: string): Promise<{ let: () => Pr
     },
   };
 }
+
+// Workers started together on a fresh database all migrate it at once; every one must succeed.
+describe.skipIf(!postgresUrl)('migrations on a fresh PostgreSQL database', () => {
+  it('when several processes migrate a fresh database at once, then each succeeds and every migration runs once', async () => {
+    const fresh = await createTemporaryDatabase();
+    const clients = Array.from({ length: 6 }, () => postgresClient(fresh.url!));
+    try {
+      const applied = await Promise.all(clients.map((client) => migrate(client)));
+      expect(applied.flat().sort()).toEqual(MIGRATIONS.map((m) => m.version));
+    } finally {
+      await Promise.all(clients.map((client) => client.close()));
+      await fresh.drop();
+    }
+  });
+});
