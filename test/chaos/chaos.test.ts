@@ -33,10 +33,10 @@ function countBy<T>(items: readonly T[], key: (item: T) => string): Record<strin
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const postgresUrl = inject('postgresUrl');
-let stack: ChaosTier | undefined;
+let tier: ChaosTier | undefined;
 
 afterAll(async () => {
-  await stack?.close();
+  await tier?.close();
 });
 
 // The database faults need a database outside the worker; the embedded one lives inside it.
@@ -49,17 +49,17 @@ describe.skipIf(!postgresUrl)('chaos', () => {
       const plan: Fault[] = Array.from({ length: rounds }, (_, i) =>
         process.env.CHAOS_ROUNDS ? FAULTS[Math.floor(random() * FAULTS.length)]! : FAULTS[i % FAULTS.length]!,
       );
-      stack = await startChaosTier('chaos');
-      const traffic = startTraffic(stack.apis, stack.sku, ordersPerSecond, random);
+      tier = await startChaosTier('chaos');
+      const traffic = startTraffic(tier.apis, tier.sku, ordersPerSecond, random);
       const injected: Record<string, number> = {};
       for (const fault of plan) {
         await sleep(1_000 + random() * 2_000); // a random point in the traffic
-        await fault.inject(stack, traffic, random);
+        await fault.inject(tier, traffic, random);
         injected[fault.name] = (injected[fault.name] ?? 0) + 1;
       }
       await sleep(2_000);
       await traffic.stop();
-      const verdict = await checkInvariants(stack, traffic.placed);
+      const verdict = await checkInvariants(tier, traffic.placed);
 
       const report = {
         seed,
@@ -82,7 +82,7 @@ describe.skipIf(!postgresUrl)('chaos', () => {
       writeFileSync('.data/chaos-report.json', `${JSON.stringify(report, null, 2)}\n`);
       console.log(`[chaos] ${JSON.stringify(report, null, 2)}`);
       if (verdict.violations.length > 0 || traffic.errors.length > 0)
-        console.log(`[chaos] process output:\n${stack.output().slice(-20_000)}`);
+        console.log(`[chaos] process output:\n${tier.output().slice(-20_000)}`);
 
       expect(traffic.placed.length).toBeGreaterThan(0);
       expect(traffic.errors).toEqual([]);

@@ -1,4 +1,4 @@
-// The faults the chaos suite injects into a running stack. Each one breaks something, keeps it
+// The faults the chaos suite injects into a running tier. Each one breaks something, keeps it
 // broken for a few seconds while orders keep arriving, and heals it: processes killed with
 // SIGKILL and started again on the same address and data, a worker frozen past the starter's ack
 // wait, the payment gateway down, slow or hanging after it charged, the database unreachable
@@ -14,16 +14,16 @@ import type { Traffic } from './traffic.js';
 export interface Fault {
   name: string;
   /** Breaks, waits, heals; resolves when the stack is whole again. */
-  inject(stack: ChaosTier, traffic: Traffic, random: () => number): Promise<void>;
+  inject(tier: ChaosTier, traffic: Traffic, random: () => number): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function killAndRestart(name: string, pick: (stack: ChaosTier, random: () => number) => ChaosProcess, downMs: number) {
+function killAndRestart(name: string, pick: (tier: ChaosTier, random: () => number) => ChaosProcess, downMs: number) {
   return {
     name,
-    async inject(stack: ChaosTier, _traffic: Traffic, random: () => number) {
-      const target = pick(stack, random);
+    async inject(tier: ChaosTier, _traffic: Traffic, random: () => number) {
+      const target = pick(tier, random);
       await target.kill();
       await sleep(downMs);
       await target.start();
@@ -34,26 +34,26 @@ function killAndRestart(name: string, pick: (stack: ChaosTier, random: () => num
 function gatewayFault(name: string, faults: Partial<typeof NO_FAULTS>, forMs: number): Fault {
   return {
     name,
-    async inject(stack) {
-      await stack.gateway.setFaults(faults);
+    async inject(tier) {
+      await tier.gateway.setFaults(faults);
       await sleep(forMs);
-      await stack.gateway.setFaults(NO_FAULTS);
+      await tier.gateway.setFaults(NO_FAULTS);
     },
   };
 }
 
 const pickOne = <T>(list: readonly T[], random: () => number): T => list[Math.floor(random() * list.length)]!;
-const aWorker = (stack: ChaosTier, random: () => number) => pickOne(stack.workers, random);
+const aWorker = (tier: ChaosTier, random: () => number) => pickOne(tier.workers, random);
 
 export const FAULTS: readonly Fault[] = [
-  killAndRestart('kill -9 ingress', (stack, random) => pickOne(stack.ingresses, random), 1_000),
+  killAndRestart('kill -9 ingress', (tier, random) => pickOne(tier.ingresses, random), 1_000),
   killAndRestart('kill -9 worker', aWorker, 2_000),
-  killAndRestart('kill -9 nats-server', (stack, random) => pickOne(stack.nats, random), 2_000),
-  killAndRestart('kill -9 temporal', (stack) => stack.temporal, 3_000),
+  killAndRestart('kill -9 nats-server', (tier, random) => pickOne(tier.nats, random), 2_000),
+  killAndRestart('kill -9 temporal', (tier) => tier.temporal, 3_000),
   {
     name: 'SIGSTOP worker past the ack wait',
-    async inject(stack, _traffic, random) {
-      const worker = aWorker(stack, random);
+    async inject(tier, _traffic, random) {
+      const worker = aWorker(tier, random);
       worker.freeze();
       await sleep(8_000); // the stack's STARTER_ACK_WAIT is 4 s
       worker.thaw();
@@ -65,32 +65,32 @@ export const FAULTS: readonly Fault[] = [
   gatewayFault('gateway charges then hangs', { chargeThenTimeout: 3, chargeLatencyMs: 1_500 }, 5_000),
   {
     name: 'database unreachable during reserve',
-    async inject(stack) {
-      await stack.database.cut();
+    async inject(tier) {
+      await tier.database.cut();
       await sleep(4_000);
-      await stack.database.restore();
+      await tier.database.restore();
     },
   },
   {
     name: 'database unreachable during release',
-    async inject(stack, traffic) {
+    async inject(tier, traffic) {
       // Declined orders reserve (database up), wait at the slow gateway, are declined while the
       // database is unreachable, so their releases meet the cut.
-      await stack.gateway.setFaults({ chargeLatencyMs: 1_500 });
+      await tier.gateway.setFaults({ chargeLatencyMs: 1_500 });
       traffic.burst(6, 'declined');
       await sleep(1_000);
-      await stack.database.cut();
+      await tier.database.cut();
       await sleep(4_000);
-      await stack.database.restore();
-      await stack.gateway.setFaults(NO_FAULTS);
+      await tier.database.restore();
+      await tier.gateway.setFaults(NO_FAULTS);
     },
   },
   {
     name: 'duplicate and out-of-order deliveries',
-    async inject(stack) {
+    async inject(tier) {
       // OrderCreated events published again under new message ids (JetStream stores them), the
       // newest first: every one must be recognised as an order that already has its saga.
-      const nc = await connectNats(stack.natsUrls, 'chaos-replayer');
+      const nc = await connectNats(tier.natsUrls, 'chaos-replayer');
       try {
         const js = jetstream(nc);
         const newestFirst = (await readStream(js, await jetstreamManager(nc), STREAMS.orders.name))
@@ -110,8 +110,8 @@ export const FAULTS: readonly Fault[] = [
 /** The ORDERS stream's leader steps down (a cluster only): another node leads, publishes carry on. */
 export const ordersLeaderChange: Fault = {
   name: 'ORDERS leader steps down',
-  async inject(stack) {
-    const nc = await connectNats(stack.natsUrls, 'chaos-stepdown');
+  async inject(tier) {
+    const nc = await connectNats(tier.natsUrls, 'chaos-stepdown');
     try {
       const before = (await (await jetstreamManager(nc)).streams.info(STREAMS.orders.name)).cluster?.leader;
       await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${STREAMS.orders.name}`, '', { timeout: 5_000 });
