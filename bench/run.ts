@@ -4,6 +4,7 @@
 //
 //   npm run bench -- [--rates 150,300,450,600] [--ceiling-rates 600,1200,2400,3600] [--duration 30] [--drain 10] [--out docs/benchmarks.md]
 //   npm run bench -- --quick    one step per scenario (≈ 3 min), report in .data/: for checking a change to the hot path
+//   npm run bench -- --profile  also CPU-profiles the worker and the ingress (node --cpu-prof) and reports where their time goes
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,11 +23,13 @@ import { ROOT, setUp, step } from '../scripts/setup.mjs';
 import { auditEventTypeFor } from '../domain/events.js';
 import { orderWorkflowId, type OrderSagaInput } from '../workflows/contract.js';
 import type { Order } from '../domain/order.js';
+import { cpuProfileShares, historyShape, type HistoryShape } from './cost-breakdown.js';
 import { latencySvg } from './latency-plot.js';
 
 const { values: given } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
     rates: { type: 'string' },
     'ceiling-rates': { type: 'string' },
     duration: { type: 'string' },
@@ -54,7 +57,16 @@ const defaults = given.quick
       out: join(ROOT, 'docs/benchmarks.md'),
       plot: join(ROOT, 'docs/images/bench-latency.svg'),
     };
-const options = { ...defaults, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
+const options = {
+  ...defaults,
+  ...Object.fromEntries(
+    Object.entries(given).filter(([key, v]) => v !== undefined && key !== 'profile' && key !== 'quick'),
+  ),
+};
+/** Where --profile writes each process's V8 CPU profiles (kept after the run for a closer look). */
+const profileDir = given.profile
+  ? join(ROOT, '.data/bench-profiles', new Date().toISOString().replaceAll(':', '-'))
+  : undefined;
 const rates = options.rates.split(',').map(Number);
 const ceilingRates = options['ceiling-rates'].split(',').map(Number);
 const durationS = Number(options.duration);
@@ -94,10 +106,13 @@ const baseEnv = {
   NATS_URL: nats.url,
   PAYMENT_GATEWAY_URL: sandbox.url,
   APPROVAL_THRESHOLD: '100000000',
+  // Stopped with SIGTERM at the end: quick enough that stopProcess never needs SIGKILL (a profile is written on exit).
+  WORKER_SHUTDOWN_GRACE: '5s',
 };
 const children: ChildProcess[] = [];
-function spawnProcess(entry: string, env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+function spawnProcess(entry: string, env: Record<string, string>, profileAs?: string): ChildProcess {
+  const profiling = profileDir && profileAs ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, profileAs)}`] : [];
+  const child = spawn(process.execPath, [...profiling, '--import', 'tsx', entry], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -107,13 +122,21 @@ function spawnProcess(entry: string, env: Record<string, string>): ChildProcess 
   return child;
 }
 const processes = {
-  worker: spawnProcess('workers/main.ts', {
-    ...baseEnv,
-    EMBEDDED_DATABASE_DIR: stores.product,
-    METRICS_PORT: String(metricsPort),
-    TEMPORAL_TASK_QUEUE: 'orders',
-  }),
-  ingress: spawnProcess('ingress/main.ts', { ...baseEnv, PORT: String(ingressPort), TEMPORAL_TASK_QUEUE: 'orders' }),
+  worker: spawnProcess(
+    'workers/main.ts',
+    {
+      ...baseEnv,
+      EMBEDDED_DATABASE_DIR: stores.product,
+      METRICS_PORT: String(metricsPort),
+      TEMPORAL_TASK_QUEUE: 'orders',
+    },
+    'worker',
+  ),
+  ingress: spawnProcess(
+    'ingress/main.ts',
+    { ...baseEnv, PORT: String(ingressPort), TEMPORAL_TASK_QUEUE: 'orders' },
+    'ingress',
+  ),
   baselineWorker: spawnProcess('bench/bench-worker.ts', {
     ...baseEnv,
     EMBEDDED_DATABASE_DIR: stores.baseline,
@@ -178,6 +201,8 @@ interface Scenario {
   cpu: (keyof typeof processes)[];
   /** Arrival rates (orders per minute) tried; default --rates. */
   rates?: number[];
+  /** The workflow a key stands for, to read its history's shape (sagas only). */
+  workflowIdOf?: (key: string) => string;
 }
 
 /** Starts a saga for a new order directly (no HTTP, no JetStream); resolves with the order id. */
@@ -209,12 +234,14 @@ const scenarios: Scenario[] = [
     name: 'textbook saga (regular activities, default worker)',
     send: () => startSaga('textbookSaga', 'baseline', (orderId) => `textbook-${orderId}`),
     completedAt: (orderId) => finalStoredAt.get(orderId),
+    workflowIdOf: (orderId) => `textbook-${orderId}`,
     cpu: ['baselineWorker', 'temporal', 'nats'],
   },
   {
     name: 'order saga, started by a client',
     send: () => startSaga('orderSaga', 'orders', orderWorkflowId),
     completedAt: (orderId) => finalStoredAt.get(orderId),
+    workflowIdOf: orderWorkflowId,
     cpu: ['worker', 'temporal', 'nats'],
   },
   {
@@ -234,6 +261,7 @@ const scenarios: Scenario[] = [
       return ((await response.json()) as { orderId: string }).orderId;
     },
     completedAt: (orderId) => finalStoredAt.get(orderId),
+    workflowIdOf: orderWorkflowId,
     cpu: ['ingress', 'worker', 'temporal', 'nats'],
   },
 ];
@@ -260,6 +288,8 @@ interface StepResult {
   cpuMsPerOrder: Record<string, number>;
   backlogGrowing: boolean;
   sustained: boolean;
+  /** A few of the step's keys, for the history shape. */
+  sample: string[];
 }
 
 /** Open loop: the i-th send is due at t0 + i/rate whatever happened to earlier ones; latency counts from then. */
@@ -335,10 +365,12 @@ async function runStep(scenario: Scenario, ratePerMin: number): Promise<StepResu
     cpuMsPerOrder,
     backlogGrowing,
     sustained: keys.length === arrivals && completed >= 0.99 * arrivals && !backlogGrowing,
+    sample: keys.slice(0, 5).map(({ key }) => key),
   };
 }
 
 const results: StepResult[] = [];
+const shapes = new Map<string, HistoryShape>();
 try {
   for (const scenario of scenarios) {
     step(`Benchmark: ${scenario.name}`);
@@ -350,6 +382,10 @@ try {
         `${result.completed}/${result.arrivals} within ${drainS}s, p50 ${fmtMs(result.p50)}, p99 ${fmtMs(result.p99)}${result.backlogGrowing ? ', backlog growing' : ''}${result.sustained ? '' : '  (not sustained)'}\n`,
       );
     }
+  }
+  for (const scenario of scenarios) {
+    const sample = results.find((r) => r.scenario === scenario.name)?.sample ?? [];
+    if (scenario.workflowIdOf) shapes.set(scenario.name, await historyShape(client, sample.map(scenario.workflowIdOf)));
   }
 } finally {
   await nc.close();
@@ -363,6 +399,23 @@ function fmtMs(ms: number): string {
 }
 
 // ---------------------------------------------------------------------------- the report
+/** With --profile: the worker's and the ingress's CPU self time by package, over the whole run. */
+function profileSection(): string {
+  if (!profileDir) return '';
+  const shares = (name: string) =>
+    cpuProfileShares(join(profileDir, name), ROOT)
+      .slice(0, 12)
+      .map(({ bucket, share }) => `${bucket} ${(share * 100).toFixed(1)} %`)
+      .join(', ');
+  return `
+CPU self time by package over the whole run (\`npm run bench -- --profile\`, V8 sampling profiler, idle
+excluded; profiles in \`${relative(ROOT, profileDir)}\`):
+
+- worker: ${shares('worker')}
+- ingress: ${shares('ingress')}
+`;
+}
+
 const best = (name: string) =>
   Math.max(0, ...results.filter((r) => r.scenario === name && r.sustained).map((r) => r.rate));
 const [ceilingScenario, textbookScenario] = [scenarios[0]!, scenarios[1]!];
@@ -429,7 +482,22 @@ ${summary.join('\n')}
 | Scenario | Orders/min | Finished | p50 | p99 | CPU ms per order | Sustained |
 | --- | ---: | ---: | ---: | ---: | --- | :---: |
 ${rows.join('\n')}
-`;
+
+## Where an order's cost goes
+
+Temporal history of one saga (average of 5 from the scenario's first step): every workflow task
+and activity task is server work and a round trip to the worker; every search-attribute upsert
+is also a visibility write.
+
+| Scenario | History events | Workflow tasks | Activity tasks | Local activities | Search-attribute upserts |
+| --- | ---: | ---: | ---: | ---: | ---: |
+${[...shapes.entries()]
+  .map(
+    ([name, h]) =>
+      `| ${name} | ${h.events.toFixed(1)} | ${h.workflowTasks.toFixed(1)} | ${h.activityTasks.toFixed(1)} | ${h.localActivities.toFixed(1)} | ${h.searchAttributeUpserts.toFixed(1)} |`,
+  )
+  .join('\n')}
+${profileSection()}`;
 for (const file of [options.out, options.plot]) mkdirSync(dirname(file), { recursive: true });
 writeFileSync(options.out, report);
 writeFileSync(
