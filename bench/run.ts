@@ -409,7 +409,8 @@ function profileSection(): string {
       .join(', ');
   return `
 CPU self time by package over the whole run (\`npm run bench -- --profile\`, V8 sampling profiler, idle
-excluded; profiles in \`${relative(ROOT, profileDir)}\`):
+excluded; profiles in \`${relative(ROOT, profileDir)}\`). The profiler itself costs the worker and the
+ingress CPU (measured here: up to 4 × the ingress's): take rates and CPU per order from a run without it.
 
 - worker: ${shares('worker')}
 - ingress: ${shares('ingress')}
