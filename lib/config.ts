@@ -192,9 +192,9 @@ function describeGiven(env: Record<string, string | undefined>, path: PropertyKe
 }
 
 /** For process entry points: the config, or a clear message on stderr and exit code 2. */
-export function loadConfigOrExit(): Config {
+export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): Config {
   try {
-    return loadConfig();
+    return loadConfig(env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`${error.message}\n`);

@@ -12,6 +12,7 @@ import { jetstreamManager, jetstream, type JetStreamManager, type StoredMsg } fr
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { loadConfigOrExit } from '../lib/config.js';
+import { withLocalStackAddresses } from './local-stack.js';
 import { decodeEnvelope } from '../lib/envelope.js';
 import { connectNats, STREAMS } from '../lib/nats.js';
 import { orderSchema } from '../lib/order-event.js';
@@ -68,7 +69,9 @@ async function main(argv: string[]): Promise<void> {
   if (command !== 'list' && (!Number.isInteger(seq) || seq < 1))
     throw new UsageError(`${command} needs the DLQ sequence number of a message\n${USAGE}`);
 
-  const config = loadConfigOrExit();
+  const { env, note } = withLocalStackAddresses(process.env);
+  if (note) console.error(note);
+  const config = loadConfigOrExit(env);
   const nc = await connectNats(config.nats.servers, 'order-saga-dlq', 5_000);
   try {
     const jsm = await jetstreamManager(nc);

@@ -4,7 +4,7 @@
 // payment gateway sandbox, the worker and the ingress. Ctrl-C stops all of it.
 // Every port comes from an environment variable (see README.md).
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, setUp, step } from './setup.mjs';
 import { assertPortsFree, PortInUseError, startNats, startTemporal, stopProcess, waitFor } from './local-servers.mjs';
@@ -28,6 +28,8 @@ const ports = {
   METRICS_PORT: num('METRICS_PORT', 9464),
 };
 const dataDir = join(ROOT, '.data');
+/** The addresses this stack serves, for operator commands (read by ops/local-stack.ts). */
+const LOCAL_STACK_FILE = join(dataDir, 'local-stack.json');
 
 const tools = await setUp(['temporal', 'nats-server']);
 try {
@@ -46,6 +48,7 @@ async function stopAll(code) {
   if (stopping) return;
   stopping = true;
   step('Stopping the local stack');
+  rmSync(LOCAL_STACK_FILE, { force: true });
   // Product processes first (they drain), then the servers they talk to.
   for (const child of [...children].reverse()) await stopProcess(child, child.label === 'worker' ? 30_000 : 5_000);
   process.exit(code);
@@ -138,6 +141,11 @@ try {
 }
 
 const api = `http://127.0.0.1:${ports.PORT}`;
+// Operator commands (npm run dlq) read this to find the stack; removed when the stack stops.
+writeFileSync(
+  LOCAL_STACK_FILE,
+  `${JSON.stringify({ pid: process.pid, NATS_URL: nats.url, TEMPORAL_ADDRESS: temporal.address }, null, 2)}\n`,
+);
 step('The local stack is up');
 process.stdout.write(
   [

@@ -2,6 +2,9 @@
 // ORDERS. Run as a real process against its own nats-server and the harness's Temporal.
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -31,7 +34,13 @@ afterAll(async () => {
 });
 
 async function dlq(...args: string[]): Promise<{ code: number; out: string }> {
-  const env = { ...process.env, NATS_URL: nats.url, TEMPORAL_ADDRESS: inject('temporalAddress'), LOG_LEVEL: 'silent' };
+  return run({ NATS_URL: nats.url, TEMPORAL_ADDRESS: inject('temporalAddress') }, ...args);
+}
+
+/** Runs the command with the test's environment, minus any NATS_URL/TEMPORAL_ADDRESS, plus `addresses`. */
+async function run(addresses: Record<string, string>, ...args: string[]): Promise<{ code: number; out: string }> {
+  const { NATS_URL: _nats, TEMPORAL_ADDRESS: _temporal, ...inherited } = process.env;
+  const env = { ...inherited, ...addresses, LOG_LEVEL: 'silent' };
   try {
     const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', 'ops/dlq.ts', ...args], { env });
     return { code: 0, out: stdout + stderr };
@@ -115,6 +124,26 @@ describe('npm run dlq', () => {
     expect(result.out).toContain(`npm run dlq -- delete ${seq} --yes`);
     expect(await ordersCount()).toBe(before);
     expect((await dlq('delete', String(seq), '--yes')).out).toContain('Deleted');
+  });
+
+  it('finds the local stack by itself when NATS_URL is not set, and says which addresses it used', async () => {
+    const seq = await deadLetter(orderCreated(randomUUID()), 'found through the local stack file');
+    const dir = mkdtempSync(join(tmpdir(), 'order-saga-local-stack-'));
+    const file = join(dir, 'local-stack.json');
+    // What `npm start` writes while it runs; this test process stands in for it (its pid is alive).
+    writeFileSync(
+      file,
+      JSON.stringify({ pid: process.pid, NATS_URL: nats.url, TEMPORAL_ADDRESS: inject('temporalAddress') }),
+    );
+    try {
+      const { code, out } = await run({ ORDER_SAGA_LOCAL_STACK_FILE: file }, 'list');
+      expect(code).toBe(0);
+      expect(out).toContain(`using the local stack (npm start, pid ${process.pid}): NATS_URL=${nats.url}`);
+      expect(out).toContain('found through the local stack file');
+      expect(out).toContain(String(seq));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('explains its usage when called wrongly', async () => {

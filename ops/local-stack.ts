@@ -1,0 +1,45 @@
+// Operator commands run on a developer's machine find the local stack by themselves: `npm start`
+// writes the addresses it serves to .data/local-stack.json while it runs (its NATS listens on
+// 4322, not the 4222 default, because machines often run a NATS of their own). An address set in
+// the environment always wins; a file left by a stack that is no longer running is ignored.
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Where `npm start` records its addresses; ORDER_SAGA_LOCAL_STACK_FILE moves it (tests). */
+export const LOCAL_STACK_FILE =
+  process.env.ORDER_SAGA_LOCAL_STACK_FILE ?? fileURLToPath(new URL('../.data/local-stack.json', import.meta.url));
+
+/** The addresses a running `npm start` serves, as the variables the processes read. */
+export interface LocalStackAddresses {
+  pid: number;
+  NATS_URL: string;
+  TEMPORAL_ADDRESS: string;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The environment with NATS_URL and TEMPORAL_ADDRESS taken from the running local stack where the
+ * environment leaves them unset, and a line saying so (undefined when nothing was taken).
+ */
+export function withLocalStackAddresses(env: Record<string, string | undefined>): {
+  env: Record<string, string | undefined>;
+  note: string | undefined;
+} {
+  if (!existsSync(LOCAL_STACK_FILE)) return { env, note: undefined };
+  const stack = JSON.parse(readFileSync(LOCAL_STACK_FILE, 'utf8')) as LocalStackAddresses;
+  if (!isRunning(stack.pid)) return { env, note: undefined };
+  const taken = (['NATS_URL', 'TEMPORAL_ADDRESS'] as const).filter((name) => !env[name]);
+  if (taken.length === 0) return { env, note: undefined };
+  return {
+    env: { ...env, ...Object.fromEntries(taken.map((name) => [name, stack[name]])) },
+    note: `using the local stack (npm start, pid ${stack.pid}): ${taken.map((name) => `${name}=${stack[name]}`).join(' ')}; set ${taken.join(' / ')} to reach another`,
+  };
+}
