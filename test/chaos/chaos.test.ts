@@ -7,7 +7,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { startChaosTier, type ChaosTier } from './chaos-tier.js';
 import { FAULTS, type Fault } from './faults.js';
 import { checkInvariants } from './invariants.js';
-import { startTraffic } from './traffic.js';
+import { GIVE_UP_AFTER_MS, startTraffic } from './traffic.js';
 
 const rounds = Number(process.env.CHAOS_ROUNDS ?? FAULTS.length);
 const ordersPerSecond = Number(process.env.CHAOS_RATE ?? 3);
@@ -88,7 +88,8 @@ describe.skipIf(!postgresUrl)('chaos', () => {
       expect(traffic.errors).toEqual([]);
       expect(verdict.violations).toEqual([]);
     },
-    // Each fault takes up to ~12 s with the gap before it; starting, settling and checking ~4 min.
-    rounds * 15_000 + 240_000,
+    // Each fault takes up to ~12 s with the gap before it; then the slowest client's give-up time
+    // (placing, then deciding), settling (2 min) and starting and checking (2 min).
+    rounds * 15_000 + 2 * GIVE_UP_AFTER_MS + 240_000,
   );
 });

@@ -498,6 +498,9 @@ describe('POST /orders → JetStream → saga', () => {
     for (let i = 0; i < 3; i += 1)
       ids.push((await post(orderBody(), { 'idempotency-key': randomUUID() })).body.orderId);
     for (const id of ids) expect(await waitForTerminal(id)).toBe('COMPLETED');
+    // A saga reports its final status before its last audit event is stored and the workflow
+    // closes: the figures are read once every workflow has closed.
+    for (const id of ids) await client.workflow.getHandle(orderWorkflowId(id)).result();
     const after = { ingress: await scrape(`${api}/metrics`), worker: await scrape(workerMetricsUrl) };
     const delta = (side: 'ingress' | 'worker', name: string, labels: Record<string, string> = {}) =>
       sumOf(after[side], name, labels) - sumOf(before[side], name, labels);

@@ -8,6 +8,7 @@ import {
   approveOrderSignal,
   approveOrderUpdate,
   CANCELLABLE_STATUSES,
+  TERMINAL_STATUSES,
   cancelOrderSignal,
   cancelOrderUpdate,
   getStatusQuery,
@@ -94,12 +95,17 @@ export class SagaDecisions {
     return this.operatorDecision!;
   }
 
-  /** Why a cancel no longer applies, or undefined when it does (a repeated cancel still applies). */
+  /**
+   * Why a cancel no longer applies, or undefined when it does. A repeated cancel still applies
+   * while the saga is cancelling; once it has entered its final status (its last audit event may
+   * still be on its way) the answer is that status, as it is after the workflow closed.
+   */
   private cancelRefusal(): string | undefined {
     const { status } = this.record;
-    return this.cancelRequest || (!this.settled && CANCELLABLE_STATUSES.includes(status))
-      ? undefined
-      : `order is ${status}; only an order still in progress can be cancelled`;
+    const applies =
+      !TERMINAL_STATUSES.includes(status) &&
+      (this.cancelRequest || (!this.settled && CANCELLABLE_STATUSES.includes(status)));
+    return applies ? undefined : `order is ${status}; only an order still in progress can be cancelled`;
   }
 
   private approveRefusal(): string | undefined {
