@@ -88,11 +88,15 @@ export class SagaDecisions {
     }
   }
 
-  /** Waits for retryCompensation or resolveManually. */
+  /**
+   * Waits for retryCompensation or resolveManually, and takes it. An answer that came while the
+   * COMPENSATION_FAILED audit event was still being stored counts (it used to be wiped here).
+   */
   async operator(): Promise<OperatorDecision> {
-    this.operatorDecision = undefined;
     await condition(() => this.operatorDecision !== undefined);
-    return this.operatorDecision!;
+    const decision = this.operatorDecision!;
+    this.operatorDecision = undefined;
+    return decision;
   }
 
   /**
