@@ -7,9 +7,7 @@ export default defineConfig({
     // Forks, not threads: the Temporal worker loads a native module.
     pool: 'forks',
     maxWorkers: 2,
-    // Saga tests wait on real retries; audit activities add a task round trip per state change, and
-    // under a full run's load two compensation tests needed more than 60 s.
-    testTimeout: 120_000,
+    testTimeout: 60_000,
     hookTimeout: 120_000,
     reporters: ['default', ['json', { outputFile: '.data/test-results.json' }]],
   },

@@ -4,6 +4,7 @@
 // the environment always wins; a file left by a stack that is no longer running is ignored.
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { isProcessRunning } from '../lib/process-running.js';
 
 /** Where `npm start` records its addresses; ORDER_SAGA_LOCAL_STACK_FILE moves it (tests). */
 export const LOCAL_STACK_FILE =
@@ -16,15 +17,6 @@ export interface LocalStackAddresses {
   TEMPORAL_ADDRESS: string;
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The environment with NATS_URL and TEMPORAL_ADDRESS taken from the running local stack where the
  * environment leaves them unset, and a line saying so (undefined when nothing was taken).
@@ -35,7 +27,7 @@ export function withLocalStackAddresses(env: Record<string, string | undefined>)
 } {
   if (!existsSync(LOCAL_STACK_FILE)) return { env, note: undefined };
   const stack = JSON.parse(readFileSync(LOCAL_STACK_FILE, 'utf8')) as LocalStackAddresses;
-  if (!isRunning(stack.pid)) return { env, note: undefined };
+  if (!isProcessRunning(stack.pid)) return { env, note: undefined };
   const taken = (['NATS_URL', 'TEMPORAL_ADDRESS'] as const).filter((name) => !env[name]);
   if (taken.length === 0) return { env, note: undefined };
   return {

@@ -2,6 +2,7 @@
 // Both speak the same SQL, so the inventory store has one implementation.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
+import { isProcessRunning } from '../../lib/process-running.js';
 import type { PGlite as PGliteInstance } from '@electric-sql/pglite';
 
 export interface QueryResult<Row> {
@@ -69,15 +70,6 @@ export class EmbeddedDatabaseInUseError extends Error {
   }
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Claims `dataDir` for this process (`<dataDir>.lock` beside it, holding its pid); returns the
  * release. A lock left by a process that is no longer running (killed) is taken over.
@@ -91,7 +83,7 @@ function claimEmbeddedDirectory(dataDir: string): () => void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = Number(readFileSync(lockFile, 'utf8'));
-      if (Number.isInteger(holder) && holder !== process.pid && isRunning(holder))
+      if (Number.isInteger(holder) && holder !== process.pid && isProcessRunning(holder))
         throw new EmbeddedDatabaseInUseError(dataDir, holder);
       rmSync(lockFile, { force: true });
     }

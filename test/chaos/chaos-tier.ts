@@ -17,6 +17,7 @@ import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
 import {
   productEnv,
   recordPid,
+  type ChaosProcess,
   spawnProductProcess,
   waitUntilReady,
   type ProductProcess,
@@ -24,20 +25,6 @@ import {
 import { PaymentSandbox } from '../support/payment-sandbox.js';
 import { startNatsCluster } from '../support/nats-cluster.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-
-/** A process of the stack that a fault can kill, freeze and start again on the same address and data. */
-export interface ChaosProcess {
-  name: string;
-  /** SIGKILL: no chance to clean up. */
-  kill(): Promise<void>;
-  /** Starts it again (after kill) and resolves once it answers. */
-  start(): Promise<void>;
-  /** SIGSTOP / SIGCONT: the process holds its connections and answers nothing. */
-  freeze(): void;
-  thaw(): void;
-  /** SIGTERM (after a thaw) and waits for the exit: the end of the run. */
-  stop(): Promise<void>;
-}
 
 export interface ChaosTier {
   /** Every ingress's base URL; clients move to another when one does not answer. */

@@ -8,7 +8,8 @@ import { connectNats, STREAMS, SUBJECTS } from '../../lib/nats.js';
 import { publishEnvelope } from '../../lib/envelope.js';
 import { NO_FAULTS } from '../../sandbox/payment-gateway/server.js';
 import { readStream } from '../support/streams.js';
-import type { ChaosProcess, ChaosTier } from './chaos-tier.js';
+import type { ChaosProcess } from '../support/processes.js';
+import type { ChaosTier } from './chaos-tier.js';
 import type { Traffic } from './traffic.js';
 
 export interface Fault {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
+import { isProcessRunning } from '../../lib/process-running.js';
 import { ensureChromium, ensureTools } from '../../scripts/toolchain.mjs';
 import { freePort, startNats, startTemporal, stopProcess } from '../../scripts/local-servers.mjs';
 import { bundleOrderWorkflows } from '../../workers/order-worker.js';
@@ -32,15 +33,6 @@ declare module 'vitest' {
 
 const RUN_DIR_PREFIX = 'order-saga-test-';
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * SIGKILLs the processes test files started and recorded (product processes, servers of their
  * own) that are still alive: left behind by a test that failed before it could stop them.
@@ -49,11 +41,15 @@ function killRecordedProcesses(runDir: string): number {
   let killed = 0;
   const file = join(runDir, 'product-pids');
   const pids = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number) : [];
-  for (const pid of pids)
-    if (isAlive(pid)) {
+  for (const pid of pids) {
+    if (!isProcessRunning(pid)) continue;
+    try {
       process.kill(pid, 'SIGKILL');
       killed += 1;
+    } catch {
+      // Not ours to stop (the pid was reused by another user's process).
     }
+  }
   return killed;
 }
 
@@ -66,8 +62,8 @@ function sweepAbandonedRuns(): void {
         owner: number;
         servers: number[];
       };
-      if (isAlive(owner)) continue;
-      for (const pid of servers) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+      if (isProcessRunning(owner)) continue;
+      for (const pid of servers) if (isProcessRunning(pid)) process.kill(pid, 'SIGKILL');
       killRecordedProcesses(dir);
       rmSync(dir, { recursive: true, force: true });
     } catch {

@@ -7,19 +7,12 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { inject } from 'vitest';
 import { freePort, startNats, stopProcess, waitFor } from '../../scripts/local-servers.mjs';
-import { recordPid } from './processes.js';
+import { recordPid, type ChaosProcess } from './processes.js';
 
-export interface NatsNode {
-  name: string;
+/** One node of the cluster: killable, freezable and restartable like any chaos-tier process. */
+export interface NatsNode extends ChaosProcess {
   url: string;
   monitorUrl: string;
-  /** SIGKILL; its data stays. */
-  kill(): Promise<void>;
-  /** Starts it again on the same ports and data; resolves once it answers. */
-  start(): Promise<void>;
-  freeze(): void;
-  thaw(): void;
-  stop(): Promise<void>;
 }
 
 export interface NatsCluster {

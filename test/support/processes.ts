@@ -86,3 +86,17 @@ export async function waitUntilReady(url: string, process: ProductProcess, timeo
   }
   throw new Error(`${url} not ready after ${timeoutMs} ms:\n${process.output().slice(-3000)}`);
 }
+
+/** A process of a test's own stack that a fault can kill, freeze and start again on the same address and data. */
+export interface ChaosProcess {
+  name: string;
+  /** SIGKILL: no chance to clean up. */
+  kill(): Promise<void>;
+  /** Starts it again (after kill) and resolves once it answers. */
+  start(): Promise<void>;
+  /** SIGSTOP / SIGCONT: the process holds its connections and answers nothing. */
+  freeze(): void;
+  thaw(): void;
+  /** SIGTERM (after a thaw) and waits for the exit: the end of the run. */
+  stop(): Promise<void>;
+}
