@@ -6,6 +6,7 @@ import { Context } from '@temporalio/activity';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { publishEnvelope, type EventEnvelope } from '../lib/envelope.js';
 import { SUBJECTS } from '../lib/nats.js';
+import { Keyring, PAYMENT_TOKEN_PURPOSE } from '../lib/encryption.js';
 import type { SagaMetrics } from '../lib/metrics.js';
 import { auditEventTypeFor, notificationEventType, type NotificationKind } from '../domain/events.js';
 import { BusinessFailure, FailureType } from '../domain/failures.js';
@@ -24,6 +25,8 @@ export interface ActivityClients {
   payments: PaymentGatewayClient;
   js: JetStreamClient;
   metrics?: SagaMetrics;
+  /** Opens the sealed payment token of an order (see lib/encryption.ts); none: tokens must be in clear. */
+  keyring?: Keyring;
 }
 
 /** Audit event types that close a saga (or park it for an operator), for saga_outcomes_total. */
@@ -53,7 +56,7 @@ export interface NotificationInput {
   traceId: string;
 }
 
-export function createActivities({ inventory, payments, js, metrics }: ActivityClients) {
+export function createActivities({ inventory, payments, js, metrics, keyring = new Keyring([]) }: ActivityClients) {
   /** Times one step attempt into saga_step_duration_seconds. */
   async function timed<T>(step: string, work: () => Promise<T>): Promise<T> {
     const stop = metrics?.stepDuration.startTimer({ step });
@@ -106,7 +109,7 @@ export function createActivities({ inventory, payments, js, metrics }: ActivityC
       return timed('releaseInventory', async () => ({ released: await inventory.release(orderId) }));
     },
 
-    /** Charges the order at most once (idempotency key from the order id). */
+    /** Charges the order at most once (idempotency key from the order id); the only place the token is opened. */
     async chargePayment(request: {
       orderId: string;
       amount: number;
@@ -115,7 +118,10 @@ export function createActivities({ inventory, payments, js, metrics }: ActivityC
     }): Promise<{ chargeId: string }> {
       return timed('chargePayment', async () => {
         try {
-          return await payments.charge(request);
+          return await payments.charge({
+            ...request,
+            paymentToken: keyring.open(request.paymentToken, PAYMENT_TOKEN_PURPOSE),
+          });
         } catch (error) {
           if (error instanceof PaymentDeclinedError) {
             throw ApplicationFailure.create({

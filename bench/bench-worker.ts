@@ -11,7 +11,7 @@ import { connectNats } from '../lib/nats.js';
 
 const config = loadConfigOrExit();
 Runtime.install({ logger: new DefaultLogger('WARN') }); // worker settings stay the SDK's defaults; only its chatter goes
-const nc = await connectNats(config.nats.servers, 'order-saga-bench-baselines');
+const nc = await connectNats(config.nats, 'order-saga-bench-baselines');
 const inventory = await openInventory(config.database);
 const payments = new PaymentGatewayClient({
   baseUrl: config.payment.gatewayUrl,

@@ -14,7 +14,7 @@ import {
 } from '@temporalio/client';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../lib/logger.js';
-import { handleOpsRequest, type ReadinessChecks } from '../lib/ops-server.js';
+import { readinessReport, type ReadinessChecks } from '../lib/ops-server.js';
 import { activeTraceId, contextFromHeaders, SpanKind, tracer } from '../lib/telemetry.js';
 import {
   approveOrderUpdate,
@@ -29,6 +29,8 @@ import {
 import { FailureType } from '../domain/failures.js';
 import { IdempotencyConflictError, OrderNotStoredError, type OrderIntake } from './order-intake.js';
 import { parseOrderRequest, type FieldProblem } from './order-request.js';
+import { IdentityProviderUnavailable, mayActOn, Unauthenticated, type Authenticator, type Caller } from './callers.js';
+import { perAddressLimit, perIdentityLimit, RateLimited } from './rate-limits.js';
 
 /** An error that carries its HTTP status and problem details (RFC 9457). */
 export class HttpProblem extends Error {
@@ -50,6 +52,11 @@ export interface IngressDeps {
   logger: Logger;
   registry: Registry;
   readiness: ReadinessChecks;
+  authenticator: Authenticator;
+  /** Requests per minute per identity and per address (0: no limit). */
+  rateLimits: { perIdentity: number; perAddress: number };
+  /** Proxies in front of the ingress whose X-Forwarded-For is believed. */
+  trustProxy?: number;
   bodyLimitBytes?: number;
   /** Seconds a client should wait before retrying after a 503. */
   retryAfterSeconds?: number;
@@ -77,6 +84,10 @@ export type OrderView =
       detail: string;
     };
 
+/** What /ready and the start-up banner say when anyone may call the API. */
+export const OPEN_API_WARNING =
+  'authentication is OFF (AUTH_DISABLED=true): anyone who reaches this port may read, cancel and approve any order';
+
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 const ORDER_ID = /^[\da-f]{8}-[\da-f]{4}-[\da-f]{4}-[\da-f]{4}-[\da-f]{12}$/i;
 
@@ -95,9 +106,11 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     registers: [registry],
   });
 
+  const { authenticator } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  app.set('trust proxy', deps.trustProxy ?? 0);
   app.use((req, res, next) => {
     res.on('finish', () =>
       requests.inc({
@@ -109,7 +122,8 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     next();
   });
 
-  const OPS_PATHS = new Set(['/health', '/ready', '/metrics']);
+  // Probes need no credentials; /metrics and the readiness details are on the operations port only.
+  const OPS_PATHS = new Set(['/health', '/ready']);
   // One server span per API request, joining the caller's trace when it sends `traceparent`.
   app.use((req, res, next) => {
     if (OPS_PATHS.has(req.path)) return next();
@@ -133,9 +147,23 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     context.with(active, next);
   });
 
-  app.get([...OPS_PATHS], async (req, res) => {
-    await handleOpsRequest(req, res, registry, deps.readiness);
+  app.get('/health', (_req, res) => {
+    res.json({ status: 'ok' });
   });
+  app.get('/ready', async (_req, res) => {
+    const { ready } = await readinessReport(deps.readiness);
+    res.status(ready ? 200 : 503).json({ ready, ...(authenticator.open && { warning: OPEN_API_WARNING }) });
+  });
+
+  const addressLimit = perAddressLimit(deps.rateLimits.perAddress);
+  if (addressLimit) app.use(addressLimit);
+  app.use(async (req, res, next) => {
+    res.locals.caller = await authenticator.authenticate((name) => req.get(name));
+    next();
+  });
+  const callerOf = (res: Response): Caller => res.locals.caller as Caller;
+  const identityLimit = perIdentityLimit(deps.rateLimits.perIdentity, (req) => callerOf(req.res!));
+  if (identityLimit) app.use(identityLimit);
 
   const jsonBody = express.json({ limit: deps.bodyLimitBytes ?? 64 * 1024, strict: true, type: () => true });
   const requireJson = (req: Request, _res: Response, next: NextFunction) => {
@@ -161,7 +189,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
         'the Idempotency-Key header must be 1 to 255 visible ASCII characters, e.g. a UUID',
       );
     }
-    const parsed = parseOrderRequest(req.body);
+    const parsed = parseOrderRequest(orderedAs(callerOf(res), req.body));
     if (!parsed.ok) throw invalidOrder(parsed.problems);
     const traceId = activeTraceId(); // the request's server span: the caller's trace when it sent one
     try {
@@ -207,21 +235,38 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   });
 
   app.get('/orders/:orderId', async (req, res) => {
-    res.json(await statusOf(orderIdParam(req)));
+    const orderId = orderIdParam(req);
+    const view = await statusOf(orderId);
+    if (!mayActOn(callerOf(res), view.customerId)) throw orderNotFound(orderId);
+    res.json(view);
   });
 
   app.post('/orders/:orderId/cancel', requireJsonIfBody, jsonBody, async (req, res) => {
     const orderId = orderIdParam(req);
-    const reason = optionalText(req.body, 'reason') ?? 'cancelled by the customer';
+    const caller = callerOf(res);
+    const reason = optionalText(req.body, 'reason') ?? `cancelled by the ${caller.role}`;
+    if (caller.role === 'customer') await requireOwnOrder(caller, orderId);
     const decision = await decide(orderId, 'Order cannot be cancelled', (handle) =>
-      handle.executeUpdate(cancelOrderUpdate, { args: [{ reason }] }),
+      handle.executeUpdate(cancelOrderUpdate, { args: [{ reason, cancelledBy: caller.id }] }),
     );
     res.status(202).json({ orderId, update: 'cancelOrder', ...decision, links: { self: `/orders/${orderId}` } });
   });
 
   app.post('/orders/:orderId/approve', requireJsonIfBody, jsonBody, async (req, res) => {
     const orderId = orderIdParam(req);
-    const approvedBy = optionalText(req.body, 'approvedBy') ?? 'api';
+    const caller = callerOf(res);
+    if (caller.role !== 'operator') {
+      // A customer learns nothing about other customers' orders: those stay "not found".
+      if (caller.role === 'customer') await requireOwnOrder(caller, orderId);
+      throw new HttpProblem(
+        403,
+        'Forbidden',
+        `approving an order is an operator's act; you are authenticated as a ${caller.role}`,
+      );
+    }
+    // The approver is who the credentials say, whatever the body claims; open mode has no verified identity.
+    const claimed = optionalText(req.body, 'approvedBy');
+    const approvedBy = caller.via === 'open' ? `unverified:${claimed ?? 'anonymous'}` : caller.id;
     const decision = await decide(orderId, 'Order cannot be approved', (handle) =>
       handle.executeUpdate(approveOrderUpdate, { args: [{ approvedBy }] }),
     );
@@ -237,7 +282,9 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   });
 
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const problem = toProblem(error);
+    if (res.headersSent) return void res.end();
+    const problem = toProblem(error, (refused) => authenticator.challenge(refused));
+    if (error instanceof IdentityProviderUnavailable) logger.warn({ err: error.cause }, 'JWKS unavailable');
     if (problem.status >= 500 && !(error instanceof HttpProblem))
       logger.error({ err: error, path: req.path }, 'request failed');
     res
@@ -259,13 +306,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
 
   /** 404 for an order Temporal does not know, 503 when Temporal does not answer. */
   function temporalProblem(error: unknown, orderId: string, what: string): unknown {
-    if (error instanceof WorkflowNotFoundError) {
-      return new HttpProblem(
-        404,
-        'Order not found',
-        `no order ${orderId}; an order accepted moments ago may take a second to appear, so retry shortly`,
-      );
-    }
+    if (error instanceof WorkflowNotFoundError) return orderNotFound(orderId);
     if (error instanceof ServiceError || error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
       logger.warn({ err: error, orderId }, 'Temporal unavailable');
       return new HttpProblem(
@@ -277,6 +318,12 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       );
     }
     return error;
+  }
+
+  /** A customer's cancel of someone else's order is "not found", as for an unknown order. */
+  async function requireOwnOrder(caller: Caller, orderId: string): Promise<void> {
+    const description = await describe(temporal.workflow.getHandle(orderWorkflowId(orderId)), orderId);
+    if (!mayActOn(caller, description.typedSearchAttributes.get(CustomerIdKey))) throw orderNotFound(orderId);
   }
 
   async function describe(handle: Handle, orderId: string): Promise<WorkflowExecutionDescription> {
@@ -351,6 +398,31 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   return app;
 }
 
+function orderNotFound(orderId: string): HttpProblem {
+  return new HttpProblem(
+    404,
+    'Order not found',
+    `no order ${orderId}; an order accepted moments ago may take a second to appear, so retry shortly`,
+  );
+}
+
+/**
+ * The order body as the caller may send it: a customer orders as itself (the token's subject), so
+ * its customerId is filled in, and a different one is refused; services and operators name the customer.
+ */
+function orderedAs(caller: Caller, body: unknown): unknown {
+  if (caller.role !== 'customer' || typeof body !== 'object' || body === null || Array.isArray(body)) return body;
+  const { customerId } = body as { customerId?: unknown };
+  if (customerId !== undefined && customerId !== caller.customerId) {
+    throw new HttpProblem(
+      403,
+      'Forbidden',
+      'a customer orders as itself: your customer id comes from your token; leave customerId out or send your own',
+    );
+  }
+  return { ...body, customerId: caller.customerId };
+}
+
 function hasBody(req: Request): boolean {
   return Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
 }
@@ -402,8 +474,41 @@ function invalidOrder(problems: FieldProblem[]): HttpProblem {
 }
 
 /** Maps any error to a problem; body-parser errors carry a status and a type. */
-function toProblem(error: unknown): HttpProblem {
+function toProblem(error: unknown, challenge: (tokenRefused: boolean) => string): HttpProblem {
   if (error instanceof HttpProblem) return error;
+  if (error instanceof Unauthenticated) {
+    return new HttpProblem(
+      401,
+      'Unauthorized',
+      error.message,
+      {},
+      {
+        'WWW-Authenticate': challenge(error.credentialsRefused),
+      },
+    );
+  }
+  if (error instanceof IdentityProviderUnavailable) {
+    return new HttpProblem(
+      503,
+      'Service Unavailable',
+      `${error.message}; retry after 5 seconds`,
+      {},
+      {
+        'Retry-After': '5',
+      },
+    );
+  }
+  if (error instanceof RateLimited) {
+    return new HttpProblem(
+      429,
+      'Too Many Requests',
+      error.message,
+      {},
+      {
+        'Retry-After': String(error.retryAfterSeconds),
+      },
+    );
+  }
   const parserError = error as { status?: number; type?: string; message?: string; length?: number; limit?: number };
   switch (parserError.type) {
     case 'entity.too.large':

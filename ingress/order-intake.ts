@@ -7,12 +7,13 @@
 // key used again after it expired starts a new order. A claim whose publish JetStream
 // definitely refused is withdrawn, so the client may correct the body and reuse the key.
 import { createHash, randomUUID } from 'node:crypto';
-import { JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { NoRespondersError } from '@nats-io/transport-node';
-import type { KV } from '@nats-io/kv';
+import { Kvm, type KV } from '@nats-io/kv';
 import type { Histogram } from 'prom-client';
 import { newTraceId, publishEnvelope } from '../lib/envelope.js';
 import { SUBJECTS } from '../lib/nats.js';
+import { PAYMENT_TOKEN_PURPOSE, type Keyring } from '../lib/encryption.js';
 import { ORDER_CREATED } from '../domain/events.js';
 import { orderTotal } from '../domain/order.js';
 import { orderWorkflowId } from '../workflows/contract.js';
@@ -21,6 +22,28 @@ import { canonicalRequest, type OrderRequest } from './order-request.js';
 
 /** KV bucket of idempotency keys (JetStream); entries expire after IDEMPOTENCY_TTL. */
 export const IDEMPOTENCY_BUCKET = 'ORDER_IDEMPOTENCY';
+
+/**
+ * Opens the idempotency bucket, creating it when missing, with a size limit at which new keys are
+ * refused (so an order is answered 503, never accepted without its key); an existing bucket gets the limit too.
+ */
+export async function openIdempotencyBucket(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  settings: { ttlMs: number; replicas: number; maxBytes: number },
+): Promise<KV> {
+  const bucket = await new Kvm(js).create(IDEMPOTENCY_BUCKET, {
+    ttl: settings.ttlMs,
+    history: 1,
+    replicas: settings.replicas,
+    max_bytes: settings.maxBytes,
+  });
+  const stream = `KV_${IDEMPOTENCY_BUCKET}`;
+  const { config } = await jsm.streams.info(stream);
+  if (config.max_bytes !== settings.maxBytes)
+    await jsm.streams.update(stream, { ...config, max_bytes: settings.maxBytes });
+  return bucket;
+}
 
 /** The key was used before with a different body. */
 export class IdempotencyConflictError extends Error {
@@ -66,6 +89,8 @@ export interface OrderIntakeDeps {
   idempotency: KV;
   /** Whether the NATS connection is up; when it is not, fail fast instead of buffering. */
   connected: () => boolean;
+  /** Seals the payment token, so ORDERS and ORDERS_DLQ never hold it in clear. */
+  keyring: Keyring;
   publishDuration?: Histogram<'outcome'>;
 }
 
@@ -100,7 +125,7 @@ export class OrderIntake {
       items: request.items,
       currency: request.currency,
       total: orderTotal(request.items),
-      paymentToken: request.paymentToken,
+      paymentToken: this.deps.keyring.seal(request.paymentToken, PAYMENT_TOKEN_PURPOSE),
       ...(request.email && { email: request.email }),
       createdAt: identity.createdAt,
       traceId: identity.traceId,

@@ -26,7 +26,8 @@ export const orderSchema = z.strictObject({
   items: z.array(orderItemSchema).min(1).max(MAX_ITEMS),
   currency: z.string().refine(isKnownCurrency, 'must be an ISO 4217 currency code such as EUR or USD'),
   total: z.number().int().min(1), // an order with nothing to charge can only fail
-  paymentToken: z.string().min(1).max(256),
+  /** Sealed (lib/encryption.ts) when the ingress has encryption keys: longer than the token itself. */
+  paymentToken: z.string().min(1).max(1024),
   email: z.email().max(254).optional(),
   createdAt: z.iso.datetime(),
   traceId: z.string().regex(/^[\da-f]{32}$/),

@@ -10,11 +10,12 @@
 // exists (the starter would only acknowledge it) unless --force.
 import { jetstreamManager, jetstream, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { loadConfigOrExit } from '../lib/config.js';
 import { withLocalStackAddresses } from './local-stack.js';
 import { decodeEnvelope } from '../lib/envelope.js';
 import { connectNats, STREAMS } from '../lib/nats.js';
+import { connectTemporalClient } from '../lib/temporal-client.js';
 import { orderSchema } from '../lib/order-event.js';
 import { orderWorkflowId } from '../workflows/contract.js';
 import { DLQ_HEADERS } from '../workers/order-starter.js';
@@ -72,7 +73,7 @@ async function main(argv: string[]): Promise<void> {
   const { env, note } = withLocalStackAddresses(process.env);
   if (note) console.error(note);
   const config = loadConfigOrExit(env);
-  const nc = await connectNats(config.nats.servers, 'order-saga-dlq', 5_000);
+  const nc = await connectNats(config.nats, 'order-saga-dlq', 5_000);
   try {
     const jsm = await jetstreamManager(nc);
     if (command === 'list') {
@@ -110,9 +111,9 @@ async function main(argv: string[]): Promise<void> {
       );
     }
     const workflowId = orderWorkflowId(entry.orderId);
-    const connection = await Connection.connect({ address: config.temporal.address });
+    const { client, connection } = await connectTemporalClient(config);
     try {
-      const existing = await new Client({ connection, namespace: config.temporal.namespace }).workflow
+      const existing = await client.workflow
         .getHandle(workflowId)
         .describe()
         .catch((error: unknown) => {

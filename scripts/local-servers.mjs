@@ -118,13 +118,15 @@ export async function stopProcess(child, graceMs = 5_000) {
 
 /**
  * Starts `temporal server start-dev` with its state in `dataDir`/temporal.db.
- * @param {{ binary: string, port: number, uiPort?: number, metricsPort?: number, httpPort?: number, dataDir: string, namespace?: string, logLevel?: string }} options uiPort 0 or absent = headless
+ * @param {{ binary: string, port: number, uiPort?: number, uiCodecEndpoint?: string, metricsPort?: number, httpPort?: number, dataDir: string, namespace?: string, logLevel?: string }} options
+ *   uiPort 0 or absent = headless; uiCodecEndpoint: the payload codec server the Web UI decodes payloads with
  * @returns {Promise<{ address: string, namespace: string, uiUrl: string | undefined, process: import('node:child_process').ChildProcess }>}
  */
 export async function startTemporal({
   binary,
   port,
   uiPort,
+  uiCodecEndpoint,
   metricsPort,
   httpPort,
   dataDir,
@@ -143,6 +145,7 @@ export async function startTemporal({
   );
   if (uiPort) args.push('--ui-ip', '127.0.0.1', '--ui-port', String(uiPort));
   else args.push('--headless');
+  if (uiPort && uiCodecEndpoint) args.push('--ui-codec-endpoint', uiCodecEndpoint);
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   const child = startProcess('temporal', binary, args, join(dataDir, 'temporal.log'));
   const address = `127.0.0.1:${port}`;
@@ -184,10 +187,11 @@ function healthy(binary, address) {
  * ("always" or a duration; the server's default is 2m). With `cluster`, the server is one node
  * of a JetStream cluster: it listens for routes on `cluster.port` and connects to `cluster.routes`
  * (the other nodes' route ports); start every node before waiting on any.
- * @param {{ binary: string, port: number, monitorPort?: number, dataDir: string, syncInterval?: string, cluster?: { name: string, port: number, routes: number[] } }} options
+ * `extraConfig`: more lines of server configuration (e.g. `tls { … }`, `authorization { … }`).
+ * @param {{ binary: string, port: number, monitorPort?: number, dataDir: string, syncInterval?: string, cluster?: { name: string, port: number, routes: number[] }, extraConfig?: string[] }} options
  * @returns {Promise<{ url: string, monitorUrl: string, port: number, process: import('node:child_process').ChildProcess }>}
  */
-export async function startNats({ binary, port, monitorPort, dataDir, syncInterval, cluster }) {
+export async function startNats({ binary, port, monitorPort, dataDir, syncInterval, cluster, extraConfig = [] }) {
   mkdirSync(dataDir, { recursive: true });
   const monitor = monitorPort ?? (await freePort());
   const configFile = join(dataDir, 'nats.conf');
@@ -205,6 +209,7 @@ export async function startNats({ binary, port, monitorPort, dataDir, syncInterv
       `cluster { name: ${JSON.stringify(cluster.name)}, listen: "127.0.0.1:${cluster.port}", routes: [${routes.join(', ')}] }`,
     );
   }
+  config.push(...extraConfig);
   writeFileSync(configFile, `${config.join('\n')}\n`);
   const child = startProcess('nats-server', binary, ['-c', configFile], join(dataDir, 'nats.log'));
   const monitorUrl = `http://127.0.0.1:${monitor}`;

@@ -4,7 +4,8 @@
 // payment gateway sandbox, the worker and the ingress. Ctrl-C stops all of it.
 // Every port comes from an environment variable (see README.md).
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, setUp, step } from './setup.mjs';
 import { assertPortsFree, PortInUseError, startNats, startTemporal, stopProcess, waitFor } from './local-servers.mjs';
@@ -26,10 +27,26 @@ const ports = {
   PAYMENT_SANDBOX_PORT: num('PAYMENT_SANDBOX_PORT', 4010),
   PORT: num('PORT', 8080),
   METRICS_PORT: num('METRICS_PORT', 9464),
+  INGRESS_METRICS_PORT: num('INGRESS_METRICS_PORT', 9465),
+  CODEC_PORT: num('CODEC_PORT', 8089),
 };
 const dataDir = join(ROOT, '.data');
 /** The addresses this stack serves, for operator commands (read by ops/local-stack.ts). */
 const LOCAL_STACK_FILE = join(dataDir, 'local-stack.json');
+
+/**
+ * The local stack's payload encryption key, made once and kept in .data/ (unless
+ * PAYLOAD_ENCRYPTION_KEYS is set), so the local Temporal holds ciphertext as a deployment's does.
+ */
+function localPayloadKeys() {
+  if (env.PAYLOAD_ENCRYPTION_KEYS) return env.PAYLOAD_ENCRYPTION_KEYS;
+  const file = join(dataDir, 'payload-encryption-keys');
+  if (!existsSync(file)) {
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(file, `local-1=${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  }
+  return readFileSync(file, 'utf8').trim();
+}
 
 const tools = await setUp(['temporal', 'nats-server']);
 try {
@@ -66,6 +83,7 @@ try {
       binary: tools.temporal,
       port: ports.TEMPORAL_PORT,
       uiPort: ports.TEMPORAL_UI_PORT,
+      uiCodecEndpoint: `http://127.0.0.1:${ports.CODEC_PORT}`,
       dataDir: join(dataDir, 'temporal'),
     }),
     startNats({
@@ -88,16 +106,20 @@ const productEnv = {
   PAYMENT_GATEWAY_URL: `http://127.0.0.1:${ports.PAYMENT_SANDBOX_PORT}`,
   PAYMENT_SANDBOX_PORT: String(ports.PAYMENT_SANDBOX_PORT),
   PORT: String(ports.PORT),
-  METRICS_PORT: String(ports.METRICS_PORT),
+  CODEC_PORT: String(ports.CODEC_PORT),
+  CODEC_CORS_ORIGINS: temporal.uiUrl,
+  PAYLOAD_ENCRYPTION_KEYS: localPayloadKeys(),
+  // Open unless a way to authenticate callers is configured: the ingress and /ready say so loudly.
+  AUTH_DISABLED: env.AUTH_DISABLED ?? (env.AUTH_JWKS_URL || env.AUTH_API_KEYS ? 'false' : 'true'),
   EMBEDDED_DATABASE_DIR: env.EMBEDDED_DATABASE_DIR ?? join(dataDir, 'inventory'),
   INVENTORY_SEED_DEMO: env.INVENTORY_SEED_DEMO ?? 'true',
 };
 
 const COLORS = { sandbox: 35, worker: 36, ingress: 32 };
-function startProduct(label, entry) {
+function startProduct(label, entry, processEnv = {}) {
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
-    env: productEnv,
+    env: { ...productEnv, ...processEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.label = label;
@@ -124,8 +146,8 @@ function startProduct(label, entry) {
 
 step('Starting the payment sandbox, the worker and the ingress');
 startProduct('sandbox', 'sandbox/payment-gateway/main.ts');
-startProduct('worker', 'workers/main.ts');
-startProduct('ingress', 'ingress/main.ts');
+startProduct('worker', 'workers/main.ts', { METRICS_PORT: String(ports.METRICS_PORT) });
+startProduct('ingress', 'ingress/main.ts', { METRICS_PORT: String(ports.INGRESS_METRICS_PORT) });
 const ready = (url) => async () => (await fetch(url)).ok;
 try {
   await waitFor('payment sandbox', ready(`http://127.0.0.1:${ports.PAYMENT_SANDBOX_PORT}/health`), {
@@ -155,6 +177,15 @@ process.stdout.write(
     `  NATS              ${nats.url}   (monitoring ${nats.monitorUrl})`,
     `  Payment sandbox   http://127.0.0.1:${ports.PAYMENT_SANDBOX_PORT}/v1/ledger`,
     `  Worker metrics    http://127.0.0.1:${ports.METRICS_PORT}/metrics`,
+    `  Ingress metrics   http://127.0.0.1:${ports.INGRESS_METRICS_PORT}/metrics`,
+    `  Payload codec     http://127.0.0.1:${ports.CODEC_PORT}   (the Web UI decrypts through it)`,
+    ...(productEnv.AUTH_DISABLED === 'true'
+      ? [
+          '',
+          '  \x1b[33mAuthentication is OFF: anyone who reaches these ports may read, cancel and approve any order.',
+          '  Keep this stack on your machine, or set AUTH_JWKS_URL or AUTH_API_KEYS (README, "Security").\x1b[0m',
+        ]
+      : []),
     `  Data              ${dataDir}   (delete it for a clean slate)`,
     '',
     '  Try an order:',

@@ -24,7 +24,8 @@ import {
 import type { Connection } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { startTelemetry } from '../lib/telemetry.js';
-import { connectTemporalClient } from '../lib/temporal-client.js';
+import { connectTemporalClient, temporalTls } from '../lib/temporal-client.js';
+import { Keyring, PAYLOADS_IN_CLEAR_WARNING } from '../lib/encryption.js';
 import { openInventory, seedDemoCatalogIfEmpty } from '../activities/inventory/open-inventory.js';
 import { PAYMENT_OPERATIONS, PaymentGatewayClient } from '../activities/payment/gateway-client.js';
 import { installTemporalRuntime } from './temporal-runtime.js';
@@ -67,14 +68,18 @@ const ops = await startOpsServer(
 
 const nc = await untilAvailable(
   `NATS at ${config.nats.servers.join(',')}`,
-  () => connectNats(config.nats.servers, 'order-saga-worker'),
+  () => connectNats(config.nats, 'order-saga-worker'),
   logger,
 );
 const natsConnected = watchConnection(nc, (change) => logger.warn({ nats: change }, 'NATS connection changed'));
 readiness.nats = natsConnected;
 const jsm = await jetstreamManager(nc);
 // A cluster still electing leaders, or busy creating replicas, times out: wait, as for the connection.
-await untilAvailable('the JetStream streams', () => ensureStreams(jsm, config.nats.streamReplicas), logger);
+await untilAvailable(
+  'the JetStream streams',
+  () => ensureStreams(jsm, { replicas: config.nats.streamReplicas, ordersMaxBytes: config.nats.ordersMaxBytes }),
+  logger,
+);
 const js = jetstream(nc);
 
 const inventory = await refusingToStartOn(EmbeddedDatabaseInUseError, () => openInventory(config.database));
@@ -90,14 +95,16 @@ const payments = new PaymentGatewayClient({
 });
 paymentCircuitGauge(registry, PAYMENT_OPERATIONS, (operation) => payments.circuitState(operation));
 
+const keyring = new Keyring(config.payloadKeys);
+if (!keyring.enabled) logger.warn(PAYLOADS_IN_CLEAR_WARNING);
 const workerConnection = await untilAvailable(
   `Temporal at ${config.temporal.address}`,
-  () => NativeConnection.connect({ address: config.temporal.address }),
+  () => NativeConnection.connect({ address: config.temporal.address, tls: temporalTls(config.temporal) }),
   logger,
 );
 const { client, connection: clientConnection } = await untilAvailable(
   `Temporal at ${config.temporal.address}`,
-  () => connectTemporalClient(config.temporal),
+  () => connectTemporalClient(config),
   logger,
 );
 readiness.temporal = clientConnection;
@@ -112,7 +119,7 @@ await refusingToStartOn(RetentionTooShortError, () =>
 const worker = await createOrderWorker({
   connection: workerConnection,
   config,
-  clients: { inventory, payments, js, metrics: sagaMetrics(registry) },
+  clients: { inventory, payments, js, metrics: sagaMetrics(registry), keyring },
   telemetry,
 });
 const workerRun = worker.run();

@@ -21,6 +21,7 @@ import {
 import type { Context as ActivityContext } from '@temporalio/activity';
 import { trace } from '@opentelemetry/api';
 import type { Config } from '../lib/config.js';
+import { dataConverter } from '../lib/temporal-client.js';
 import type { Telemetry } from '../lib/telemetry.js';
 import { createActivities, type ActivityClients } from '../activities/index.js';
 
@@ -100,7 +101,8 @@ export function tracingWorkerOptions(telemetry?: Pick<Telemetry, 'spanProcessor'
 
 export interface OrderWorkerOptions {
   connection: NativeConnection;
-  config: Pick<Config, 'temporal' | 'worker'>;
+  /** `payloadKeys`: encrypt payloads (absent or empty: stored as they are). */
+  config: Pick<Config, 'temporal' | 'worker'> & Partial<Pick<Config, 'payloadKeys'>>;
   clients: ActivityClients;
   /** A prebuilt bundle's code path; default: dist/workflow-bundle.js when present, else bundle workflows/ now. */
   workflowBundlePath?: string;
@@ -127,6 +129,7 @@ export async function createOrderWorker({
     taskQueue: config.temporal.taskQueue,
     ...workflowSource,
     ...tracingWorkerOptions(telemetry),
+    dataConverter: dataConverter(config.payloadKeys ?? []),
     activities: createActivities(clients),
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.worker.maxConcurrentWorkflowTasks,

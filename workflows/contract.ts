@@ -76,7 +76,8 @@ export interface OrderStatusDocument {
   reservationId?: string;
   chargeId?: string;
   failure?: { type: string; message: string; step?: string };
-  cancellation?: { reason: string };
+  /** `by`: who cancelled, as the ingress authenticated them (absent for a signal sent without it). */
+  cancellation?: { reason: string; by?: string };
   compensations: CompensationRecord[];
   /** The operator's note when a failed compensation was resolved by hand. */
   resolution?: { note: string; step: CompensationStep };
@@ -87,6 +88,8 @@ export interface OrderStatusDocument {
 /** Signal inputs are plain JSON objects so `temporal` and `tctl` can send them. Fields may be missing. */
 export interface CancelOrderInput {
   reason?: string;
+  /** Who asks: the ingress sets the authenticated caller; an operator's signal may name itself. */
+  cancelledBy?: string;
 }
 export interface ApproveOrderInput {
   approvedBy?: string;

@@ -75,11 +75,17 @@ describe('container image contents', () => {
   });
 
   it('starts the compiled ingress with production dependencies only', async () => {
-    const port = await freePort();
+    const [port, metricsPort] = [await freePort(), await freePort()];
     await runUntilReady(
       'dist/ingress/main.js',
-      { TEMPORAL_ADDRESS: inject('temporalAddress'), NATS_URL: inject('natsUrl'), PORT: String(port) },
-      `http://127.0.0.1:${port}/ready`,
+      {
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
+        NATS_URL: inject('natsUrl'),
+        PORT: String(port),
+        METRICS_PORT: String(metricsPort),
+        AUTH_API_KEYS: `image-test:operator:${'0'.repeat(64)}`,
+      },
+      `http://127.0.0.1:${metricsPort}/ready`,
     );
   });
 });

@@ -493,7 +493,7 @@ describe('POST /orders → JetStream → saga', () => {
   }, 300_000);
 
   it('when orders complete, then the Prometheus figures of the ingress and the worker move by exactly that much', async () => {
-    const before = { ingress: await scrape(`${api}/metrics`), worker: await scrape(workerMetricsUrl) };
+    const before = { ingress: await scrape(`${stack.ingressOps}/metrics`), worker: await scrape(workerMetricsUrl) };
     const ids: string[] = [];
     for (let i = 0; i < 3; i += 1)
       ids.push((await post(orderBody(), { 'idempotency-key': randomUUID() })).body.orderId);
@@ -501,7 +501,7 @@ describe('POST /orders → JetStream → saga', () => {
     // A saga reports its final status before its last audit event is stored and the workflow
     // closes: the figures are read once every workflow has closed.
     for (const id of ids) await client.workflow.getHandle(orderWorkflowId(id)).result();
-    const after = { ingress: await scrape(`${api}/metrics`), worker: await scrape(workerMetricsUrl) };
+    const after = { ingress: await scrape(`${stack.ingressOps}/metrics`), worker: await scrape(workerMetricsUrl) };
     const delta = (side: 'ingress' | 'worker', name: string, labels: Record<string, string> = {}) =>
       sumOf(after[side], name, labels) - sumOf(before[side], name, labels);
 

@@ -45,7 +45,7 @@ async function readiness() {
       .map(([name]) => name);
     return `${response.status}${failing.length ? ` (${failing.join(', ')} down)` : ''}`;
   };
-  return { ingress: await probe(stack.api), worker: await probe(stack.workerOps) };
+  return { ingress: await probe(stack.ingressOps), worker: await probe(stack.workerOps) };
 }
 
 async function orderCompletes(): Promise<void> {

@@ -21,6 +21,8 @@ export interface ProcessTier {
   api: string;
   /** The worker's operations base URL (/health, /ready, /metrics). */
   workerOps: string;
+  /** The ingress's operations base URL (/health, /ready with details, /metrics). */
+  ingressOps: string;
   nats: PrivateNats;
   gateway: PaymentSandbox;
   /** A SKU with plenty of stock for this file's orders. */
@@ -29,8 +31,8 @@ export interface ProcessTier {
   env: Record<string, string>;
   /** Spawns a worker or an ingress and resolves once its /ready answers 200. */
   start(entry: ProductEntry): Promise<ProductProcess>;
-  /** Spawns a worker or an ingress without waiting for it to be ready. */
-  launch(entry: ProductEntry): ProductProcess;
+  /** Spawns a worker or an ingress without waiting for it to be ready; `overrides` are added to its environment. */
+  launch(entry: ProductEntry, overrides?: Record<string, string>): ProductProcess;
   /** The order's status as GET /orders/:id reports it, or undefined when it is not found (yet). */
   statusOf(orderId: string): Promise<OrderStatus | undefined>;
   /** Polls GET /orders/:id until the order is in a terminal status, and returns it. */
@@ -53,9 +55,10 @@ export async function startProcessTier(name: string, overrides: Record<string, s
     await store.restock(sku, 10_000);
     await store.db.close();
   }
-  const [port, metricsPort] = [await freePort(), await freePort()];
+  const [port, metricsPort, ingressOpsPort] = [await freePort(), await freePort(), await freePort()];
   const api = `http://127.0.0.1:${port}`;
   const workerOps = `http://127.0.0.1:${metricsPort}`;
+  const ingressOps = `http://127.0.0.1:${ingressOpsPort}`;
   const env = productEnv({
     ...(postgresUrl ? { DATABASE_URL: postgresUrl } : { EMBEDDED_DATABASE_DIR: join(dataDir, 'inventory') }),
     INVENTORY_SEED_DEMO: 'true',
@@ -67,8 +70,9 @@ export async function startProcessTier(name: string, overrides: Record<string, s
     ...overrides,
   });
   const processes: ProductProcess[] = [];
-  const launch = (entry: ProductEntry) => {
-    const launched = spawnProductProcess(entry, env);
+  const launch = (entry: ProductEntry, overrides: Record<string, string> = {}) => {
+    const opsPort = entry === 'ingress/main.ts' ? ingressOpsPort : metricsPort;
+    const launched = spawnProductProcess(entry, { ...env, METRICS_PORT: String(opsPort), ...overrides });
     processes.push(launched);
     return launched;
   };
@@ -79,6 +83,7 @@ export async function startProcessTier(name: string, overrides: Record<string, s
   return {
     api,
     workerOps,
+    ingressOps,
     nats,
     gateway: new PaymentSandbox(sandbox.url),
     sku,

@@ -31,6 +31,10 @@ export function productEnv(overrides: Record<string, string>): Record<string, st
     RETRY_MAX_INTERVAL: '500ms',
     PAYMENT_TIMEOUT: '1s',
     WORKER_SHUTDOWN_GRACE: '5s',
+    // The API is open and unlimited unless a test is about who may call it (test/ingress/security.test.ts).
+    AUTH_DISABLED: 'true',
+    RATE_LIMIT_PER_ADDRESS: '0',
+    RATE_LIMIT_PER_IDENTITY: '0',
     ...overrides,
   };
 }

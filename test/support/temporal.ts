@@ -44,7 +44,7 @@ export async function startInProcessWorker(
   const worker = await createOrderWorker({
     connection,
     config: {
-      temporal: { address: inject('temporalAddress'), namespace: 'default', taskQueue },
+      temporal: { address: inject('temporalAddress'), namespace: 'default', taskQueue, tls: undefined },
       worker: { maxConcurrentActivities: 50, maxConcurrentWorkflowTasks: 50, shutdownGraceMs: 1_000 },
     },
     clients,

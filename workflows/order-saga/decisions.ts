@@ -14,6 +14,7 @@ import {
   getStatusQuery,
   resolveManuallySignal,
   retryCompensationSignal,
+  type CancelOrderInput,
   type DecisionAccepted,
 } from '../contract.js';
 import type { SagaRecord } from './record.js';
@@ -31,7 +32,7 @@ export type OperatorDecision = { retry: true } | { note: string };
 
 export class SagaDecisions {
   /** The accepted cancel, if any: it decides the outcome. */
-  cancelRequest: { reason: string } | undefined;
+  cancelRequest: { reason: string; by?: string } | undefined;
   approvedBy: string | undefined;
   private operatorDecision: OperatorDecision | undefined;
   private runningStep: CancellationScope | undefined;
@@ -119,9 +120,10 @@ export class SagaDecisions {
       : `order is ${status}; only an order in AWAITING_APPROVAL can be approved, once`;
   }
 
-  private acceptCancel(input: { reason?: string } | undefined): void {
+  private acceptCancel(input: CancelOrderInput | undefined): void {
     if (this.cancelRequest) return;
-    this.cancelRequest = { reason: input?.reason?.trim() || 'no reason given' };
+    const by = input?.cancelledBy?.trim();
+    this.cancelRequest = { reason: input?.reason?.trim() || 'no reason given', ...(by && { by }) };
     this.runningStep?.cancel();
   }
 

@@ -77,6 +77,7 @@ export class SagaRecord {
       status,
       ...(doc.failure && { failure: doc.failure }),
       ...(doc.cancellation && { cancellation: doc.cancellation }),
+      ...(doc.approval.approvedBy && { approvedBy: doc.approval.approvedBy }),
       ...(doc.resolution && { resolution: doc.resolution }),
     });
   }
