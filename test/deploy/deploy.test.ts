@@ -100,6 +100,8 @@ describe('Helm chart', () => {
         'PodDisruptionBudget',
         'Service',
         'Service',
+        'Service',
+        'Service',
         'ServiceAccount',
       ].sort(),
     );
@@ -117,6 +119,41 @@ describe('Helm chart', () => {
       metadata: { taskQueue: 'orders', namespace: 'orders-prod' },
     });
     expect(find(manifests, 'Deployment', '-worker').spec.replicas).toBeUndefined(); // KEDA owns the replica count
+  });
+
+  it('exposes only the API through the ingress Service; metrics and the codec server have Services of their own; credentials come from Secrets', async () => {
+    const manifests = await render('-f', PRODUCTION_VALUES);
+    const ports = (nameEnd: string) =>
+      find(manifests, 'Service', nameEnd).spec.ports.map((p: { targetPort: string }) => p.targetPort);
+    expect(ports('-ingress')).toEqual(['http']);
+    expect(ports('-ingress-metrics')).toEqual(['metrics']);
+    expect(ports('-codec')).toEqual(['codec']);
+    expect(find(manifests, 'ServiceMonitor', '').spec.endpoints.map((e: { port: string }) => e.port)).toEqual([
+      'metrics',
+    ]);
+    const ingress = find(manifests, 'Deployment', '-ingress').spec.template.spec.containers[0];
+    expect(ingress.readinessProbe.httpGet.port).toBe('metrics');
+    const secrets = (container: { envFrom: { secretRef?: { name: string } }[] }) =>
+      container.envFrom.flatMap((source) => (source.secretRef ? [source.secretRef.name] : []));
+    expect(secrets(ingress)).toEqual(['order-saga-payload-keys', 'order-saga-nats-credentials', 'order-saga-api-keys']);
+    const worker = find(manifests, 'Deployment', '-worker').spec.template.spec.containers[0];
+    expect(secrets(worker)).toEqual(['order-saga-payload-keys', 'order-saga-nats-credentials']); // no API keys
+    expect(worker.volumeMounts.map((m: { mountPath: string }) => m.mountPath)).toEqual([
+      '/tmp',
+      '/etc/order-saga/temporal-tls',
+      '/etc/order-saga/nats-tls',
+    ]);
+    // The ConfigMap plus the Secrets' variables is a configuration the ingress starts with.
+    const env = {
+      ...find(manifests, 'ConfigMap', 'order-saga').data,
+      PAYLOAD_ENCRYPTION_KEYS: `k1=${Buffer.alloc(32).toString('base64')}`,
+      NATS_USER: 'order-saga',
+      NATS_PASSWORD: 'secret',
+    };
+    const config = loadConfig(env, { ingress: true });
+    expect(config.auth.jwt?.audience).toBe('order-saga-api');
+    expect(config.temporal.tls).toMatchObject({ ca: '/etc/order-saga/temporal-tls/ca.crt' });
+    expect(config.nats.tls).toMatchObject({ cert: '/etc/order-saga/nats-tls/tls.crt' });
   });
 
   it('gives the worker probes, a non-root read-only container and a termination grace longer than its shutdown grace', async () => {
@@ -162,6 +199,18 @@ describe('Helm chart', () => {
     ['a malformed duration', ['--set', 'saga.approvalTimeout=tomorrow'], '/saga/approvalTimeout'],
     ['an unknown key', ['--set', 'worker.replicas=3'], 'additional properties'],
     ['no database at all', ['--set', 'database.existingSecret='], '/database'],
+    [
+      'an ingress with no way to authenticate callers',
+      ['--set', 'auth.apiKeysSecret='],
+      'the ingress needs a way to authenticate callers',
+    ],
+    [
+      'a JWKS without issuer and audience',
+      ['--set', 'auth.jwt.jwksUrl=https://idp.example/jwks'],
+      'issuer and audience are required',
+    ],
+    ['no payload encryption keys', ['--set', 'encryption.keysSecret='], '/encryption/keysSecret'],
+    ['Temporal TLS without its Secret', ['--set', 'temporal.tls.enabled=true'], 'temporal.tls.secret'],
     ['a Temporal address without port', ['--set', 'temporal.address=temporal'], '/temporal/address'],
     [
       'a termination grace shorter than the shutdown grace',
@@ -225,13 +274,32 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  /** A service's environment as Compose would interpolate it, with `given` for the required `${NAME:?…}` variables. */
+  const environmentOf = (name: string, given: Record<string, string>) =>
+    Object.fromEntries(
+      Object.entries(compose.services[name].environment as Record<string, string>).map(([key, value]) => {
+        const required = /^\$\{(\w+):\?[^}]+\}$/.exec(value);
+        return [key, required ? given[required[1]!]! : value];
+      }),
+    );
+  const secrets = {
+    PAYLOAD_ENCRYPTION_KEYS: `local-1=${Buffer.alloc(32, 1).toString('base64')}`,
+    ORDER_SAGA_API_KEYS: `ops:operator:${'a'.repeat(64)}`,
+  };
+
   it('gives the worker and the ingress an environment the service accepts as configuration', () => {
-    for (const name of ['worker', 'ingress']) {
-      const env = compose.services[name].environment as Record<string, string>;
-      expect(() => loadConfig(env), name).not.toThrow();
-    }
-    expect(loadConfig(compose.services.worker.environment).database.url).toContain('@postgres:5432/inventory');
+    expect(() => loadConfig(environmentOf('worker', secrets)), 'worker').not.toThrow();
+    expect(() => loadConfig(environmentOf('ingress', secrets), { ingress: true }), 'ingress').not.toThrow();
+    const worker = loadConfig(environmentOf('worker', secrets));
+    expect(worker.database.url).toContain('@postgres:5432/inventory');
     // One NATS server in Compose: one copy of each stream (the chart's cluster default would not fit).
-    expect(loadConfig(compose.services.worker.environment).nats.streamReplicas).toBe(1);
+    expect(worker.nats.streamReplicas).toBe(1);
+  });
+
+  it('cannot start without payload keys and API keys: Compose requires both variables', () => {
+    expect(compose.services.ingress.environment.AUTH_API_KEYS).toMatch(/^\$\{ORDER_SAGA_API_KEYS:\?/);
+    for (const name of ['worker', 'ingress']) {
+      expect(compose.services[name].environment.PAYLOAD_ENCRYPTION_KEYS).toMatch(/^\$\{PAYLOAD_ENCRYPTION_KEYS:\?/);
+    }
   });
 });
