@@ -6,7 +6,7 @@
 //   npm run bench -- --quick    one step per scenario (≈ 3 min), report in .data/: for checking a change to the hot path
 //   npm run bench -- --profile  also CPU-profiles the worker and the ingress (node --cpu-prof) and reports where their time goes
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -16,6 +16,7 @@ import { Client, Connection } from '@temporalio/client';
 import { openInventory } from '../activities/inventory/open-inventory.js';
 import { loadConfig } from '../lib/config.js';
 import { connectNats } from '../lib/nats.js';
+import { dataConverter } from '../lib/temporal-client.js';
 import { decodeEnvelope } from '../lib/envelope.js';
 import { startPaymentGateway } from '../sandbox/payment-gateway/server.js';
 import { freePort, sqlitePragmas, startNats, startTemporal, stopProcess, waitFor } from '../scripts/local-servers.mjs';
@@ -97,7 +98,17 @@ for (const embeddedDir of Object.values(stores)) {
   await store.restock(SKU, 100_000_000);
   await store.db.close();
 }
-const [ingressPort, metricsPort] = [await freePort(), await freePort()];
+const [ingressPort, metricsPort, ingressOpsPort] = [await freePort(), await freePort(), await freePort()];
+// The product runs as deployed: payloads encrypted, callers authenticated (a service's API key).
+// Rate limits are off: the load comes from one address and one caller.
+const BENCH_API_KEY = `bench_${randomUUID()}`;
+const payloadKeys = [{ id: 'bench', key: randomBytes(32) }];
+const productSecurityEnv = {
+  PAYLOAD_ENCRYPTION_KEYS: `bench=${payloadKeys[0]!.key.toString('base64')}`,
+  AUTH_API_KEYS: `bench:service:${createHash('sha256').update(BENCH_API_KEY).digest('hex')}`,
+  RATE_LIMIT_PER_ADDRESS: '0',
+  RATE_LIMIT_PER_IDENTITY: '0',
+};
 const baseEnv = {
   PATH: process.env.PATH ?? '',
   HOME: process.env.HOME ?? '/tmp',
@@ -126,6 +137,7 @@ const processes = {
     'workers/main.ts',
     {
       ...baseEnv,
+      ...productSecurityEnv,
       EMBEDDED_DATABASE_DIR: stores.product,
       METRICS_PORT: String(metricsPort),
       TEMPORAL_TASK_QUEUE: 'orders',
@@ -134,7 +146,13 @@ const processes = {
   ),
   ingress: spawnProcess(
     'ingress/main.ts',
-    { ...baseEnv, PORT: String(ingressPort), TEMPORAL_TASK_QUEUE: 'orders' },
+    {
+      ...baseEnv,
+      ...productSecurityEnv,
+      PORT: String(ingressPort),
+      METRICS_PORT: String(ingressOpsPort),
+      TEMPORAL_TASK_QUEUE: 'orders',
+    },
     'ingress',
   ),
   baselineWorker: spawnProcess('bench/bench-worker.ts', {
@@ -160,7 +178,8 @@ await waitFor('worker', ok(`http://127.0.0.1:${metricsPort}/ready`), { timeoutMs
 await waitFor('ingress', ok(`${api}/ready`), { timeoutMs: 60_000 });
 
 const connection = await Connection.connect({ address: temporal.address });
-const client = new Client({ connection });
+// The order saga's client encrypts as the product's do; the baselines' payloads stay plain (the textbook way).
+const client = new Client({ connection, dataConverter: dataConverter(payloadKeys) });
 // Give the baseline worker its start-up bundling, then warm both task queues.
 await client.workflow.execute('emptyWorkflow', { taskQueue: 'baseline', workflowId: `warm-${randomUUID()}` });
 
@@ -249,7 +268,7 @@ const scenarios: Scenario[] = [
     async send() {
       const response = await fetch(`${api}/orders`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', 'x-api-key': BENCH_API_KEY },
         body: JSON.stringify({
           customerId: 'c-bench',
           items: [{ sku: SKU, quantity: 1, unitPrice: 1_000 }],

@@ -102,10 +102,7 @@ export class EncryptionCodec implements PayloadCodec {
     if (!this.keyring.enabled) return Promise.resolve(payloads);
     return Promise.resolve(
       payloads.map((payload) => {
-        const { keyId, sealed } = this.keyring.encrypt(
-          PayloadMessage.encode(payload).finish(),
-          PAYLOAD_PURPOSE,
-        );
+        const { keyId, sealed } = this.keyring.encrypt(PayloadMessage.encode(payload).finish(), PAYLOAD_PURPOSE);
         return {
           metadata: { encoding: Buffer.from(ENCRYPTED_ENCODING), [KEY_ID_METADATA]: Buffer.from(keyId) },
           data: sealed,

@@ -134,6 +134,29 @@ describe('authentication', () => {
   });
 });
 
+describe('identity provider outage', () => {
+  it('when the JWKS cannot be fetched, then a bearer token gets 503 with Retry-After, not 401, and API keys still work', async () => {
+    const [port, opsPort, nowhere] = [await freePort(), await freePort(), await freePort()];
+    const ingress = stack.launch('ingress/main.ts', {
+      PORT: String(port),
+      METRICS_PORT: String(opsPort),
+      AUTH_JWKS_URL: `http://127.0.0.1:${nowhere}/.well-known/jwks.json`,
+    });
+    try {
+      await waitUntilReady(`http://127.0.0.1:${opsPort}/ready`, ingress);
+      const base = `http://127.0.0.1:${port}`;
+      const token = await idp.token('c-outage');
+      const answer = await call('GET', `/orders/${randomUUID()}`, bearer(token), undefined, base);
+      expect(answer.status).toBe(503);
+      expect(answer.headers.get('retry-after')).toBe('5');
+      expect(answer.body.detail).toContain('the identity provider did not answer');
+      expect((await call('GET', `/orders/${randomUUID()}`, asOperator, undefined, base)).status).toBe(404);
+    } finally {
+      await ingress.stop();
+    }
+  });
+});
+
 describe('authorization', () => {
   it('when a customer orders, then the order is theirs (customer id from the token), and ordering as someone else is 403', async () => {
     const customer = `c-${randomUUID().slice(0, 8)}`;

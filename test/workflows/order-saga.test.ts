@@ -366,7 +366,8 @@ describe('orderSaga', () => {
     await stack.gateway.setFaults({ chargeLatencyMs: 2_000 });
     const handle = await start(o, { compensationMaxAttempts: 20 });
     await waitForStatus(o, 'CHARGING_PAYMENT');
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the charge request has reached the gateway
+    // The charge request has reached the gateway (the status changes before the charge is sent).
+    await expect.poll(async () => (await stack.gateway.ledger(o.orderId)).calls.charges, { timeout: 10_000 }).toBe(1);
     await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
     const result = await handle.result();
 
