@@ -178,8 +178,9 @@ await waitFor('worker', ok(`http://127.0.0.1:${metricsPort}/ready`), { timeoutMs
 await waitFor('ingress', ok(`${api}/ready`), { timeoutMs: 60_000 });
 
 const connection = await Connection.connect({ address: temporal.address });
-// The order saga's client encrypts as the product's do; the baselines' payloads stay plain (the textbook way).
-const client = new Client({ connection, dataConverter: dataConverter(payloadKeys) });
+const client = new Client({ connection });
+// The order saga's client encrypts as the product's clients do; the baselines' payloads stay plain (the textbook way).
+const productClient = new Client({ connection, dataConverter: dataConverter(payloadKeys) });
 // Give the baseline worker its start-up bundling, then warm both task queues.
 await client.workflow.execute('emptyWorkflow', { taskQueue: 'baseline', workflowId: `warm-${randomUUID()}` });
 
@@ -225,10 +226,15 @@ interface Scenario {
 }
 
 /** Starts a saga for a new order directly (no HTTP, no JetStream); resolves with the order id. */
-async function startSaga(type: string, taskQueue: string, workflowId: (orderId: string) => string): Promise<string> {
+async function startSaga(
+  by: Client,
+  type: string,
+  taskQueue: string,
+  workflowId: (orderId: string) => string,
+): Promise<string> {
   const order = newOrder();
   const input: OrderSagaInput = { order, settings: sagaSettings };
-  await client.workflow.start(type, { taskQueue, workflowId: workflowId(order.orderId), args: [input] });
+  await by.workflow.start(type, { taskQueue, workflowId: workflowId(order.orderId), args: [input] });
   return order.orderId;
 }
 
@@ -251,14 +257,14 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'textbook saga (regular activities, default worker)',
-    send: () => startSaga('textbookSaga', 'baseline', (orderId) => `textbook-${orderId}`),
+    send: () => startSaga(client, 'textbookSaga', 'baseline', (orderId) => `textbook-${orderId}`),
     completedAt: (orderId) => finalStoredAt.get(orderId),
     workflowIdOf: (orderId) => `textbook-${orderId}`,
     cpu: ['baselineWorker', 'temporal', 'nats'],
   },
   {
     name: 'order saga, started by a client',
-    send: () => startSaga('orderSaga', 'orders', orderWorkflowId),
+    send: () => startSaga(productClient, 'orderSaga', 'orders', orderWorkflowId),
     completedAt: (orderId) => finalStoredAt.get(orderId),
     workflowIdOf: orderWorkflowId,
     cpu: ['worker', 'temporal', 'nats'],

@@ -31,6 +31,12 @@ import { IdempotencyConflictError, OrderNotStoredError, type OrderIntake } from 
 import { parseOrderRequest, type FieldProblem } from './order-request.js';
 import { IdentityProviderUnavailable, mayActOn, Unauthenticated, type Authenticator, type Caller } from './callers.js';
 import { perAddressLimit, perIdentityLimit, RateLimited } from './rate-limits.js';
+import {
+  skuSchema,
+  unitsSchema,
+  type InventoryAdminReply,
+  type InventoryAdminRequest,
+} from '../lib/inventory-admin.js';
 
 /** An error that carries its HTTP status and problem details (RFC 9457). */
 export class HttpProblem extends Error {
@@ -57,6 +63,8 @@ export interface IngressDeps {
   rateLimits: { perIdentity: number; perAddress: number };
   /** Proxies in front of the ingress whose X-Forwarded-For is believed. */
   trustProxy?: number;
+  /** Asks a worker to show or change stock (lib/inventory-admin.ts); rejects when no worker answers. */
+  inventoryAdmin: (request: InventoryAdminRequest) => Promise<InventoryAdminReply>;
   bodyLimitBytes?: number;
   /** Seconds a client should wait before retrying after a 503. */
   retryAfterSeconds?: number;
@@ -273,11 +281,35 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     res.status(202).json({ orderId, update: 'approveOrder', ...decision, links: { self: `/orders/${orderId}` } });
   });
 
+  // Stock, for operators: read it, set the available units, or add to them. Reserved units are never touched.
+  app.get('/inventory/:sku', async (req, res) => {
+    requireOperator(callerOf(res), 'reading stock');
+    const sku = skuParam(req);
+    const { level } = await inventoryAdmin({ op: 'show', sku });
+    if (!level) throw new HttpProblem(404, 'SKU not found', `no stock was ever put in for ${sku}; set it with PUT`);
+    res.json(level);
+  });
+
+  app.put('/inventory/:sku', requireJson, jsonBody, async (req, res) => {
+    const caller = callerOf(res);
+    requireOperator(caller, 'setting stock');
+    const units = unitsField(req.body, 'available', 0);
+    res.json(await inventoryAdmin({ op: 'set', sku: skuParam(req), units, by: caller.id }));
+  });
+
+  app.post('/inventory/:sku/restock', requireJson, jsonBody, async (req, res) => {
+    const caller = callerOf(res);
+    requireOperator(caller, 'adding stock');
+    const units = unitsField(req.body, 'units', 1);
+    res.json(await inventoryAdmin({ op: 'add', sku: skuParam(req), units, by: caller.id }));
+  });
+
   app.use((_req, _res) => {
     throw new HttpProblem(
       404,
       'Not Found',
-      'no such route; the API has POST /orders, GET /orders/:orderId, POST /orders/:orderId/cancel and POST /orders/:orderId/approve',
+      'no such route; the API has POST /orders, GET /orders/:orderId, POST /orders/:orderId/cancel, POST /orders/:orderId/approve, ' +
+        'and for operators GET and PUT /inventory/:sku and POST /inventory/:sku/restock',
     );
   });
 
@@ -318,6 +350,27 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       );
     }
     return error;
+  }
+
+  /** A worker's answer to a stock request, its level without the `ok` flag; a failure as a problem. */
+  async function inventoryAdmin(request: InventoryAdminRequest) {
+    let reply: InventoryAdminReply;
+    try {
+      reply = await deps.inventoryAdmin(request);
+    } catch (error) {
+      logger.warn({ err: error }, 'no worker answered an inventory request');
+      throw new HttpProblem(
+        503,
+        'Service Unavailable',
+        `no worker answered (the inventory belongs to the workers); retry after ${retryAfter} seconds`,
+        {},
+        { 'Retry-After': retryAfter },
+      );
+    }
+    if (!reply.ok)
+      throw new HttpProblem(reply.status, reply.status === 400 ? 'Bad Request' : 'Stock not changed', reply.detail);
+    const { ok: _ok, ...result } = reply;
+    return result;
   }
 
   /** A customer's cancel of someone else's order is "not found", as for an unknown order. */
@@ -396,6 +449,41 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   }
 
   return app;
+}
+
+function requireOperator(caller: Caller, what: string): void {
+  if (caller.role !== 'operator') {
+    throw new HttpProblem(403, 'Forbidden', `${what} is an operator's act; you are authenticated as a ${caller.role}`);
+  }
+}
+
+function skuParam(req: Request): string {
+  const parsed = skuSchema.safeParse(req.params.sku);
+  if (!parsed.success) {
+    throw new HttpProblem(400, 'Invalid SKU', 'a SKU is 1 to 128 letters, digits and . _ : @ - characters');
+  }
+  return parsed.data;
+}
+
+/** The whole-number field of a stock body, e.g. {"available": 40}; 400 naming the field otherwise. */
+function unitsField(body: unknown, field: string, minimum: 0 | 1): number {
+  const value =
+    typeof body === 'object' && body !== null && !Array.isArray(body)
+      ? (body as Record<string, unknown>)[field]
+      : undefined;
+  const parsed = unitsSchema(minimum).safeParse(value);
+  if (!parsed.success) {
+    const message = value === undefined ? 'is required' : parsed.error.issues[0]!.message;
+    throw new HttpProblem(
+      400,
+      'Invalid stock change',
+      `"${field}" ${message}; send e.g. {"${field}": ${minimum === 0 ? 40 : 10}}`,
+      {
+        errors: [{ field, message }],
+      },
+    );
+  }
+  return parsed.data;
 }
 
 function orderNotFound(orderId: string): HttpProblem {

@@ -15,6 +15,7 @@ import { untilAvailable } from '../lib/dependencies.js';
 import { startTelemetry } from '../lib/telemetry.js';
 import { connectTemporalClient } from '../lib/temporal-client.js';
 import { Keyring, PAYLOADS_IN_CLEAR_WARNING } from '../lib/encryption.js';
+import { INVENTORY_ADMIN_SUBJECT } from '../lib/inventory-admin.js';
 import { createIngressApp, OPEN_API_WARNING } from './app.js';
 import { Authenticator } from './callers.js';
 import { startCodecServer } from './codec-server.js';
@@ -125,6 +126,8 @@ serving.app = createIngressApp({
   authenticator,
   rateLimits: config.rateLimits,
   trustProxy: config.http.trustProxy,
+  inventoryAdmin: async (request) =>
+    (await nc.request(INVENTORY_ADMIN_SUBJECT, JSON.stringify(request), { timeout: 10_000 })).json(),
 });
 const codec =
   config.http.codecPort === undefined

@@ -37,6 +37,7 @@ export const STREAMS = {
 export const SUBJECTS = {
   orderCreated: 'orders.created',
   audit: (eventType: string) => `audit.orders.${eventType}`,
+  inventoryAudit: (eventType: string) => `audit.inventory.${eventType}`,
   deadLetter: (originalSubject: string) => `dlq.${originalSubject}`,
   notification: (kind: string) => `notifications.${kind}`,
 } as const;

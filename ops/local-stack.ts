@@ -15,20 +15,25 @@ export interface LocalStackAddresses {
   pid: number;
   NATS_URL: string;
   TEMPORAL_ADDRESS: string;
+  /** The ingress's base URL, for commands that go through the API (npm run inventory). */
+  ORDER_SAGA_API_URL: string;
 }
 
 /**
  * The environment with NATS_URL and TEMPORAL_ADDRESS taken from the running local stack where the
  * environment leaves them unset, and a line saying so (undefined when nothing was taken).
  */
-export function withLocalStackAddresses(env: Record<string, string | undefined>): {
+export function withLocalStackAddresses(
+  env: Record<string, string | undefined>,
+  names: readonly (keyof Omit<LocalStackAddresses, 'pid'>)[] = ['NATS_URL', 'TEMPORAL_ADDRESS'],
+): {
   env: Record<string, string | undefined>;
   note: string | undefined;
 } {
   if (!existsSync(LOCAL_STACK_FILE)) return { env, note: undefined };
   const stack = JSON.parse(readFileSync(LOCAL_STACK_FILE, 'utf8')) as LocalStackAddresses;
   if (!isProcessRunning(stack.pid)) return { env, note: undefined };
-  const taken = (['NATS_URL', 'TEMPORAL_ADDRESS'] as const).filter((name) => !env[name]);
+  const taken = names.filter((name) => !env[name] && stack[name]);
   if (taken.length === 0) return { env, note: undefined };
   return {
     env: { ...env, ...Object.fromEntries(taken.map((name) => [name, stack[name]])) },

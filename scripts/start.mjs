@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // `npm start`: set-up, then the whole local stack in the foreground: a Temporal dev server
 // with its Web UI, nats-server with JetStream (both keeping their data in .data/), the
-// payment gateway sandbox, the worker and the ingress. Ctrl-C stops all of it.
-// Every port comes from an environment variable (see README.md).
+// payment gateway sandbox (its ledger in .data/ too), the worker and the ingress. Ctrl-C stops
+// all of it. A component that crashes is restarted with backoff, as a supervisor would; one that
+// keeps crashing, or refuses its configuration, stops the stack with its last lines above.
+// Every port comes from an environment variable (see README.md); ORDER_SAGA_DATA_DIR moves .data/.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,7 +32,7 @@ const ports = {
   INGRESS_METRICS_PORT: num('INGRESS_METRICS_PORT', 9465),
   CODEC_PORT: num('CODEC_PORT', 8089),
 };
-const dataDir = join(ROOT, '.data');
+const dataDir = env.ORDER_SAGA_DATA_DIR || join(ROOT, '.data');
 /** The addresses this stack serves, for operator commands (read by ops/local-stack.ts). */
 const LOCAL_STACK_FILE = join(dataDir, 'local-stack.json');
 
@@ -98,6 +100,24 @@ try {
   process.exit(1);
 }
 children.push(temporal.process, nats.process);
+// The servers are supervised too: restarted on the same ports and data; the processes reconnect.
+superviseServer('temporal', temporal, () =>
+  startTemporal({
+    binary: tools.temporal,
+    port: ports.TEMPORAL_PORT,
+    uiPort: ports.TEMPORAL_UI_PORT,
+    uiCodecEndpoint: `http://127.0.0.1:${ports.CODEC_PORT}`,
+    dataDir: join(dataDir, 'temporal'),
+  }),
+);
+superviseServer('nats', nats, () =>
+  startNats({
+    binary: tools['nats-server'],
+    port: ports.NATS_PORT,
+    monitorPort: ports.NATS_MONITOR_PORT,
+    dataDir: join(dataDir, 'nats'),
+  }),
+);
 
 const productEnv = {
   ...env,
@@ -105,6 +125,7 @@ const productEnv = {
   NATS_URL: nats.url,
   PAYMENT_GATEWAY_URL: `http://127.0.0.1:${ports.PAYMENT_SANDBOX_PORT}`,
   PAYMENT_SANDBOX_PORT: String(ports.PAYMENT_SANDBOX_PORT),
+  PAYMENT_SANDBOX_LEDGER_FILE: join(dataDir, 'payment-sandbox-ledger.json'),
   PORT: String(ports.PORT),
   CODEC_PORT: String(ports.CODEC_PORT),
   CODEC_CORS_ORIGINS: temporal.uiUrl,
@@ -135,13 +156,60 @@ function startProduct(label, entry, processEnv = {}) {
   }
   child.on('exit', (code, signal) => {
     if (stopping) return;
-    process.stderr.write(
-      `\n${label} exited (${signal ?? `code ${code}`}); stopping the stack. Its last lines are above.\n`,
-    );
-    void stopAll(1);
+    children.splice(children.indexOf(child), 1);
+    const how = signal ?? `code ${code}`;
+    // Exit code 2: the process refused its configuration (or its embedded database is in use); a restart cannot help.
+    if (code === 2) {
+      process.stderr.write(`\n${label} refused to start (${how}); stopping the stack. Its message is above.\n`);
+      return void stopAll(1);
+    }
+    afterCrash(label, how, () => startProduct(label, entry, processEnv));
   });
   children.push(child);
   return child;
+}
+
+/** Crashes by component within the last minute, for backoff and for giving up on a crash loop. */
+const crashes = new Map();
+const CRASH_LOOP = 5;
+/** Restarts a crashed component after 1, 2, 4, 8 s; the fifth crash within a minute stops the stack. */
+function afterCrash(label, how, restart) {
+  const recent = (crashes.get(label) ?? []).filter((at) => Date.now() - at < 60_000);
+  recent.push(Date.now());
+  crashes.set(label, recent);
+  if (recent.length >= CRASH_LOOP) {
+    process.stderr.write(
+      `\n${label} exited (${how}), its ${CRASH_LOOP}th crash within a minute; stopping the stack. Its last lines are above.\n`,
+    );
+    return void stopAll(1);
+  }
+  const delayMs = 1_000 * 2 ** (recent.length - 1);
+  process.stderr.write(
+    `\n${label} exited (${how}); restarting it in ${delayMs / 1_000} s (crash ${recent.length} within a minute)\n`,
+  );
+  setTimeout(() => {
+    if (stopping) return;
+    Promise.resolve()
+      .then(restart)
+      .then(() => process.stdout.write(`${label} restarted\n`))
+      .catch((error) => {
+        process.stderr.write(`${label} could not be restarted: ${error.message}\n`);
+        void stopAll(1);
+      });
+  }, delayMs);
+}
+
+/** Watches a server started by local-servers.mjs and restarts it the same way when it dies. */
+function superviseServer(label, started, start) {
+  started.process.once('exit', (code, signal) => {
+    if (stopping) return;
+    children.splice(children.indexOf(started.process), 1);
+    afterCrash(label, signal ?? `code ${code}`, async () => {
+      const again = await start();
+      children.unshift(again.process);
+      superviseServer(label, again, start);
+    });
+  });
 }
 
 step('Starting the payment sandbox, the worker and the ingress');
@@ -166,7 +234,7 @@ const api = `http://127.0.0.1:${ports.PORT}`;
 // Operator commands (npm run dlq) read this to find the stack; removed when the stack stops.
 writeFileSync(
   LOCAL_STACK_FILE,
-  `${JSON.stringify({ pid: process.pid, NATS_URL: nats.url, TEMPORAL_ADDRESS: temporal.address }, null, 2)}\n`,
+  `${JSON.stringify({ pid: process.pid, NATS_URL: nats.url, TEMPORAL_ADDRESS: temporal.address, ORDER_SAGA_API_URL: api }, null, 2)}\n`,
 );
 step('The local stack is up');
 process.stdout.write(

@@ -33,6 +33,7 @@ import { freeLoopbackPort } from '../lib/free-port.js';
 import { createOrderWorker, WORKFLOW_BUNDLE_PATH } from './order-worker.js';
 import { existsSync } from 'node:fs';
 import { EmbeddedDatabaseInUseError } from '../activities/inventory/sql-client.js';
+import { serveInventoryAdmin } from './inventory-admin.js';
 import { startOrderStarter } from './order-starter.js';
 
 const config = loadConfigOrExit();
@@ -123,6 +124,12 @@ const worker = await createOrderWorker({
   telemetry,
 });
 const workerRun = worker.run();
+const inventoryAdmin = serveInventoryAdmin({
+  nc,
+  js,
+  inventory,
+  logger: logger.child({ component: 'inventory-admin' }),
+});
 readiness.worker = worker;
 
 const starter = config.starter.enabled
@@ -160,6 +167,7 @@ async function shutdown(signal: string): Promise<void> {
     'shutting down: draining the starter, then the worker',
   );
   await starter?.stop();
+  inventoryAdmin.stop();
   worker.shutdown();
   await workerRun;
   ops.server.close();

@@ -15,6 +15,9 @@ export interface StockLevel {
   reserved: number;
 }
 
+/** An operator's change to a SKU's available units: replace them, or add to them. */
+export type StockChange = { set: number } | { add: number };
+
 /** A line of the order could not be reserved; nothing of the order was. */
 export class OutOfStockError extends Error {
   constructor(
@@ -127,6 +130,31 @@ export class InventoryStore {
        ON CONFLICT (sku) DO UPDATE SET available = stock.available + EXCLUDED.available, updated_at = now()`,
       [sku, quantity],
     );
+  }
+
+  /**
+   * An operator's change of a SKU's available units (the SKU is created when new): `set` replaces
+   * them, `add` adds to them; reserved units are never touched, so stock put in changes by the
+   * difference. Returns the level before (undefined for a new SKU) and after.
+   */
+  async adjustAvailable(
+    sku: string,
+    change: StockChange,
+  ): Promise<{ before: StockLevel | undefined; after: StockLevel }> {
+    const newAvailable = 'set' in change ? 'EXCLUDED.available' : 'stock.available + EXCLUDED.available';
+    return this.db.transaction(async (tx) => {
+      const before = await tx.query<StockLevel>(
+        'SELECT sku, available, reserved FROM stock WHERE sku = $1 FOR UPDATE',
+        [sku],
+      );
+      const after = await tx.query<StockLevel>(
+        `INSERT INTO stock (sku, available) VALUES ($1, $2)
+         ON CONFLICT (sku) DO UPDATE SET available = ${newAvailable}, updated_at = now()
+         RETURNING sku, available, reserved`,
+        [sku, 'set' in change ? change.set : change.add],
+      );
+      return { before: before.rows[0], after: after.rows[0]! };
+    });
   }
 
   /** Current levels, for a SKU or all of them. */

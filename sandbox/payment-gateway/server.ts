@@ -5,6 +5,7 @@
 // reference, refunds by merchant reference that close the reference when nothing was charged,
 // a ledger, and faults injected through an admin endpoint.
 import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express, { type Request, type Response } from 'express';
@@ -67,14 +68,43 @@ interface StoredAnswer {
   body: unknown;
 }
 
-export function createPaymentGatewayApp() {
-  const charges = new Map<string, Charge>(); // by id
-  const refunds: Refund[] = [];
-  const answersByKey = new Map<string, StoredAnswer>();
+/** What the sandbox keeps across restarts when given a ledger file: the provider's own records. */
+interface LedgerState {
+  charges: Charge[];
+  refunds: Refund[];
+  answersByKey: [string, StoredAnswer][];
+  closedReferences: string[];
+}
+
+/**
+ * `ledgerFile`: keep charges, refunds, answered idempotency keys and closed references in this
+ * file (rewritten whole after every change), so a restarted sandbox still knows what it charged,
+ * as a real provider does; without it the ledger lives in memory.
+ */
+export function createPaymentGatewayApp(options: { ledgerFile?: string } = {}) {
+  const saved =
+    options.ledgerFile && existsSync(options.ledgerFile)
+      ? (JSON.parse(readFileSync(options.ledgerFile, 'utf8')) as LedgerState)
+      : undefined;
+  const charges = new Map<string, Charge>(saved?.charges.map((charge) => [charge.id, charge])); // by id
+  const refunds: Refund[] = saved?.refunds ?? [];
+  const answersByKey = new Map<string, StoredAnswer>(saved?.answersByKey);
   /** Charges being processed: idempotency key → merchant reference. */
   const chargesInProgress = new Map<string, string>();
   /** References a refund found nothing to refund for: no charge may land on them afterwards. */
-  const closedReferences = new Set<string>();
+  const closedReferences = new Set<string>(saved?.closedReferences);
+  /** Writes the ledger file (to a temporary file first, so a crash mid-write leaves the last good one). */
+  const persist = () => {
+    if (!options.ledgerFile) return;
+    const state: LedgerState = {
+      charges: [...charges.values()],
+      refunds,
+      answersByKey: [...answersByKey.entries()],
+      closedReferences: [...closedReferences],
+    };
+    writeFileSync(`${options.ledgerFile}.tmp`, JSON.stringify(state));
+    renameSync(`${options.ledgerFile}.tmp`, options.ledgerFile);
+  };
   const inProgressFor = (reference: string) => [...chargesInProgress.values()].filter((r) => r === reference).length;
   let faults: Faults = { ...NO_FAULTS };
   const calls: { operation: 'charge' | 'refund'; reference: string | undefined; traceparent?: string }[] = [];
@@ -125,6 +155,7 @@ export function createPaymentGatewayApp() {
 
   function remember(req: Request, key: string, status: number, body: unknown) {
     answersByKey.set(key, { fingerprint: JSON.stringify(req.body), status, body });
+    persist();
   }
 
   app.post('/v1/charges', async (req, res) => {
@@ -188,6 +219,7 @@ export function createPaymentGatewayApp() {
       createdAt: new Date().toISOString(),
     };
     charges.set(charge.id, charge);
+    persist();
     remember(req, key, 201, charge);
     if (faults.chargeThenTimeout > 0) {
       faults.chargeThenTimeout -= 1;
@@ -222,6 +254,7 @@ export function createPaymentGatewayApp() {
       // Refunding what was never charged is a harmless, explicit no-op: saga compensations rely on it.
       // The reference is closed, so a charge that arrives later cannot make the answer wrong.
       if (typeof reference === 'string') closedReferences.add(reference);
+      persist();
       const body = {
         status: 'no_charge',
         reference,
@@ -240,6 +273,7 @@ export function createPaymentGatewayApp() {
       createdAt: new Date().toISOString(),
     };
     refunds.push(refund);
+    persist();
     remember(req, key, 201, refund);
     res.status(201).json(refund);
   });
@@ -315,6 +349,7 @@ export function createPaymentGatewayApp() {
     closedReferences.clear();
     faults = { ...NO_FAULTS };
     calls.length = 0;
+    persist();
     res.json({ reset: true });
   });
   app.get('/health', (_req, res) => res.json({ status: 'ok' }));
@@ -326,8 +361,9 @@ export function createPaymentGatewayApp() {
 export async function startPaymentGateway(
   port = 0,
   host = '127.0.0.1',
+  options: { ledgerFile?: string } = {},
 ): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
-  const app = createPaymentGatewayApp();
+  const app = createPaymentGatewayApp(options);
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
