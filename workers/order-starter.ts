@@ -46,18 +46,13 @@ import {
 import type { Order } from '../domain/order.js';
 import { toMajorUnits } from '../domain/money.js';
 import type { SagaSettings } from '../domain/saga-settings.js';
+import { DLQ_HEADERS } from '../lib/event-schemas.js';
 
 /** Durable consumer name on ORDERS (operators see it in `nats consumer ls ORDERS`). */
 export const STARTER_CONSUMER = 'order-saga-starter';
 
 /** Headers set on a dead-lettered message. */
-export const DLQ_HEADERS = {
-  reason: 'Dlq-Reason',
-  stream: 'Dlq-Original-Stream',
-  sequence: 'Dlq-Original-Sequence',
-  subject: 'Dlq-Original-Subject',
-  deliveries: 'Dlq-Deliveries',
-} as const;
+export { DLQ_HEADERS };
 
 export interface StarterOptions {
   js: JetStreamClient;

@@ -7,6 +7,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { CompensationStep } from '../domain/events.js';
 import type { Order, OrderItem } from '../domain/order.js';
 import type { SagaSettings } from '../domain/saga-settings.js';
+import { ORDER_STATUSES, type OrderStatus } from '../domain/order-status.js';
 
 /** Workflow type name registered by the worker (contract). */
 export const ORDER_SAGA_WORKFLOW_TYPE = 'orderSaga';
@@ -22,21 +23,7 @@ export function orderWorkflowId(orderId: string): string {
   return `${ORDER_WORKFLOW_ID_PREFIX}${orderId}`;
 }
 
-/** Every status a saga can report (contract). */
-export const ORDER_STATUSES = [
-  'RECEIVED',
-  'AWAITING_APPROVAL',
-  'RESERVING_INVENTORY',
-  'CHARGING_PAYMENT',
-  'NOTIFYING',
-  'COMPLETED',
-  'COMPENSATING',
-  'COMPENSATED',
-  'CANCELLED',
-  'REJECTED',
-  'COMPENSATION_FAILED',
-] as const;
-export type OrderStatus = (typeof ORDER_STATUSES)[number];
+export { ORDER_STATUSES, type OrderStatus };
 
 /** Statuses in which the workflow has ended. */
 export const TERMINAL_STATUSES: readonly OrderStatus[] = ['COMPLETED', 'COMPENSATED', 'CANCELLED', 'REJECTED'];

@@ -266,6 +266,10 @@ describe('orderSaga', () => {
     await stack.gateway.setFaults({ outage: true });
     const handle = await start(o, { stepMaxAttempts: 100 });
     await waitForStatus(o, 'CHARGING_PAYMENT');
+    // The charge is being retried: the gateway has refused it at least once (the status changes before the first try).
+    await expect
+      .poll(async () => (await stack.gateway.ledger(o.orderId)).calls.charges, { timeout: 10_000 })
+      .toBeGreaterThan(0);
     await handle.signal(cancelOrderSignal, { reason: 'too slow' });
     await stack.gateway.setFaults({ outage: false });
     const result = await handle.result();
