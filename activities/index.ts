@@ -7,6 +7,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { publishEnvelope, type EventEnvelope } from '../lib/envelope.js';
 import { SUBJECTS } from '../lib/nats.js';
 import { Keyring, PAYMENT_TOKEN_PURPOSE } from '../lib/encryption.js';
+import type { NotificationData } from '../lib/event-schemas.js';
 import type { SagaMetrics } from '../lib/metrics.js';
 import { auditEventTypeFor, notificationEventType, type NotificationKind } from '../domain/events.js';
 import { BusinessFailure, FailureType } from '../domain/failures.js';
@@ -184,10 +185,10 @@ export function createActivities({ inventory, payments, js, metrics, keyring = n
       data: {
         kind: input.kind,
         customerId: input.customerId,
-        email: input.email,
+        ...(input.email && { email: input.email }),
         total: input.total,
         currency: input.currency,
-      },
+      } satisfies NotificationData,
       timestamp: new Date().toISOString(),
       trace_id: input.traceId,
     };

@@ -53,6 +53,8 @@ export const statusChangedData = z.strictObject({
     .describe("an operator's note when a failed compensation was resolved by hand"),
 });
 
+export type StatusChangedData = z.infer<typeof statusChangedData>;
+
 export const notificationData = z.strictObject({
   kind: z.enum(NOTIFICATION_KINDS),
   customerId: z.string(),
@@ -60,6 +62,7 @@ export const notificationData = z.strictObject({
   total: z.number().int().describe('minor units'),
   currency: z.string().length(3),
 });
+export type NotificationData = z.infer<typeof notificationData>;
 
 /** One published event: where it goes, its type(s) and its schema. */
 export interface EventContract {

@@ -13,6 +13,7 @@ import {
   type OrderStatus,
   type OrderStatusDocument,
 } from '../contract.js';
+import type { StatusChangedData } from '../../lib/event-schemas.js';
 
 export class SagaRecord {
   readonly doc: OrderStatusDocument;
@@ -73,12 +74,13 @@ export class SagaRecord {
         : []),
     ]);
     setCurrentDetails(details);
-    await this.publishAudit(auditEventTypeFor(status), {
+    const data: StatusChangedData = {
       status,
       ...(doc.failure && { failure: doc.failure }),
       ...(doc.cancellation && { cancellation: doc.cancellation }),
       ...(doc.approval.approvedBy && { approvedBy: doc.approval.approvedBy }),
       ...(doc.resolution && { resolution: doc.resolution }),
-    });
+    };
+    await this.publishAudit(auditEventTypeFor(status), data);
   }
 }
