@@ -97,6 +97,40 @@ export function starterMetrics(registry: Registry): StarterMetrics {
   };
 }
 
+/** What the shared ORDERS consumer has not finished: not yet delivered, delivered and unacknowledged, and how old the oldest of those is. */
+export interface ConsumerBacklog {
+  pending: number;
+  ackPending: number;
+  oldestUnackedAgeSeconds: number;
+}
+
+/** starter_consumer_*: the ORDERS consumer's backlog, read from JetStream at each scrape (every worker reports the same consumer). */
+export function consumerBacklogMetrics(registry: Registry, read: () => Promise<ConsumerBacklog>): void {
+  let last: Promise<ConsumerBacklog | undefined> | undefined;
+  // One read per scrape for the three gauges.
+  const current = () =>
+    (last ??= read()
+      .catch(() => undefined)
+      .finally(() => setTimeout(() => (last = undefined), 1_000)));
+  const gauge = (name: string, help: string, pick: (backlog: ConsumerBacklog) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const backlog = await current();
+        if (backlog) this.set(pick(backlog));
+      },
+    });
+  gauge('starter_consumer_pending', 'OrderCreated events in ORDERS not yet delivered to any starter', (b) => b.pending);
+  gauge('starter_consumer_ack_pending', 'OrderCreated events delivered and not yet acknowledged', (b) => b.ackPending);
+  gauge(
+    'starter_consumer_oldest_unacked_age_seconds',
+    'Age of the oldest OrderCreated event delivered and not yet acknowledged (0 when none)',
+    (b) => b.oldestUnackedAgeSeconds,
+  );
+}
+
 /** order_publish_duration_seconds: the ingress storing OrderCreated events in JetStream. */
 export function orderPublishDurationHistogram(registry: Registry): Histogram<'outcome'> {
   return new Histogram({

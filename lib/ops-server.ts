@@ -2,7 +2,7 @@
 // are usable) and /metrics (Prometheus). The ingress mounts the same handlers on its own port.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import type { Connection } from '@temporalio/client';
 
 /** Named readiness checks; each resolves true when its dependency is usable. */
@@ -62,13 +62,28 @@ export async function handleOpsRequest(
   return true;
 }
 
-/** Starts a small HTTP server with only the operations endpoints (for processes without an API). */
+/** readiness_check{check}: 1 when the check passes, evaluated at each scrape (alerts on a process not ready). */
+function readinessGauge(registry: Registry, checks: ReadinessChecks): void {
+  new Gauge({
+    name: 'readiness_check',
+    help: 'Readiness checks of this process (1 = passing), as /ready reports them',
+    labelNames: ['check'],
+    registers: [registry],
+    async collect() {
+      const report = await readinessReport(checks);
+      for (const [check, ok] of Object.entries(report.checks)) this.set({ check }, ok ? 1 : 0);
+    },
+  });
+}
+
+/** Starts the operations server: /health, /ready (with details) and /metrics (readiness_check included). */
 export async function startOpsServer(
   port: number,
   registry: Registry,
   checks: ReadinessChecks,
   extraMetrics?: () => Promise<string>,
 ): Promise<{ server: Server; port: number }> {
+  readinessGauge(registry, checks);
   const server = createServer((req, res) => {
     handleOpsRequest(req, res, registry, checks, extraMetrics)
       .then((handled) => {

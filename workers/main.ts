@@ -12,6 +12,7 @@ import {
   paymentDurationHistogram,
   sagaMetrics,
   starterMetrics,
+  consumerBacklogMetrics,
 } from '../lib/metrics.js';
 import { connectNats, ensureStreams, ORDERS_MAX_AGE_MS, watchConnection } from '../lib/nats.js';
 import { startOpsServer, temporalReachable } from '../lib/ops-server.js';
@@ -34,7 +35,7 @@ import { createOrderWorker, WORKFLOW_BUNDLE_PATH } from './order-worker.js';
 import { existsSync } from 'node:fs';
 import { EmbeddedDatabaseInUseError } from '../activities/inventory/sql-client.js';
 import { serveInventoryAdmin } from './inventory-admin.js';
-import { startOrderStarter } from './order-starter.js';
+import { startOrderStarter, readConsumerBacklog } from './order-starter.js';
 
 const config = loadConfigOrExit();
 const logger = createLogger('worker', config.logLevel);
@@ -145,6 +146,7 @@ const starter = config.starter.enabled
       metrics: starterMetrics(registry),
     })
   : undefined;
+if (starter) consumerBacklogMetrics(registry, () => readConsumerBacklog(jsm));
 
 logger.info(
   {

@@ -27,7 +27,7 @@ import {
   WorkflowIdReusePolicy,
   type Client,
 } from '@temporalio/client';
-import type { StarterMetrics } from '../lib/metrics.js';
+import type { ConsumerBacklog, StarterMetrics } from '../lib/metrics.js';
 import { decodeEnvelope, MalformedEnvelopeError } from '../lib/envelope.js';
 import { contextFromHeaders, inSpan, SpanKind } from '../lib/telemetry.js';
 import type { Logger } from '../lib/logger.js';
@@ -53,6 +53,17 @@ export const STARTER_CONSUMER = 'order-saga-starter';
 
 /** Headers set on a dead-lettered message. */
 export { DLQ_HEADERS };
+
+/** The shared consumer's backlog (lib/metrics.ts consumerBacklogMetrics): the oldest unacknowledged event is the one above the ack floor. */
+export async function readConsumerBacklog(jsm: JetStreamManager): Promise<ConsumerBacklog> {
+  const info = await jsm.consumers.info(STREAMS.orders.name, STARTER_CONSUMER);
+  let oldestUnackedAgeSeconds = 0;
+  if (info.num_ack_pending > 0) {
+    const oldest = await jsm.streams.getMessage(STREAMS.orders.name, { seq: info.ack_floor.stream_seq + 1 });
+    if (oldest) oldestUnackedAgeSeconds = Math.max(0, (Date.now() - oldest.time.getTime()) / 1_000);
+  }
+  return { pending: info.num_pending, ackPending: info.num_ack_pending, oldestUnackedAgeSeconds };
+}
 
 export interface StarterOptions {
   js: JetStreamClient;

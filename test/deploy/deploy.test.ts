@@ -15,7 +15,7 @@ import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
-import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { ensureTool } from '../../scripts/toolchain.mjs';
 import { renderManifests } from '../../scripts/render-manifests.mjs';
 import { loadConfig } from '../../lib/config.js';
@@ -39,6 +39,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 };
 
 let helm: string;
@@ -111,8 +112,14 @@ describe('Helm chart', () => {
     const manifests = await render('-f', PRODUCTION_VALUES);
     validateAll(manifests);
     const kinds = new Set(manifests.map((m) => m.kind));
-    for (const kind of ['ScaledObject', 'ServiceMonitor', 'HorizontalPodAutoscaler', 'Secret'])
+    for (const kind of ['ScaledObject', 'ServiceMonitor', 'PrometheusRule', 'HorizontalPodAutoscaler', 'Secret'])
       expect(kinds).toContain(kind);
+    // The alerts link to the runbook set in the values; the dashboard ConfigMap carries the sidecar's label.
+    const rule = find(manifests, 'PrometheusRule', '').spec.groups[0].rules[0];
+    expect(rule.annotations.runbook_url).toMatch(/^https:\/\/wiki\.internal\.example\/order-saga\/runbook#/);
+    const dashboard = find(manifests, 'ConfigMap', '-dashboard');
+    expect(dashboard.metadata.labels.grafana_dashboard).toBe('1');
+    expect(JSON.parse(dashboard.data['order-saga.json']).uid).toBe('order-saga');
     const scaledObject = find(manifests, 'ScaledObject', '-worker');
     expect(scaledObject.spec.triggers[0]).toMatchObject({
       type: 'temporal',
@@ -250,6 +257,7 @@ describe('docker-compose.yml', () => {
   it('runs the full stack, each service waiting on the health of what it needs', () => {
     const names = Object.keys(compose.services).sort();
     expect(names).toEqual([
+      'grafana',
       'ingress',
       'jaeger',
       'nats',
