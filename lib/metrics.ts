@@ -26,6 +26,20 @@ export interface SagaMetrics {
   outcomes: Counter<'status'>;
 }
 
+/**
+ * A counter with each label value present from the start at 0: Prometheus's increase() and rate()
+ * see a series' first sample as its starting point, so a series born at 1 (the first dead letter,
+ * the first failed compensation) would never show an increase and its alert would never fire.
+ */
+function withZeroes<Label extends string>(
+  counter: Counter<Label>,
+  label: Label,
+  values: readonly string[],
+): Counter<Label> {
+  for (const value of values) counter.inc({ [label]: value } as Partial<Record<Label, string>>, 0);
+  return counter;
+}
+
 export function sagaMetrics(registry: Registry): SagaMetrics {
   return {
     stepDuration: new Histogram({
@@ -35,12 +49,16 @@ export function sagaMetrics(registry: Registry): SagaMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    outcomes: new Counter({
-      name: 'saga_outcomes_total',
-      help: 'Sagas that reached a final status (or COMPENSATION_FAILED), counted once per saga',
-      labelNames: ['status'],
-      registers: [registry],
-    }),
+    outcomes: withZeroes(
+      new Counter({
+        name: 'saga_outcomes_total',
+        help: 'Sagas that reached a final status (or COMPENSATION_FAILED), counted once per saga',
+        labelNames: ['status'],
+        registers: [registry],
+      }),
+      'status',
+      ['COMPLETED', 'COMPENSATED', 'CANCELLED', 'REJECTED', 'COMPENSATION_FAILED'],
+    ),
   };
 }
 
@@ -82,12 +100,16 @@ export function starterMetrics(registry: Registry): StarterMetrics {
       help: 'OrderCreated events delivered more than once',
       registers: [registry],
     }),
-    deadLettered: new Counter({
-      name: 'starter_dead_lettered_total',
-      help: 'Events moved to ORDERS_DLQ',
-      labelNames: ['reason'],
-      registers: [registry],
-    }),
+    deadLettered: withZeroes(
+      new Counter({
+        name: 'starter_dead_lettered_total',
+        help: 'Events moved to ORDERS_DLQ',
+        labelNames: ['reason'],
+        registers: [registry],
+      }),
+      'reason',
+      ['poison', 'stale', 'delivery_limit'],
+    ),
     started: new Counter({
       name: 'starter_sagas_total',
       help: 'Saga starts by result',

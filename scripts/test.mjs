@@ -16,6 +16,7 @@ const env = {
   NATS_SERVER_PATH: tools['nats-server'],
   TCTL_PATH: tools.tctl,
   HELM_PATH: tools.helm,
+  PROMETHEUS_PATH: tools.prometheus,
 };
 const bin = (name) => join(ROOT, 'node_modules', '.bin', name);
 const vitestArgs = process.argv.slice(2);

@@ -1,0 +1,195 @@
+// The alerts and the dashboard against a real Prometheus (3.16, built by the toolchain) scraping
+// the real worker and ingress: the rule file loads (a broken rule stops Prometheus, failing the
+// test), every rule evaluates, every dashboard query returns data after a few orders, and an
+// induced fault fires the matching alert: a poison event → OrderSagaDeadLettersGrowing, the
+// gateway down → OrderSagaPaymentCircuitOpen. The rules are loaded with their `for:` set to 0s
+// (the only change), so a test need not wait minutes for the pending period.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstream } from '@nats-io/jetstream';
+import { ensureTool } from '../../scripts/toolchain.mjs';
+import { freePort, stopProcess } from '../../scripts/local-servers.mjs';
+import { connectNats } from '../../lib/nats.js';
+import { recordPid } from '../support/processes.js';
+import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
+
+const FILES = fileURLToPath(new URL('../../deploy/helm/order-saga/files/', import.meta.url));
+let stack: ProcessTier;
+let dir: string;
+let prometheus: ChildProcess;
+let prometheusUrl: string;
+let prometheusLog = '';
+
+interface PromResponse<T> {
+  status: string;
+  data: T;
+}
+
+async function api<T>(path: string): Promise<T> {
+  const response = await fetch(`${prometheusUrl}/api/v1/${path}`);
+  const body = (await response.json()) as PromResponse<T>;
+  if (body.status !== 'success') throw new Error(`${path}: ${JSON.stringify(body)}`);
+  return body.data;
+}
+
+const query = (expr: string) =>
+  api<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(
+    `query?query=${encodeURIComponent(expr)}`,
+  ).then((data) => data.result);
+
+const firing = async () =>
+  (await api<{ alerts: { labels: { alertname: string }; state: string }[] }>('alerts')).alerts
+    .filter((alert) => alert.state === 'firing')
+    .map((alert) => alert.labels.alertname);
+
+async function order(paymentToken: string): Promise<string> {
+  const response = await fetch(`${stack.api}/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      customerId: 'c-alerts',
+      items: [{ sku: stack.sku, quantity: 1, unitPrice: 700 }],
+      currency: 'EUR',
+      paymentToken,
+    }),
+  });
+  return ((await response.json()) as { orderId: string }).orderId;
+}
+
+beforeAll(async () => {
+  stack = await startProcessTier('alerts', {
+    BREAKER_FAILURE_THRESHOLD: '2',
+    BREAKER_HALF_OPEN_AFTER: '60s',
+    STEP_MAX_ATTEMPTS: '3',
+  });
+  await Promise.all([stack.start('workers/main.ts'), stack.start('ingress/main.ts')]);
+  dir = mkdtempSync(join(tmpdir(), 'order-saga-prometheus-'));
+  const rules = readFileSync(join(FILES, 'prometheus-rules.yml'), 'utf8').replace(/^(\s+)for: \S+$/gm, '$1for: 0s');
+  writeFileSync(join(dir, 'rules.yml'), rules);
+  const target = (url: string) => new URL(url).host;
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    [
+      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      `rule_files: [${JSON.stringify(join(dir, 'rules.yml'))}]`,
+      'scrape_configs:',
+      `  - { job_name: order-saga-worker, static_configs: [{ targets: ['${target(stack.workerOps)}'] }] }`,
+      `  - { job_name: order-saga-ingress, static_configs: [{ targets: ['${target(stack.ingressOps)}'] }] }`,
+    ].join('\n'),
+  );
+  const port = await freePort();
+  prometheusUrl = `http://127.0.0.1:${port}`;
+  prometheus = spawn(
+    await ensureTool('prometheus'),
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  recordPid(prometheus.pid);
+  prometheus.stderr!.on('data', (chunk: Buffer) => (prometheusLog += chunk.toString()));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (prometheus.exitCode !== null) throw new Error(`Prometheus exited (${prometheus.exitCode}):\n${prometheusLog}`);
+    if (
+      await fetch(`${prometheusUrl}/-/ready`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
+    if (Date.now() > deadline) throw new Error(`Prometheus not ready after 60 s:\n${prometheusLog}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  // Targets reach the scraper a few seconds after start: wait until both processes have been scraped twice.
+  while ((await query('count_over_time(up[1m]) >= 2').catch(() => [])).length < 2) {
+    if (Date.now() > deadline)
+      throw new Error(`Prometheus did not scrape both processes within 60 s:\n${prometheusLog}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}, 180_000);
+
+afterAll(async () => {
+  await stopProcess(prometheus);
+  await stack?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('alerts and dashboard on a real Prometheus', () => {
+  it('when the rule file is loaded, then every alert evaluates without error and links to a runbook section that exists', async () => {
+    type Rules = { groups: { rules: { name: string; health: string; annotations: Record<string, string> }[] }[] };
+    const rulesNow = async () => (await api<Rules>('rules')).groups.flatMap((group) => group.rules);
+    const rules = await rulesNow();
+    expect(rules.map((rule) => rule.name).sort()).toEqual([
+      'OrderSagaCompensationFailed',
+      'OrderSagaConsumerBacklog',
+      'OrderSagaDeadLettersGrowing',
+      'OrderSagaOldestUnackedEvent',
+      'OrderSagaPaymentCircuitOpen',
+      'OrderSagaProcessNotReady',
+      'OrderSagaSlowCompletion',
+    ]);
+    await expect
+      .poll(async () => (await rulesNow()).filter((rule) => rule.health !== 'ok').map((rule) => rule.name), {
+        timeout: 15_000,
+      })
+      .toEqual([]);
+    const runbook = readFileSync(fileURLToPath(new URL('../../docs/runbook.md', import.meta.url)), 'utf8');
+    const anchors = new Set(
+      [...runbook.matchAll(/^## (.+)$/gm)].map((m) =>
+        m[1]!
+          .toLowerCase()
+          .replace(/[`"]/g, '')
+          .replace(/[^\w\s-]/g, '')
+          .trim()
+          .replace(/\s+/g, '-'),
+      ),
+    );
+    for (const rule of rules) {
+      const anchor = rule.annotations.runbook_url!.split('#')[1]!;
+      expect(anchors, `${rule.name} links to #${anchor}`).toContain(anchor);
+    }
+  });
+
+  it('when orders have run and an event was dead-lettered, then every dashboard query returns data and the dead-letter alert fires', async () => {
+    for (const token of ['tok_visa', 'tok_visa', 'tok_decline'])
+      await stack.waitForTerminal(await order(token), 60_000);
+    const nc = await connectNats([stack.nats.url], 'alerts-test');
+    await jetstream(nc).publish('orders.created', 'not json', { msgID: `poison-${randomUUID()}` });
+    await nc.close();
+    await expect.poll(firing, { timeout: 30_000, interval: 1_000 }).toContain('OrderSagaDeadLettersGrowing');
+
+    const dashboard = JSON.parse(readFileSync(join(FILES, 'grafana-dashboard.json'), 'utf8')) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+    };
+    for (const panel of dashboard.panels) {
+      for (const { expr } of panel.targets) {
+        await expect
+          .poll(async () => (await query(expr)).length, {
+            timeout: 30_000,
+            interval: 1_000,
+            message: `${panel.title}: ${expr}`,
+          })
+          .toBeGreaterThan(0);
+      }
+    }
+    expect(await firing()).not.toContain('OrderSagaProcessNotReady');
+  });
+
+  it('when the payment gateway goes down, then the circuit opens and its alert fires', async () => {
+    await stack.gateway.setFaults({ outage: true });
+    try {
+      await order('tok_visa');
+      await expect.poll(firing, { timeout: 60_000, interval: 1_000 }).toContain('OrderSagaPaymentCircuitOpen');
+    } finally {
+      await stack.gateway.setFaults({ outage: false });
+    }
+  });
+});
