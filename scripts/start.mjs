@@ -247,6 +247,7 @@ process.stdout.write(
     `  Worker metrics    http://127.0.0.1:${ports.METRICS_PORT}/metrics`,
     `  Ingress metrics   http://127.0.0.1:${ports.INGRESS_METRICS_PORT}/metrics`,
     `  Payload codec     http://127.0.0.1:${ports.CODEC_PORT}   (the Web UI decrypts through it)`,
+    `  Data              ${dataDir}   (delete it for a clean slate)`,
     ...(productEnv.AUTH_DISABLED === 'true'
       ? [
           '',
@@ -254,7 +255,6 @@ process.stdout.write(
           '  Keep this stack on your machine, or set AUTH_JWKS_URL or AUTH_API_KEYS (README, "Security").\x1b[0m',
         ]
       : []),
-    `  Data              ${dataDir}   (delete it for a clean slate)`,
     '',
     '  Try an order:',
     `    curl -s -X POST ${api}/orders -H 'Content-Type: application/json' -H "Idempotency-Key: $(uuidgen || date +%s%N)" \\`,

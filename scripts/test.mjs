@@ -17,6 +17,7 @@ const env = {
   TCTL_PATH: tools.tctl,
   HELM_PATH: tools.helm,
   PROMETHEUS_PATH: tools.prometheus,
+  NATS_CLI_PATH: tools.nats,
 };
 const bin = (name) => join(ROOT, 'node_modules', '.bin', name);
 const vitestArgs = process.argv.slice(2);

@@ -60,6 +60,14 @@ export const TOOLS = {
       '-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=36',
     ].join(' '),
   },
+  nats: {
+    // The NATS CLI, for the runbook's stream and consumer commands.
+    module: 'github.com/nats-io/natscli/nats',
+    version: 'v0.5.1',
+    env: 'NATS_CLI_PATH',
+    versionArgs: ['--version'],
+    reports: 'v0.5.1',
+  },
   prometheus: {
     // Prometheus 3.16 (its Go module versions are v0.3XX). `remove_all_sd` leaves out the cloud
     // service discoveries (the proxy refuses one of their modules; static targets are all the tests
