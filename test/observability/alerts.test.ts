@@ -6,7 +6,7 @@
 // (the only change), so a test need not wait minutes for the pending period.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,8 +17,14 @@ import { freePort, stopProcess } from '../../scripts/local-servers.mjs';
 import { connectNats } from '../../lib/nats.js';
 import { recordPid } from '../support/processes.js';
 import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
+import { dashboardSvg, type PanelData } from './dashboard-svg.js';
 
 const FILES = fileURLToPath(new URL('../../deploy/helm/order-saga/files/', import.meta.url));
+// UPDATE_SCREENSHOTS=1 writes the drawing the README shows (docs/images/), as the Web UI test does.
+const IMAGES = fileURLToPath(
+  new URL(process.env.UPDATE_SCREENSHOTS ? '../../docs/images/' : '../../.data/screenshots/', import.meta.url),
+);
+const startedAt = Date.now() / 1_000;
 let stack: ProcessTier;
 let dir: string;
 let prometheus: ChildProcess;
@@ -191,5 +197,36 @@ describe('alerts and dashboard on a real Prometheus', () => {
     } finally {
       await stack.gateway.setFaults({ outage: false });
     }
+  });
+
+  it('when the run is over, then every dashboard panel can be drawn from what Prometheus recorded', async () => {
+    const dashboard = JSON.parse(readFileSync(join(FILES, 'grafana-dashboard.json'), 'utf8')) as {
+      title: string;
+      panels: { title: string; targets: { expr: string; legendFormat: string }[] }[];
+    };
+    const end = Date.now() / 1_000;
+    const panels: PanelData[] = [];
+    for (const panel of dashboard.panels) {
+      const series: PanelData['series'] = [];
+      for (const target of panel.targets) {
+        const range = `query_range?query=${encodeURIComponent(target.expr)}&start=${startedAt}&end=${end}&step=1`;
+        const { result } = await api<{ result: { metric: Record<string, string>; values: [number, string][] }[] }>(
+          range,
+        );
+        for (const line of result) {
+          series.push({
+            name: target.legendFormat.replace(/\{\{(\w+)\}\}/g, (_, label: string) => line.metric[label] ?? ''),
+            points: line.values.map(([t, v]) => [t, Number(v)]),
+          });
+        }
+      }
+      expect(series.length, panel.title).toBeGreaterThan(0);
+      panels.push({ title: panel.title, series });
+    }
+    const svg = dashboardSvg(`${dashboard.title} (a real run: orders, a poison event, a gateway outage)`, panels);
+    mkdirSync(IMAGES, { recursive: true });
+    writeFileSync(join(IMAGES, 'dashboard.svg'), svg);
+    for (const panel of dashboard.panels) expect(svg).toContain(panel.title.replace(/&/g, '&amp;'));
+    expect(svg).not.toContain('no data');
   });
 });
