@@ -42,7 +42,7 @@ RUN mkdir -p /app/data && chown node:node /app/data
 # The official image's unprivileged user (uid 1000).
 USER node
 EXPOSE 8080 9464
-# HEALTH_PORT: the port serving /health (PORT for the ingress, METRICS_PORT for the worker).
+# HEALTH_PORT: the port serving /health when it is not METRICS_PORT (the worker and the ingress serve it there; the sandbox on its own port).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.HEALTH_PORT || process.env.METRICS_PORT || 9464) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["node"]

@@ -77,47 +77,34 @@ process.on('SIGTERM', () => void stopAll(0));
 
 step('Starting Temporal (dev server + Web UI) and NATS (JetStream)');
 mkdirSync(dataDir, { recursive: true });
-let temporal;
-let nats;
-try {
-  [temporal, nats] = await Promise.all([
-    startTemporal({
-      binary: tools.temporal,
-      port: ports.TEMPORAL_PORT,
-      uiPort: ports.TEMPORAL_UI_PORT,
-      uiCodecEndpoint: `http://127.0.0.1:${ports.CODEC_PORT}`,
-      dataDir: join(dataDir, 'temporal'),
-    }),
-    startNats({
-      binary: tools['nats-server'],
-      port: ports.NATS_PORT,
-      monitorPort: ports.NATS_MONITOR_PORT,
-      dataDir: join(dataDir, 'nats'),
-    }),
-  ]);
-} catch (error) {
-  process.stderr.write(`${error.message}\n`);
-  process.exit(1);
-}
-children.push(temporal.process, nats.process);
-// The servers are supervised too: restarted on the same ports and data; the processes reconnect.
-superviseServer('temporal', temporal, () =>
+// How each server is started, the first time and after a crash (same ports, same data).
+const launchTemporal = () =>
   startTemporal({
     binary: tools.temporal,
     port: ports.TEMPORAL_PORT,
     uiPort: ports.TEMPORAL_UI_PORT,
     uiCodecEndpoint: `http://127.0.0.1:${ports.CODEC_PORT}`,
     dataDir: join(dataDir, 'temporal'),
-  }),
-);
-superviseServer('nats', nats, () =>
+  });
+const launchNats = () =>
   startNats({
     binary: tools['nats-server'],
     port: ports.NATS_PORT,
     monitorPort: ports.NATS_MONITOR_PORT,
     dataDir: join(dataDir, 'nats'),
-  }),
-);
+  });
+let temporal;
+let nats;
+try {
+  [temporal, nats] = await Promise.all([launchTemporal(), launchNats()]);
+} catch (error) {
+  process.stderr.write(`${error.message}\n`);
+  process.exit(1);
+}
+children.push(temporal.process, nats.process);
+// The servers are supervised too: restarted on the same ports and data; the processes reconnect.
+superviseServer('temporal', temporal, launchTemporal);
+superviseServer('nats', nats, launchNats);
 
 const productEnv = {
   ...env,

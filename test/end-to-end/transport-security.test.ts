@@ -67,18 +67,7 @@ afterAll(async () => {
 describe('transport security', () => {
   it('when every connection uses TLS with client certificates and NATS credentials, then an order completes end to end', async () => {
     await Promise.all([stack.start('workers/main.ts'), stack.start('ingress/main.ts')]);
-    const response = await fetch(`${stack.api}/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        customerId: 'c-tls',
-        items: [{ sku: stack.sku, quantity: 1, unitPrice: 700 }],
-        currency: 'EUR',
-        paymentToken: 'tok_visa',
-      }),
-    });
-    expect(response.status).toBe(202);
-    const { orderId } = (await response.json()) as { orderId: string };
+    const orderId = await stack.placeOrder();
     expect(await stack.waitForTerminal(orderId, 60_000)).toBe('COMPLETED');
     expect(gateway.accepted()).toBeGreaterThan(0);
   });

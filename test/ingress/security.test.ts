@@ -11,7 +11,7 @@ import { freePort } from '../../scripts/local-servers.mjs';
 import { connectNats } from '../../lib/nats.js';
 import { auditEventsOf, readStream } from '../support/streams.js';
 import { startIdentityProvider, type IdentityProvider } from '../support/identity-provider.js';
-import { waitUntilReady, type ProductProcess } from '../support/processes.js';
+import type { ProductProcess } from '../support/processes.js';
 import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
 import { TERMINAL_STATUSES, type OrderStatus } from '../../workflows/contract.js';
 
@@ -136,24 +136,18 @@ describe('authentication', () => {
 
 describe('identity provider outage', () => {
   it('when the JWKS cannot be fetched, then a bearer token gets 503 with Retry-After, not 401, and API keys still work', async () => {
-    const [port, opsPort, nowhere] = [await freePort(), await freePort(), await freePort()];
-    const ingress = stack.launch('ingress/main.ts', {
-      PORT: String(port),
-      METRICS_PORT: String(opsPort),
-      AUTH_JWKS_URL: `http://127.0.0.1:${nowhere}/.well-known/jwks.json`,
-    });
-    try {
-      await waitUntilReady(`http://127.0.0.1:${opsPort}/ready`, ingress);
-      const base = `http://127.0.0.1:${port}`;
-      const token = await idp.token('c-outage');
-      const answer = await call('GET', `/orders/${randomUUID()}`, bearer(token), undefined, base);
-      expect(answer.status).toBe(503);
-      expect(answer.headers.get('retry-after')).toBe('5');
-      expect(answer.body.detail).toContain('the identity provider did not answer');
-      expect((await call('GET', `/orders/${randomUUID()}`, asOperator, undefined, base)).status).toBe(404);
-    } finally {
-      await ingress.stop();
-    }
+    const nowhere = await freePort();
+    await stack.withIngress(
+      { AUTH_JWKS_URL: `http://127.0.0.1:${nowhere}/.well-known/jwks.json` },
+      async ({ api: base }) => {
+        const token = await idp.token('c-outage');
+        const answer = await call('GET', `/orders/${randomUUID()}`, bearer(token), undefined, base);
+        expect(answer.status).toBe(503);
+        expect(answer.headers.get('retry-after')).toBe('5');
+        expect(answer.body.detail).toContain('the identity provider did not answer');
+        expect((await call('GET', `/orders/${randomUUID()}`, asOperator, undefined, base)).status).toBe(404);
+      },
+    );
   });
 });
 
@@ -244,15 +238,7 @@ describe('authorization', () => {
 
 describe('limits', () => {
   it('when one caller sends more requests in a minute than its limit, then it gets 429 with Retry-After, and other callers are still served', async () => {
-    const [port, opsPort] = [await freePort(), await freePort()];
-    const ingress = stack.launch('ingress/main.ts', {
-      PORT: String(port),
-      METRICS_PORT: String(opsPort),
-      RATE_LIMIT_PER_IDENTITY: '30',
-    });
-    try {
-      await waitUntilReady(`http://127.0.0.1:${opsPort}/ready`, ingress);
-      const base = `http://127.0.0.1:${port}`;
+    await stack.withIngress({ RATE_LIMIT_PER_IDENTITY: '30' }, async ({ api: base }) => {
       const read = (token: string) => call('GET', `/orders/${randomUUID()}`, bearer(token), undefined, base);
       const greedy = await idp.token(`c-greedy-${randomUUID().slice(0, 6)}`);
       const statuses: number[] = [];
@@ -265,28 +251,16 @@ describe('limits', () => {
       expect(limited.body.detail).toContain('more than 30 requests in a minute from this caller');
       const other = await idp.token(`c-patient-${randomUUID().slice(0, 6)}`);
       expect((await read(other)).status).toBe(404);
-    } finally {
-      await ingress.stop();
-    }
+    });
   });
 
   it('when one address floods the API, then it gets 429 before authentication is even tried', async () => {
-    const [port, opsPort] = [await freePort(), await freePort()];
-    const ingress = stack.launch('ingress/main.ts', {
-      PORT: String(port),
-      METRICS_PORT: String(opsPort),
-      RATE_LIMIT_PER_ADDRESS: '5',
-    });
-    try {
-      await waitUntilReady(`http://127.0.0.1:${opsPort}/ready`, ingress);
-      const base = `http://127.0.0.1:${port}`;
+    await stack.withIngress({ RATE_LIMIT_PER_ADDRESS: '5' }, async ({ api: base }) => {
       const statuses = [];
       for (let n = 0; n < 6; n += 1)
         statuses.push((await call('GET', `/orders/${randomUUID()}`, {}, undefined, base)).status);
       expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
-    } finally {
-      await ingress.stop();
-    }
+    });
   });
 
   it('when a client announces a body and sends only part of it, then it gets 408 within seconds and the connection is closed', async () => {
@@ -323,22 +297,12 @@ describe('operations endpoints', () => {
   });
 
   it('when the ingress runs without authentication, then its /ready and its log say so', async () => {
-    const [port, opsPort] = [await freePort(), await freePort()];
-    const open = stack.launch('ingress/main.ts', {
-      PORT: String(port),
-      METRICS_PORT: String(opsPort),
-      AUTH_DISABLED: 'true',
-      AUTH_JWKS_URL: '',
-      AUTH_API_KEYS: '',
-    });
-    try {
-      await waitUntilReady(`http://127.0.0.1:${port}/ready`, open);
-      const ready = (await (await fetch(`http://127.0.0.1:${port}/ready`)).json()) as { warning?: string };
+    const openMode = { AUTH_DISABLED: 'true', AUTH_JWKS_URL: '', AUTH_API_KEYS: '' };
+    await stack.withIngress(openMode, async ({ api: base, process: open }) => {
+      const ready = (await (await fetch(`${base}/ready`)).json()) as { warning?: string };
       expect(ready.warning).toContain('authentication is OFF');
       expect(open.output()).toContain('authentication is OFF');
-    } finally {
-      await open.stop();
-    }
+    });
   });
 
   it('when the ingress is configured with no way to authenticate callers, then it refuses to start and says what to set', async () => {
@@ -357,15 +321,7 @@ describe('operations endpoints', () => {
 // Last in the file: it leaves ORDERS full.
 describe('a flood', () => {
   it('when ORDERS reaches its size limit, then POST /orders answers 503 with Retry-After and every order answered 202 is stored', async () => {
-    const [port, opsPort] = [await freePort(), await freePort()];
-    const small = stack.launch('ingress/main.ts', {
-      PORT: String(port),
-      METRICS_PORT: String(opsPort),
-      ORDERS_STREAM_MAX_BYTES: String(1024 * 1024),
-    });
-    try {
-      await waitUntilReady(`http://127.0.0.1:${opsPort}/ready`, small);
-      const base = `http://127.0.0.1:${port}`;
+    await stack.withIngress({ ORDERS_STREAM_MAX_BYTES: String(1024 * 1024) }, async ({ api: base }) => {
       const bulky = order({
         customerId: 'c-flood',
         items: Array.from({ length: 100 }, (_, n) => ({ sku: `SKU-FLOOD-${n}`, quantity: 1, unitPrice: 1 })),
@@ -383,9 +339,7 @@ describe('a flood', () => {
       expect(accepted.length).toBeGreaterThan(50);
       const stored = new Set((await readStream(js, jsm, 'ORDERS')).map((event) => event.aggregate_id));
       expect(accepted.filter((orderId) => !stored.has(orderId))).toEqual([]);
-    } finally {
-      await small.stop();
-    }
+    });
   });
 });
 

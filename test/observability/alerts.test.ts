@@ -53,20 +53,6 @@ const firing = async () =>
     .filter((alert) => alert.state === 'firing')
     .map((alert) => alert.labels.alertname);
 
-async function order(paymentToken: string): Promise<string> {
-  const response = await fetch(`${stack.api}/orders`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      customerId: 'c-alerts',
-      items: [{ sku: stack.sku, quantity: 1, unitPrice: 700 }],
-      currency: 'EUR',
-      paymentToken,
-    }),
-  });
-  return ((await response.json()) as { orderId: string }).orderId;
-}
-
 beforeAll(async () => {
   stack = await startProcessTier('alerts', {
     BREAKER_FAILURE_THRESHOLD: '2',
@@ -166,7 +152,7 @@ describe('alerts and dashboard on a real Prometheus', () => {
 
   it('when orders have run and an event was dead-lettered, then every dashboard query returns data and the dead-letter alert fires', async () => {
     for (const token of ['tok_visa', 'tok_visa', 'tok_decline'])
-      await stack.waitForTerminal(await order(token), 60_000);
+      await stack.waitForTerminal(await stack.placeOrder({ paymentToken: token }), 60_000);
     const nc = await connectNats([stack.nats.url], 'alerts-test');
     await jetstream(nc).publish('orders.created', 'not json', { msgID: `poison-${randomUUID()}` });
     await nc.close();
@@ -192,7 +178,7 @@ describe('alerts and dashboard on a real Prometheus', () => {
   it('when the payment gateway goes down, then the circuit opens and its alert fires', async () => {
     await stack.gateway.setFaults({ outage: true });
     try {
-      await order('tok_visa');
+      await stack.placeOrder();
       await expect.poll(firing, { timeout: 60_000, interval: 1_000 }).toContain('OrderSagaPaymentCircuitOpen');
     } finally {
       await stack.gateway.setFaults({ outage: false });

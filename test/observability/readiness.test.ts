@@ -49,19 +49,7 @@ async function readiness() {
 }
 
 async function orderCompletes(): Promise<void> {
-  const response = await fetch(`${stack.api}/orders`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      customerId: 'c-readiness',
-      items: [{ sku: stack.sku, quantity: 1, unitPrice: 500 }],
-      currency: 'EUR',
-      paymentToken: 'tok_visa',
-    }),
-  });
-  expect(response.status).toBe(202);
-  const { orderId } = (await response.json()) as { orderId: string };
-  expect(await stack.waitForTerminal(orderId, 60_000)).toBe('COMPLETED');
+  expect(await stack.waitForTerminal(await stack.placeOrder(), 60_000)).toBe('COMPLETED');
 }
 
 describe('/ready', () => {

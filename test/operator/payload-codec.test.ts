@@ -15,7 +15,6 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { freePort, startTemporal, stopProcess } from '../../scripts/local-servers.mjs';
 import { connectNats } from '../../lib/nats.js';
 import { orderWorkflowId } from '../../workflows/contract.js';
-import { waitUntilReady } from '../support/processes.js';
 import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
 
 const run = promisify(execFile);
@@ -50,19 +49,7 @@ beforeAll(async () => {
     CODEC_CORS_ORIGINS: temporal.uiUrl!,
   });
   await Promise.all([stack.start('workers/main.ts'), stack.start('ingress/main.ts')]);
-  const response = await fetch(`${stack.api}/orders`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      customerId: 'c-codec',
-      items: [{ sku: stack.sku, quantity: 1, unitPrice: 1_100 }],
-      currency: 'EUR',
-      paymentToken: TOKEN,
-      email: EMAIL,
-    }),
-  });
-  expect(response.status).toBe(202);
-  ({ orderId } = (await response.json()) as { orderId: string });
+  orderId = await stack.placeOrder({ paymentToken: TOKEN, email: EMAIL });
   // The gateway takes only tok_ sources: completing proves the payment activity opened the sealed token.
   expect(await stack.waitForTerminal(orderId, 60_000)).toBe('COMPLETED');
 }, 180_000);
@@ -137,16 +124,13 @@ describe('payload encryption', () => {
   );
 
   it('when the codec server is asked without an operator credential, then it refuses: 401 without one, 403 for a service', async () => {
-    const [port, opsPort, codecPort] = [await freePort(), await freePort(), await freePort()];
-    const guarded = stack.launch('ingress/main.ts', {
-      PORT: String(port),
-      METRICS_PORT: String(opsPort),
+    const codecPort = await freePort();
+    const guarded = {
       CODEC_PORT: String(codecPort),
       AUTH_DISABLED: '',
       AUTH_API_KEYS: `ops:operator:${sha256(OPERATOR_KEY)},shop:service:${sha256(SERVICE_KEY)}`,
-    });
-    try {
-      await waitUntilReady(`http://127.0.0.1:${opsPort}/ready`, guarded);
+    };
+    await stack.withIngress(guarded, async () => {
       const encrypted = JSON.parse(await workflowShow()) as unknown;
       const payload = findEncryptedPayload(encrypted);
       const decode = (headers: Record<string, string>) =>
@@ -163,9 +147,7 @@ describe('payload encryption', () => {
       expect(operator.status).toBe(200);
       const [decoded] = ((await operator.json()) as { payloads: { metadata: Record<string, string> }[] }).payloads;
       expect(Buffer.from(decoded!.metadata.encoding!, 'base64').toString()).toBe('json/plain');
-    } finally {
-      await guarded.stop();
-    }
+    });
   });
 });
 

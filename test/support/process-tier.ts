@@ -16,6 +16,20 @@ import { PaymentSandbox } from './payment-sandbox.js';
 
 export type ProductEntry = 'workers/main.ts' | 'ingress/main.ts';
 
+/** An ingress started by withIngress: its API base URL and its process (output, exit). */
+export interface ExtraIngress {
+  api: string;
+  process: ProductProcess;
+}
+
+/** The fields of a test order as POST /orders takes them (the tier's SKU, one unit). */
+export interface TestOrder {
+  customerId: string;
+  unitPrice: number;
+  paymentToken: string;
+  email: string;
+}
+
 export interface ProcessTier {
   /** The ingress base URL (http://127.0.0.1:PORT). */
   api: string;
@@ -33,6 +47,16 @@ export interface ProcessTier {
   start(entry: ProductEntry): Promise<ProductProcess>;
   /** Spawns a worker or an ingress without waiting for it to be ready; `overrides` are added to its environment. */
   launch(entry: ProductEntry, overrides?: Record<string, string>): ProductProcess;
+  /**
+   * Runs `use` with one more ingress of this stack on ports of its own (`overrides` added to its
+   * environment), ready before `use` and stopped after it.
+   */
+  withIngress<T>(overrides: Record<string, string>, use: (ingress: ExtraIngress) => Promise<T>): Promise<T>;
+  /**
+   * POSTs one order of `sku` (one unit; `order` overrides the fields) and returns its id; throws
+   * unless the API answered 202. `headers` adds e.g. credentials.
+   */
+  placeOrder(order?: Partial<TestOrder>, headers?: Record<string, string>): Promise<string>;
   /** The order's status as GET /orders/:id reports it, or undefined when it is not found (yet). */
   statusOf(orderId: string): Promise<OrderStatus | undefined>;
   /** Polls GET /orders/:id until the order is in a terminal status, and returns it. */
@@ -94,6 +118,37 @@ export async function startProcessTier(name: string, overrides: Record<string, s
       return started;
     },
     launch,
+    async withIngress(overrides, use) {
+      const [extraPort, extraOpsPort] = [await freePort(), await freePort()];
+      const extra = launch('ingress/main.ts', {
+        PORT: String(extraPort),
+        METRICS_PORT: String(extraOpsPort),
+        ...overrides,
+      });
+      try {
+        await waitUntilReady(`http://127.0.0.1:${extraOpsPort}/ready`, extra);
+        return await use({ api: `http://127.0.0.1:${extraPort}`, process: extra });
+      } finally {
+        await extra.stop();
+      }
+    },
+    async placeOrder(order = {}, headers = {}) {
+      const { unitPrice = 700, ...fields } = order;
+      const response = await fetch(`${api}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({
+          customerId: `c-${name}`,
+          items: [{ sku, quantity: 1, unitPrice }],
+          currency: 'EUR',
+          paymentToken: 'tok_visa',
+          ...fields,
+        }),
+      });
+      if (response.status !== 202)
+        throw new Error(`POST /orders answered ${response.status}: ${await response.text()}`);
+      return ((await response.json()) as { orderId: string }).orderId;
+    },
     statusOf,
     async waitForTerminal(orderId, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
