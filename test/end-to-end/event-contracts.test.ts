@@ -80,6 +80,10 @@ describe('event contracts', () => {
     await expect
       .poll(async () => (await readStream(js, jsm, 'NOTIFICATIONS')).length, { timeout: 15_000 })
       .toBe(orders.length);
+    const finalEvents = ['OrderCompleted', 'OrderCompensated', 'OrderCancelled'];
+    const finished = async () =>
+      (await readStream(js, jsm, 'AUDIT')).filter((event) => finalEvents.includes(event.type)).length;
+    await expect.poll(finished, { timeout: 15_000 }).toBe(orders.length);
 
     const ajv = new Ajv2020({ allErrors: true, strict: false });
     addFormats.default(ajv);

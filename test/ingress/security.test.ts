@@ -188,9 +188,11 @@ describe('authorization', () => {
     const cancelled = await call('POST', `/orders/${orderId}/cancel`, bearer(owner), { reason: 'changed my mind' });
     expect(cancelled.status).toBe(202);
     expect(await terminal(orderId)).toBe('CANCELLED');
-    const events = await auditEventsOf({ js, jsm }, orderId);
-    const cancelEvent = events.find((event) => event.type === 'OrderCancelled');
-    expect(cancelEvent?.data).toMatchObject({
+    // The saga answers CANCELLED as it enters it; its audit event is stored a task later.
+    const cancelEventOf = async () =>
+      (await auditEventsOf({ js, jsm }, orderId)).find((event) => event.type === 'OrderCancelled');
+    await expect.poll(cancelEventOf, { timeout: 10_000 }).toBeDefined();
+    expect((await cancelEventOf())?.data).toMatchObject({
       cancellation: { reason: 'changed my mind', by: expect.stringMatching(/^c-owner-/) },
     });
   });
