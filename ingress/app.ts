@@ -304,12 +304,25 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     res.json(await inventoryAdmin({ op: 'add', sku: skuParam(req), units, by: caller.id }));
   });
 
+  // An order's reserved stock given back, for what `npm run reconcile` finds: an order that ended
+  // without shipping but still holds stock, or stock reserved for an order with no saga. Refused
+  // while the saga runs (it gives the stock back itself if the order does not complete) and for a
+  // completed order (its units went to the customer).
+  app.post('/inventory/reservations/:orderId/release', requireJsonIfBody, jsonBody, async (req, res) => {
+    const caller = callerOf(res);
+    requireOperator(caller, 'releasing a reservation');
+    const orderId = reservationOrderIdParam(req);
+    await requireSagaWithoutStock(orderId);
+    const { released = false } = await inventoryAdmin({ op: 'release', orderId, by: caller.id });
+    res.json({ orderId, released, ...(!released && { detail: 'nothing was reserved for this order' }) });
+  });
+
   app.use((_req, _res) => {
     throw new HttpProblem(
       404,
       'Not Found',
       'no such route; the API has POST /orders, GET /orders/:orderId, POST /orders/:orderId/cancel, POST /orders/:orderId/approve, ' +
-        'and for operators GET and PUT /inventory/:sku and POST /inventory/:sku/restock',
+        'and for operators GET and PUT /inventory/:sku, POST /inventory/:sku/restock and POST /inventory/reservations/:orderId/release',
     );
   });
 
@@ -385,6 +398,31 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     } catch (error) {
       throw temporalProblem(error, orderId, 'order status');
     }
+  }
+
+  /** Refuses (409) to touch the stock of an order whose saga runs or completed; no saga at all is fine. */
+  async function requireSagaWithoutStock(orderId: string): Promise<void> {
+    const handle = temporal.workflow.getHandle(orderWorkflowId(orderId));
+    let description: WorkflowExecutionDescription;
+    try {
+      description = await withinMs(QUERY_DEADLINE_MS, () => handle.describe());
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return;
+      throw temporalProblem(error, orderId, 'the order');
+    }
+    const refused = (detail: string, orderStatus: string | undefined) =>
+      new HttpProblem(409, 'Reservation not released', detail, { orderStatus });
+    if (description.status.name === 'RUNNING') {
+      const status = description.typedSearchAttributes.get(OrderStatusKey);
+      throw refused(
+        `the saga of order ${orderId} is running (${status ?? 'status not recorded yet'}): it gives the stock back itself ` +
+          'if the order does not complete; cancel the order instead',
+        status,
+      );
+    }
+    const { status } = await statusOf(orderId);
+    if (status === 'COMPLETED')
+      throw refused(`order ${orderId} completed: its reserved units went to the customer and stay reserved`, status);
   }
 
   /**
@@ -524,6 +562,14 @@ function requireJsonIfBody(req: Request, _res: Response, next: NextFunction) {
     );
   }
   next();
+}
+
+/** The order id of a reservation: any id the inventory may hold (a stray one need not be a UUID). */
+function reservationOrderIdParam(req: Request): string {
+  const orderId = String(req.params.orderId);
+  if (!/^[\w.:@-]{1,128}$/.test(orderId))
+    throw new HttpProblem(400, 'Invalid order id', 'an order id is 1 to 128 letters, digits and . _ : @ - characters');
+  return orderId;
 }
 
 function orderIdParam(req: Request): string {

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { ORDER_STATUSES } from '../domain/order-status.js';
 import { auditEventTypeFor, COMPENSATION_EVENT_TYPES, notificationEventType, ORDER_CREATED } from '../domain/events.js';
-import { STOCK_EVENT_TYPES, skuSchema } from './inventory-admin.js';
+import { RESERVATION_RELEASED_EVENT_TYPE, STOCK_EVENT_TYPES, skuSchema } from './inventory-admin.js';
 import { orderSchema } from './order-event.js';
 
 const NOTIFICATION_KINDS = ['confirmation', 'failure', 'cancellation', 'rejection'] as const;
@@ -152,6 +152,19 @@ export const EVENT_CONTRACTS: readonly EventContract[] = [
         by: z.string().describe('the operator, as authenticated'),
       }),
       'A stock change; id stock:<sku>:<uuid>; aggregate_id is the SKU',
+    ),
+  },
+  {
+    name: 'ReservationReleased',
+    stream: 'AUDIT',
+    subject: `audit.inventory.${RESERVATION_RELEASED_EVENT_TYPE}`,
+    types: [RESERVATION_RELEASED_EVENT_TYPE],
+    summary:
+      "An operator gave back the stock reserved for an order whose saga no longer holds it (npm run reconcile's reserved-but-not-completed, reservation-without-order).",
+    schema: envelope(
+      z.literal(RESERVATION_RELEASED_EVENT_TYPE),
+      z.strictObject({ orderId: z.string(), by: z.string().describe('the operator, as authenticated') }),
+      'A reservation released by an operator; id reservation-released:<orderId>; aggregate_id is the order id',
     ),
   },
   {

@@ -11,6 +11,9 @@ export const INVENTORY_ADMIN_QUEUE = 'inventory-admin';
 /** Audit event types of stock changes, on subject audit.inventory.<type>. */
 export const STOCK_EVENT_TYPES = { set: 'StockSet', add: 'StockAdded' } as const;
 
+/** Audit event type of an operator's release of an order's reservation, on audit.inventory.ReservationReleased. */
+export const RESERVATION_RELEASED_EVENT_TYPE = 'ReservationReleased';
+
 const MAX_UNITS = 1_000_000_000;
 
 export const skuSchema = z
@@ -31,9 +34,45 @@ export const inventoryAdminRequestSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('show'), sku: skuSchema }),
   z.strictObject({ op: z.literal('set'), sku: skuSchema, units: unitsSchema(0), by: z.string().min(1) }),
   z.strictObject({ op: z.literal('add'), sku: skuSchema, units: unitsSchema(1), by: z.string().min(1) }),
+  // An order's reservation given back by an operator (the ingress first checks the saga does not need it).
+  z.strictObject({ op: z.literal('release'), orderId: z.string().min(1).max(128), by: z.string().min(1) }),
 ]);
 
 export type InventoryAdminRequest = z.infer<typeof inventoryAdminRequestSchema>;
+
+/** An order's reservation as reconciliation reads it. */
+export interface ReservationRecord {
+  orderId: string;
+  status: 'RESERVED' | 'RELEASED';
+  createdAt: string;
+  releasedAt: string | null;
+}
+
+/** Max reservations per answer, so a reply stays well inside NATS's message size. */
+export const RESERVATIONS_PAGE_LIMIT = 1_000;
+
+/**
+ * Reservations made in a time window, for reconciliation (ops/reconcile): a page of at most
+ * `limit`, by order id, after the order id `after`. Not offered by the ingress: the reconcile
+ * job talks to NATS directly, as the workers do.
+ */
+export const reservationsRequestSchema = z.strictObject({
+  op: z.literal('reservations'),
+  createdFrom: z.iso.datetime(),
+  createdTo: z.iso.datetime(),
+  after: z.string().optional(),
+  limit: z.number().int().min(1).max(RESERVATIONS_PAGE_LIMIT),
+});
+export type ReservationsRequest = z.infer<typeof reservationsRequestSchema>;
+
+export type ReservationsReply =
+  { ok: true; reservations: ReservationRecord[] } | { ok: false; status: 400 | 500; detail: string };
+
+/** Every request the workers answer on INVENTORY_ADMIN_SUBJECT. */
+export const workerInventoryRequestSchema = z.discriminatedUnion('op', [
+  ...inventoryAdminRequestSchema.options,
+  reservationsRequestSchema,
+]);
 
 export interface StockLevelView {
   sku: string;
@@ -41,6 +80,7 @@ export interface StockLevelView {
   reserved: number;
 }
 
+/** `level` (and `before` for a change) for stock requests; `released` for a release (false: nothing was reserved). */
 export type InventoryAdminReply =
-  | { ok: true; level: StockLevelView | undefined; before?: StockLevelView }
+  | { ok: true; level?: StockLevelView; before?: StockLevelView; released?: boolean }
   | { ok: false; status: 400 | 500; detail: string };

@@ -17,7 +17,13 @@ export interface LocalStackAddresses {
   TEMPORAL_ADDRESS: string;
   /** The ingress's base URL, for commands that go through the API (npm run inventory). */
   ORDER_SAGA_API_URL: string;
+  /** The payment sandbox, and the stack's payload key (the file is private to its user), for npm run reconcile. */
+  PAYMENT_GATEWAY_URL?: string;
+  PAYLOAD_ENCRYPTION_KEYS?: string;
 }
+
+/** Shown as taken, never printed. */
+const SECRETS: readonly string[] = ['PAYLOAD_ENCRYPTION_KEYS'];
 
 /**
  * The environment with NATS_URL and TEMPORAL_ADDRESS taken from the running local stack where the
@@ -37,6 +43,8 @@ export function withLocalStackAddresses(
   if (taken.length === 0) return { env, note: undefined };
   return {
     env: { ...env, ...Object.fromEntries(taken.map((name) => [name, stack[name]])) },
-    note: `using the local stack (npm start, pid ${stack.pid}): ${taken.map((name) => `${name}=${stack[name]}`).join(' ')}; set ${taken.join(' / ')} to reach another`,
+    note: `using the local stack (npm start, pid ${stack.pid}): ${taken
+      .map((name) => `${name}=${SECRETS.includes(name) ? "(the stack's)" : stack[name]}`)
+      .join(' ')}; set ${taken.join(' / ')} to reach another`,
   };
 }

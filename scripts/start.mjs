@@ -221,7 +221,19 @@ const api = `http://127.0.0.1:${ports.PORT}`;
 // Operator commands (npm run dlq) read this to find the stack; removed when the stack stops.
 writeFileSync(
   LOCAL_STACK_FILE,
-  `${JSON.stringify({ pid: process.pid, NATS_URL: nats.url, TEMPORAL_ADDRESS: temporal.address, ORDER_SAGA_API_URL: api }, null, 2)}\n`,
+  `${JSON.stringify(
+    {
+      pid: process.pid,
+      NATS_URL: nats.url,
+      TEMPORAL_ADDRESS: temporal.address,
+      ORDER_SAGA_API_URL: api,
+      PAYMENT_GATEWAY_URL: productEnv.PAYMENT_GATEWAY_URL,
+      PAYLOAD_ENCRYPTION_KEYS: productEnv.PAYLOAD_ENCRYPTION_KEYS,
+    },
+    null,
+    2,
+  )}\n`,
+  { mode: 0o600 },
 );
 step('The local stack is up');
 process.stdout.write(

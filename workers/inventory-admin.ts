@@ -1,7 +1,8 @@
 // Stock management for operators, served by every worker on NATS (request-reply, one queue group:
-// one worker takes each request). The ingress has already checked the caller is an operator. A
+// one worker takes each request); also the reservations of a time window, for reconciliation. The ingress has already checked the caller is an operator. A
 // change is applied in one transaction (reserved units never touched), then audited on AUDIT
-// (audit.inventory.StockSet / StockAdded: who, before, after) before the answer goes back.
+// (audit.inventory.StockSet / StockAdded: who, before, after) before the answer goes back. An
+// order's reservation released by an operator is audited as audit.inventory.ReservationReleased.
 import { randomUUID } from 'node:crypto';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
@@ -10,10 +11,12 @@ import { newTraceId, publishEnvelope } from '../lib/envelope.js';
 import {
   INVENTORY_ADMIN_QUEUE,
   INVENTORY_ADMIN_SUBJECT,
-  inventoryAdminRequestSchema,
+  RESERVATION_RELEASED_EVENT_TYPE,
   STOCK_EVENT_TYPES,
+  workerInventoryRequestSchema,
   type InventoryAdminReply,
   type InventoryAdminRequest,
+  type ReservationsReply,
 } from '../lib/inventory-admin.js';
 import type { Logger } from '../lib/logger.js';
 import { SUBJECTS } from '../lib/nats.js';
@@ -34,12 +37,14 @@ export function serveInventoryAdmin(deps: {
   })();
 
   async function answer(message: Msg): Promise<void> {
-    let reply: InventoryAdminReply;
+    let reply: InventoryAdminReply | ReservationsReply;
     try {
-      const parsed = inventoryAdminRequestSchema.safeParse(message.json());
-      reply = parsed.success
-        ? await handle(parsed.data)
-        : { ok: false, status: 400, detail: z.prettifyError(parsed.error) };
+      const parsed = workerInventoryRequestSchema.safeParse(message.json());
+      if (!parsed.success) reply = { ok: false, status: 400, detail: z.prettifyError(parsed.error) };
+      else if (parsed.data.op === 'reservations') {
+        const { op: _op, ...window } = parsed.data;
+        reply = { ok: true, reservations: await inventory.reservations(window) };
+      } else reply = await handle(parsed.data);
     } catch (error) {
       logger.error({ err: error }, 'inventory request failed');
       reply = { ok: false, status: 500, detail: (error as Error).message };
@@ -49,35 +54,59 @@ export function serveInventoryAdmin(deps: {
 
   async function handle(request: InventoryAdminRequest): Promise<InventoryAdminReply> {
     if (request.op === 'show') return { ok: true, level: (await inventory.levels(request.sku))[0] };
+    if (request.op === 'release') {
+      const released = await inventory.release(request.orderId);
+      // Only a release that gave units back is a change to audit; one order's reservation is released once.
+      if (released)
+        await audit(RESERVATION_RELEASED_EVENT_TYPE, {
+          id: `reservation-released:${request.orderId}`,
+          aggregate_id: request.orderId,
+          data: { orderId: request.orderId, by: request.by },
+          whatChanged: `the reservation of order ${request.orderId} was released`,
+        });
+      logger.info({ orderId: request.orderId, released, by: request.by }, 'reservation released by an operator');
+      return { ok: true, released };
+    }
     const change = request.op === 'set' ? { set: request.units } : { add: request.units };
     const { before, after } = await inventory.adjustAvailable(request.sku, change);
-    const type = STOCK_EVENT_TYPES[request.op];
-    const event = {
+    await audit(STOCK_EVENT_TYPES[request.op], {
       id: `stock:${request.sku}:${randomUUID()}`,
-      type,
       aggregate_id: request.sku,
       data: { sku: request.sku, change, before: before ?? null, after, by: request.by },
+      whatChanged: `the stock of ${request.sku} was changed (now ${after.available} available)`,
+    });
+    logger.info({ sku: request.sku, change, before, after, by: request.by }, 'stock changed by an operator');
+    return { ok: true, level: after, ...(before && { before }) };
+  }
+
+  /** Stores the audit event of a change already made, retrying a few times; says so clearly if it cannot. */
+  async function audit(
+    type: string,
+    fact: { id: string; aggregate_id: string; data: unknown; whatChanged: string },
+  ): Promise<void> {
+    const event = {
+      id: fact.id,
+      type,
+      aggregate_id: fact.aggregate_id,
+      data: fact.data,
       timestamp: new Date().toISOString(),
       trace_id: newTraceId(),
     };
     for (let attempt = 1; ; attempt += 1) {
       try {
         await publishEnvelope(js, SUBJECTS.inventoryAudit(type), event);
-        break;
+        return;
       } catch (error) {
         if (attempt === AUDIT_ATTEMPTS) {
           // The change stands; its record is in this log line for whoever reconciles the audit trail.
-          logger.error({ err: error, event }, 'stock changed but its audit event could not be stored');
+          logger.error({ err: error, event }, 'inventory changed but its audit event could not be stored');
           throw new Error(
-            `the stock of ${request.sku} was changed (now ${after.available} available) but its audit event could ` +
-              'not be stored; do not repeat the change, report it with this message',
+            `${fact.whatChanged} but its audit event could not be stored; do not repeat the change, report it with this message`,
           );
         }
         await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
       }
     }
-    logger.info({ sku: request.sku, change, before, after, by: request.by }, 'stock changed by an operator');
-    return { ok: true, level: after, ...(before && { before }) };
   }
 
   return { stop: () => subscription.unsubscribe() };

@@ -2,6 +2,7 @@
 // Invariant: for every SKU, available + reserved stays equal to the stock put in, and
 // neither goes below zero. Reserving is all-or-nothing and idempotent per order;
 // releasing is idempotent.
+import type { ReservationRecord } from '../../lib/inventory-admin.js';
 import type { SqlClient } from './sql-client.js';
 
 export interface ReservationLine {
@@ -164,6 +165,35 @@ export class InventoryStore {
       sku ? [sku] : [],
     );
     return result.rows;
+  }
+
+  /**
+   * Reservations made in [createdFrom, createdTo), by order id, at most `limit` after the order id
+   * `after` (the last of the previous page).
+   */
+  async reservations(window: {
+    createdFrom: string;
+    createdTo: string;
+    after?: string;
+    limit: number;
+  }): Promise<ReservationRecord[]> {
+    const result = await this.db.query<{
+      order_id: string;
+      status: 'RESERVED' | 'RELEASED';
+      created_at: Date | string;
+      released_at: Date | string | null;
+    }>(
+      `SELECT order_id, status, created_at, released_at FROM reservations
+       WHERE created_at >= $1 AND created_at < $2 AND order_id > $3 ORDER BY order_id LIMIT $4`,
+      [window.createdFrom, window.createdTo, window.after ?? '', window.limit],
+    );
+    const iso = (time: Date | string) => new Date(time).toISOString();
+    return result.rows.map((row) => ({
+      orderId: row.order_id,
+      status: row.status,
+      createdAt: iso(row.created_at),
+      releasedAt: row.released_at === null ? null : iso(row.released_at),
+    }));
   }
 
   /** Status of an order's reservation, or undefined when there is none. */

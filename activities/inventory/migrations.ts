@@ -31,6 +31,12 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (order_id, sku)
       );`,
   },
+  {
+    version: 2,
+    name: 'reservations by creation time',
+    // Reconciliation reads the reservations made in a time window.
+    sql: `CREATE INDEX reservations_created_at ON reservations (created_at);`,
+  },
 ];
 
 /** Held (per transaction) by whoever changes the schema, so processes starting together wait in turn. */

@@ -278,12 +278,14 @@ export function createPaymentGatewayApp(options: { ledgerFile?: string } = {}) {
     res.status(201).json(refund);
   });
 
-  // Look-up of charges by merchant reference or idempotency key, with the count still being processed.
+  // Look-up of charges by merchant reference or idempotency key, with the count still being processed;
+  // or, with created_gte, the charges created in a time range, oldest first, a page at a time.
   app.get('/v1/charges', (req, res) => {
     const reference = typeof req.query.reference === 'string' ? req.query.reference : undefined;
     const key = typeof req.query.key === 'string' ? req.query.key : undefined;
+    if (typeof req.query.created_gte === 'string') return listCharges(req, res);
     if (!reference && !key)
-      return error(res, 400, 'invalid_request_error', 'missing_filter', 'give ?reference=… or ?key=…');
+      return error(res, 400, 'invalid_request_error', 'missing_filter', 'give ?reference=…, ?key=… or ?created_gte=…');
     const byKey = key ? (answersByKey.get(key)?.body as Charge | undefined) : undefined;
     const found = reference
       ? [...charges.values()].filter((c) => c.reference === reference)
@@ -296,6 +298,28 @@ export function createPaymentGatewayApp(options: { ledgerFile?: string } = {}) {
       referenceClosed: reference ? closedReferences.has(reference) : undefined,
     });
   });
+
+  /** GET /v1/charges?created_gte=ISO[&created_lt=ISO][&limit=N][&starting_after=charge id]: {data, has_more}. */
+  function listCharges(req: Request, res: Response) {
+    const { created_gte: gte, created_lt: lt } = req.query;
+    const from = typeof gte === 'string' ? Date.parse(gte) : Number.NaN;
+    const to = lt === undefined ? Infinity : typeof lt === 'string' ? Date.parse(lt) : Number.NaN;
+    const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
+    if (Number.isNaN(from) || Number.isNaN(to))
+      return error(res, 400, 'invalid_request_error', 'invalid_time', 'created_gte and created_lt are ISO 8601 times');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1_000)
+      return error(res, 400, 'invalid_request_error', 'invalid_limit', 'limit is a whole number from 1 to 1000');
+    // Charges are kept in creation order, so a page continues after the last one the caller saw.
+    const inRange = [...charges.values()].filter(
+      (c) => Date.parse(c.createdAt) >= from && Date.parse(c.createdAt) < to,
+    );
+    const after = typeof req.query.starting_after === 'string' ? req.query.starting_after : undefined;
+    const start = after ? inRange.findIndex((c) => c.id === after) + 1 : 0;
+    if (after && start === 0)
+      return error(res, 400, 'invalid_request_error', 'invalid_cursor', `starting_after ${after}: no such charge here`);
+    const page = inRange.slice(start, start + limit);
+    return res.json({ data: page, has_more: start + limit < inRange.length });
+  }
 
   app.get('/v1/ledger', (req, res) => {
     const reference = typeof req.query.reference === 'string' ? req.query.reference : undefined;

@@ -25,6 +25,9 @@ import {
 import { PaymentSandbox } from '../support/payment-sandbox.js';
 import { startNatsCluster } from '../support/nats-cluster.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { createTemporaryDatabase } from '../harness/postgres.js';
+import { loadConfig } from '../../lib/config.js';
+import { dataConverter } from '../../lib/temporal-client.js';
 
 export interface ChaosTier {
   /** Every ingress's base URL; clients move to another when one does not answer. */
@@ -40,10 +43,13 @@ export interface ChaosTier {
   database: TcpProxy;
   /** The inventory, read directly (not through the proxy), for the checker. */
   inventory: InventoryStore;
-  /** Temporal client on this tier's server. */
+  /** Temporal client on this tier's server, and the server's address. */
   temporalClient: Client;
+  temporalAddress: string;
   sku: string;
   stock: number;
+  /** When the tier started: its sagas, charges and reservations are all after this. */
+  startedAt: Date;
   /** What each product process printed, for a failure's report. */
   output(): string;
   close(): Promise<void>;
@@ -126,9 +132,16 @@ function productProcess(
 export async function startChaosTier(
   name: string,
   topology: ChaosTopology = { natsNodes: 1, ingresses: 1, workers: 2 },
+  /** Settings of every product process beyond the suite's (CHAOS_ENV). */
+  extraEnv: Record<string, string> = {},
 ): Promise<ChaosTier> {
-  const postgresUrl = inject('postgresUrl');
-  if (!postgresUrl) throw new Error('the chaos tier needs PostgreSQL');
+  const startedAt = new Date();
+  const sharedPostgresUrl = inject('postgresUrl');
+  if (!sharedPostgresUrl) throw new Error('the chaos tier needs PostgreSQL');
+  // A database of its own, as a deployment has: the reconciliation reads every reservation in it.
+  const ownDatabase = await createTemporaryDatabase(sharedPostgresUrl);
+  if (!ownDatabase.url) throw new Error(`the chaos tier could not make its database: ${ownDatabase.reason}`);
+  const postgresUrl = ownDatabase.url;
   const dataDir = mkdtempSync(join(tmpdir(), `order-saga-${name}-`));
   const temporalPort = await freePort();
   const launchTemporal = async () => {
@@ -164,6 +177,7 @@ export async function startChaosTier(
       TEMPORAL_TASK_QUEUE: taskQueue,
       DATABASE_URL: proxiedUrl.toString(),
       PAYMENT_GATEWAY_URL: sandbox.url,
+      ...extraEnv,
       ...overrides,
     });
   const apis: string[] = [];
@@ -199,6 +213,7 @@ export async function startChaosTier(
     await Promise.all(products.map((p) => p.stop()));
     await inventory.db.close();
     await database.close();
+    await ownDatabase.drop();
     await sandbox.close();
     await Promise.all([temporal.stop(), natsServers.close()]);
     rmSync(dataDir, { recursive: true, force: true });
@@ -211,6 +226,8 @@ export async function startChaosTier(
     throw error;
   }
   const connection = await Connection.connect({ address: temporalAddress });
+  // Encrypted payloads (PAYLOAD_ENCRYPTION_KEYS set): the tier's client reads them as the product's do.
+  const payloadKeys = loadConfig({ PAYLOAD_ENCRYPTION_KEYS: extraEnv.PAYLOAD_ENCRYPTION_KEYS ?? '' }).payloadKeys;
   return {
     apis,
     temporal,
@@ -221,9 +238,15 @@ export async function startChaosTier(
     gateway: new PaymentSandbox(sandbox.url),
     database,
     inventory,
-    temporalClient: new Client({ connection, namespace: 'default' }),
+    temporalClient: new Client({
+      connection,
+      namespace: 'default',
+      dataConverter: dataConverter(payloadKeys),
+    }),
+    temporalAddress,
     sku,
     stock,
+    startedAt,
     output: () => [...logs, ...products.map((p) => `--- ${p.name}\n${p.output()}`)].join('\n'),
     async close() {
       await connection.close();

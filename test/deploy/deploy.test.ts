@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
-import { Job } from 'kubernetes-models/batch/v1';
+import { CronJob, Job } from 'kubernetes-models/batch/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
@@ -34,6 +34,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'v1/Namespace': Namespace,
   'apps/v1/Deployment': Deployment,
   'batch/v1/Job': Job,
+  'batch/v1/CronJob': CronJob,
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
@@ -92,6 +93,7 @@ describe('Helm chart', () => {
       [
         'ConfigMap',
         'ConfigMap',
+        'CronJob',
         'Deployment',
         'Deployment',
         'Job',
@@ -175,6 +177,26 @@ describe('Helm chart', () => {
     expect(worker.terminationGracePeriodSeconds * 1000).toBeGreaterThan(
       loadConfig(config).worker.shutdownGraceMs + 5_000,
     );
+  });
+
+  it('runs the reconciliation as a CronJob that fails on a mismatch and reads what the workers read', async () => {
+    const manifests = await render('-f', PRODUCTION_VALUES);
+    const cronJob = find(manifests, 'CronJob', '-reconcile').spec;
+    const job = cronJob.jobTemplate.spec;
+    const container = job.template.spec.containers[0];
+    expect(container.args).toEqual(['dist/ops/reconcile.js', '--since', '3h', '--settle', '30m']);
+    // A failed run is the finding: not retried, kept, never two at once.
+    expect(job.backoffLimit).toBe(0);
+    expect(job.template.spec.restartPolicy).toBe('Never');
+    expect(cronJob.concurrencyPolicy).toBe('Forbid');
+    // The same configuration, payload keys, NATS credentials and TLS mounts as the worker; no database.
+    const worker = find(manifests, 'Deployment', '-worker').spec.template.spec.containers[0];
+    expect(container.envFrom).toEqual(worker.envFrom);
+    expect(container.volumeMounts).toEqual(worker.volumeMounts);
+    expect(container.env).toBeUndefined();
+    expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true });
+    const disabled = await render('--set', 'reconcile.enabled=false');
+    expect(disabled.filter((m) => m.kind === 'CronJob')).toEqual([]);
   });
 
   it('gives the processes an environment the service accepts as configuration', async () => {

@@ -1,5 +1,7 @@
 // Finds a PostgreSQL server for the inventory tests and makes a throw-away database on it.
-// TEST_DATABASE_URL names one; otherwise the local server on 127.0.0.1:5432 is tried.
+// TEST_DATABASE_URL names one; otherwise the local server on 127.0.0.1:5432 is tried. A tier that
+// needs a database of its own (the chaos tier: its reconciliation reads every reservation) makes
+// one more on the same server.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
@@ -9,8 +11,9 @@ export interface TemporaryDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTemporaryDatabase(): Promise<TemporaryDatabase> {
-  const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export async function createTemporaryDatabase(
+  adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+): Promise<TemporaryDatabase> {
   const name = `order_saga_test_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 3_000 });
   try {

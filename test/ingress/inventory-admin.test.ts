@@ -138,12 +138,17 @@ describe('stock management', () => {
     expect((await call('GET', `/inventory/${sku}`)).body).toEqual({ sku, available: 5, reserved: 0 });
   });
 
-  it('when a service or an anonymous caller asks, then it is refused: stock is an operator matter', async () => {
+  it('when a service or an anonymous caller asks, then it is refused: stock and reservations are an operator matter', async () => {
     const sku = newSku();
     expect((await call('PUT', `/inventory/${sku}`, { available: 5 }, { 'x-api-key': SERVICE_KEY })).status).toBe(403);
     expect((await call('GET', `/inventory/${sku}`, undefined, { 'x-api-key': SERVICE_KEY })).status).toBe(403);
     expect((await call('PUT', `/inventory/${sku}`, { available: 5 }, {})).status).toBe(401);
     expect((await call('GET', `/inventory/${sku}`)).status).toBe(404); // nothing was created
+    // Nor may they give back an order's reserved stock.
+    const release = `/inventory/reservations/${randomUUID()}/release`;
+    expect((await call('POST', release, undefined, { 'x-api-key': SERVICE_KEY })).status).toBe(403);
+    expect((await call('POST', release, undefined, {})).status).toBe(401);
+    expect((await call('POST', '/inventory/reservations/not%20an%20id/release')).status).toBe(400);
   });
 
   it('when an operator uses npm run inventory, then show, set and add work and bad input exits 2 with the usage', async () => {
