@@ -47,6 +47,14 @@ export interface AuditEventInput {
   data: Record<string, unknown>;
 }
 
+/**
+ * The audit events a forward step carries: the saga entered these statuses (committed in its
+ * history before the step was scheduled), and the step stores them on AUDIT before it acts, so one
+ * activity does both. `audited` in the step's result says whether they were all stored; when not
+ * (NATS unreachable for a moment), the saga stores them through publishAuditEvents before going on.
+ */
+export type WithAudit<T> = T & { audited?: boolean };
+
 export interface NotificationInput {
   orderId: string;
   kind: NotificationKind;
@@ -71,19 +79,57 @@ export function createActivities({ inventory, payments, js, metrics, keyring = n
     }
   }
 
+  /** Stores one audit event; the message id makes repeats harmless. */
+  async function publishAuditEvent(event: AuditEventInput, timeoutMs?: number): Promise<void> {
+    const envelope = {
+      id: event.eventId,
+      type: event.type,
+      aggregate_id: event.orderId,
+      data: event.data,
+      timestamp: new Date().toISOString(),
+      trace_id: event.traceId,
+    };
+    const ack = await publishEnvelope(js, SUBJECTS.audit(event.type), envelope, undefined, timeoutMs);
+    const outcome = OUTCOME_EVENTS.get(event.type);
+    if (outcome && !ack.duplicate) metrics?.outcomes.inc({ status: outcome });
+  }
+
+  /**
+   * Stores a step's audit events, in order, before the step acts; false when one could not be
+   * stored within a quarter of the step's time (the saga then stores them itself, see WithAudit),
+   * so an unreachable NATS neither fails the step nor makes it time out.
+   */
+  async function auditFirst(audit: AuditEventInput[] | undefined): Promise<{ audited?: boolean }> {
+    if (!audit || audit.length === 0) return {};
+    const timeoutMs = Math.max(200, Math.floor(Context.current().info.startToCloseTimeoutMs / 4));
+    try {
+      for (const event of audit) await publishAuditEvent(event, timeoutMs);
+      return { audited: true };
+    } catch (error) {
+      Context.current().log.warn('audit events not stored with the step; the saga stores them next', {
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return { audited: false };
+    }
+  }
+
   return {
     /** Reserves every item of the order or none; idempotent per order. */
-    async reserveInventory({
-      orderId,
-      items,
-    }: {
-      orderId: string;
-      items: OrderItem[];
-    }): Promise<{ reservationId: string }> {
+    async reserveInventory(
+      {
+        orderId,
+        items,
+      }: {
+        orderId: string;
+        items: OrderItem[];
+      },
+      audit?: AuditEventInput[],
+    ): Promise<WithAudit<{ reservationId: string }>> {
+      const audited = await auditFirst(audit);
       return timed('reserveInventory', async () => {
         try {
           const { reservationId } = await inventory.reserve(orderId, items);
-          return { reservationId };
+          return { reservationId, ...audited };
         } catch (error) {
           if (error instanceof OutOfStockError) {
             throw ApplicationFailure.create({
@@ -111,18 +157,23 @@ export function createActivities({ inventory, payments, js, metrics, keyring = n
     },
 
     /** Charges the order at most once (idempotency key from the order id); the only place the token is opened. */
-    async chargePayment(request: {
-      orderId: string;
-      amount: number;
-      currency: string;
-      paymentToken: string;
-    }): Promise<{ chargeId: string }> {
+    async chargePayment(
+      request: {
+        orderId: string;
+        amount: number;
+        currency: string;
+        paymentToken: string;
+      },
+      audit?: AuditEventInput[],
+    ): Promise<WithAudit<{ chargeId: string }>> {
+      const audited = await auditFirst(audit);
       return timed('chargePayment', async () => {
         try {
-          return await payments.charge({
+          const { chargeId } = await payments.charge({
             ...request,
             paymentToken: keyring.open(request.paymentToken, PAYMENT_TOKEN_PURPOSE),
           });
+          return { chargeId, ...audited };
         } catch (error) {
           if (error instanceof PaymentDeclinedError) {
             throw ApplicationFailure.create({
@@ -157,22 +208,22 @@ export function createActivities({ inventory, payments, js, metrics, keyring = n
     },
 
     /** Publishes a customer notice on notifications.<kind>, once per order and kind. */
-    async sendNotification(input: NotificationInput): Promise<{ notificationId: string }> {
-      return timed('sendNotification', () => notify(input));
+    async sendNotification(
+      input: NotificationInput,
+      audit?: AuditEventInput[],
+    ): Promise<WithAudit<{ notificationId: string }>> {
+      const audited = await auditFirst(audit);
+      return timed('sendNotification', async () => ({ ...(await notify(input)), ...audited }));
     },
 
-    /** Publishes one audit event; the message id makes repeats harmless. */
+    /** Publishes one audit event (sagas started before audit events went in batches and with the steps). */
     async publishAudit(event: AuditEventInput): Promise<void> {
-      const ack = await publishEnvelope(js, SUBJECTS.audit(event.type), {
-        id: event.eventId,
-        type: event.type,
-        aggregate_id: event.orderId,
-        data: event.data,
-        timestamp: new Date().toISOString(),
-        trace_id: event.traceId,
-      });
-      const outcome = OUTCOME_EVENTS.get(event.type);
-      if (outcome && !ack.duplicate) metrics?.outcomes.inc({ status: outcome });
+      await publishAuditEvent(event);
+    },
+
+    /** Publishes audit events in order; the message ids make repeats harmless. */
+    async publishAuditEvents(events: AuditEventInput[]): Promise<void> {
+      for (const event of events) await publishAuditEvent(event);
     },
   };
 

@@ -2,7 +2,7 @@
 // dev server, nats-server, payment sandbox, the product's worker and ingress, a baseline
 // worker), measuring what docs/benchmarks.md reports. See that file for the method.
 //
-//   npm run bench -- [--rates 150,300,450,600] [--ceiling-rates 600,1200,2400,3600] [--duration 30] [--drain 10] [--out docs/benchmarks.md]
+//   npm run bench -- [--rates 300,600,900,1200,1500] [--ceiling-rates 1200,2400,3600,4800,6000] [--duration 30] [--drain 10] [--out docs/benchmarks.md]
 //   npm run bench -- --quick    one step per scenario (≈ 3 min), report in .data/: for checking a change to the hot path
 //   npm run bench -- --profile  also CPU-profiles the worker and the ingress (node --cpu-prof) and reports where their time goes
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -25,6 +25,8 @@ import { auditEventTypeFor } from '../domain/events.js';
 import { orderWorkflowId, type OrderSagaInput } from '../workflows/contract.js';
 import type { Order } from '../domain/order.js';
 import { cpuProfileShares, historyShape, type HistoryShape } from './cost-breakdown.js';
+import { EAGER_START_SUBJECT } from './eager-start.js';
+import { createTemporaryDatabase } from '../test/harness/postgres.js';
 import { latencySvg } from './latency-plot.js';
 
 const { values: given } = parseArgs({
@@ -51,8 +53,8 @@ const defaults = given.quick
       plot: join(ROOT, '.data/bench-quick.svg'),
     }
   : {
-      rates: '150,300,450,600',
-      'ceiling-rates': '600,1200,2400,3600',
+      rates: '300,600,900,1200,1500',
+      'ceiling-rates': '1200,2400,3600,4800,6000',
       duration: '30',
       drain: '10',
       out: join(ROOT, 'docs/benchmarks.md'),
@@ -74,7 +76,7 @@ const durationS = Number(options.duration);
 const drainS = Number(options.drain);
 if ([...rates, ...ceilingRates].some((r) => !(r > 0)) || !(durationS > 0) || !(drainS >= 0)) {
   console.error(
-    'usage: npm run bench -- [--quick] [--rates 150,300,450,600] [--ceiling-rates 600,1200,2400,3600] [--duration 30] [--drain 10] [--out FILE] [--plot FILE.svg]',
+    'usage: npm run bench -- [--quick] [--rates 300,600,900,1200,1500] [--ceiling-rates 1200,2400,3600,4800,6000] [--duration 30] [--drain 10] [--out FILE] [--plot FILE.svg]',
   );
   console.error('rates are orders (ceiling: empty workflows) per minute; duration and drain are seconds per step');
   process.exit(2);
@@ -98,6 +100,15 @@ for (const embeddedDir of Object.values(stores)) {
   await store.restock(SKU, 100_000_000);
   await store.db.close();
 }
+// The scaled-out scenario needs PostgreSQL (TEST_DATABASE_URL, or the local server): a database of
+// its own. --quick leaves it out (it checks a change to the hot path, which the other scenarios show).
+const scaledOut = given.quick
+  ? { url: undefined, reason: 'left out by --quick', drop: () => Promise.resolve() }
+  : await createTemporaryDatabase();
+const scaledApis: string[] = [];
+let nextIngress = 0;
+const PRODUCT_SCENARIO = 'product end to end: POST /orders → JetStream → starter → order saga';
+const SCALED_SCENARIO = 'product scaled out: 2 ingresses, 2 workers, inventory on PostgreSQL';
 const [ingressPort, metricsPort, ingressOpsPort] = [await freePort(), await freePort(), await freePort()];
 // The product runs as deployed: payloads encrypted, callers authenticated (a service's API key).
 // Rate limits are off: the load comes from one address and one caller.
@@ -132,7 +143,7 @@ function spawnProcess(entry: string, env: Record<string, string>, profileAs?: st
   children.push(child);
   return child;
 }
-const processes = {
+const processes: Record<string, ChildProcess> = {
   worker: spawnProcess(
     'workers/main.ts',
     {
@@ -165,6 +176,7 @@ const processes = {
 };
 async function stopAll() {
   for (const child of children) await stopProcess(child, 20_000);
+  await scaledOut.drop();
   await sandbox.close();
   await Promise.all([stopProcess(temporal.process), stopProcess(nats.process)]);
   rmSync(dir, { recursive: true, force: true });
@@ -213,12 +225,14 @@ function newOrder(): Order {
 
 interface Scenario {
   name: string;
+  /** Runs before the scenario's first step (e.g. to change the processes under test). */
+  prepare?: () => Promise<void>;
   /** Sends one unit of work; resolves with the key its completion is found under. */
   send(): Promise<string>;
   /** When the unit finished (epoch ms), if it has. */
   completedAt(key: string): Promise<number | undefined> | number | undefined;
   /** Processes whose CPU time counts for this scenario. */
-  cpu: (keyof typeof processes)[];
+  cpu: string[];
   /** Arrival rates (orders per minute) tried; default --rates. */
   rates?: number[];
   /** The workflow a key stands for, to read its history's shape (sagas only). */
@@ -246,10 +260,11 @@ const closeTimeOf = async (workflowId: string) => {
 const scenarios: Scenario[] = [
   {
     name: 'empty workflow (the server ceiling)',
+    // Started eagerly by the baseline worker itself (bench/eager-start.ts): the fastest start the SDK has.
     async send() {
-      const workflowId = `empty-${randomUUID()}`;
-      await client.workflow.start('emptyWorkflow', { taskQueue: 'baseline', workflowId });
-      return workflowId;
+      const answer = (await nc.request(EAGER_START_SUBJECT, '', { timeout: 10_000 })).string();
+      if (answer.startsWith('error')) throw new Error(answer);
+      return answer;
     },
     completedAt: closeTimeOf,
     cpu: ['baselineWorker', 'temporal'],
@@ -270,28 +285,73 @@ const scenarios: Scenario[] = [
     cpu: ['worker', 'temporal', 'nats'],
   },
   {
-    name: 'product end to end: POST /orders → JetStream → starter → order saga',
-    async send() {
-      const response = await fetch(`${api}/orders`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-api-key': BENCH_API_KEY },
-        body: JSON.stringify({
-          customerId: 'c-bench',
-          items: [{ sku: SKU, quantity: 1, unitPrice: 1_000 }],
-          currency: 'EUR',
-          paymentToken: 'tok_visa',
-        }),
-      });
-      if (response.status !== 202) throw new Error(`POST /orders answered ${response.status}`);
-      return ((await response.json()) as { orderId: string }).orderId;
-    },
+    name: PRODUCT_SCENARIO,
+    send: () => postOrder(api),
     completedAt: (orderId) => finalStoredAt.get(orderId),
     workflowIdOf: orderWorkflowId,
     cpu: ['ingress', 'worker', 'temporal', 'nats'],
   },
+  ...(scaledOut.url
+    ? [
+        {
+          name: SCALED_SCENARIO,
+          // The chart's shape: the single worker and ingress give way to two of each, the inventory
+          // on PostgreSQL (two workers cannot share the embedded database), orders spread over both ingresses.
+          prepare: () => scaleOut(scaledOut.url!),
+          send: () => postOrder(scaledApis[nextIngress++ % scaledApis.length]!),
+          completedAt: (orderId: string) => finalStoredAt.get(orderId),
+          workflowIdOf: orderWorkflowId,
+          cpu: ['ingress', 'ingress2', 'worker', 'worker2', 'temporal', 'nats'],
+        },
+      ]
+    : []),
 ];
 
-function cpuMs(child: ChildProcess): number {
+/** POST /orders to one ingress; resolves with the order id. */
+async function postOrder(base: string): Promise<string> {
+  const response = await fetch(`${base}/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': BENCH_API_KEY },
+    body: JSON.stringify({
+      customerId: 'c-bench',
+      items: [{ sku: SKU, quantity: 1, unitPrice: 1_000 }],
+      currency: 'EUR',
+      paymentToken: 'tok_visa',
+    }),
+  });
+  if (response.status !== 202) throw new Error(`POST /orders answered ${response.status}`);
+  return ((await response.json()) as { orderId: string }).orderId;
+}
+
+/** Replaces the product's worker and ingress with two of each on PostgreSQL, ready to take orders. */
+async function scaleOut(databaseUrl: string): Promise<void> {
+  await Promise.all([stopProcess(processes.worker, 20_000), stopProcess(processes.ingress, 20_000)]);
+  const store = await openInventory({ url: databaseUrl, embeddedDir: '' });
+  await store.restock(SKU, 100_000_000);
+  await store.db.close();
+  for (const n of [1, 2]) {
+    const [port, workerOps, ingressOps] = [await freePort(), await freePort(), await freePort()];
+    const suffix = n === 1 ? '' : String(n);
+    const common = { ...baseEnv, ...productSecurityEnv, TEMPORAL_TASK_QUEUE: 'orders' };
+    processes[`worker${suffix}`] = spawnProcess(
+      'workers/main.ts',
+      { ...common, DATABASE_URL: databaseUrl, METRICS_PORT: String(workerOps) },
+      `worker${suffix}-scaled`,
+    );
+    processes[`ingress${suffix}`] = spawnProcess(
+      'ingress/main.ts',
+      { ...common, PORT: String(port), METRICS_PORT: String(ingressOps) },
+      `ingress${suffix}-scaled`,
+    );
+    await waitFor(`worker ${n}`, ok(`http://127.0.0.1:${workerOps}/ready`), { timeoutMs: 120_000 });
+    await waitFor(`ingress ${n}`, ok(`http://127.0.0.1:${port}/ready`), { timeoutMs: 60_000 });
+    scaledApis.push(`http://127.0.0.1:${port}`);
+  }
+}
+
+function cpuMs(name: string): number {
+  const child = processes[name];
+  if (!child) throw new Error(`no process ${name} in this benchmark`);
   const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S; // utime + stime
@@ -321,7 +381,7 @@ interface StepResult {
 async function runStep(scenario: Scenario, ratePerMin: number): Promise<StepResult> {
   const arrivals = Math.round((ratePerMin * durationS) / 60);
   const intervalMs = 60_000 / ratePerMin;
-  const cpuBefore = Object.fromEntries(scenario.cpu.map((name) => [name, cpuMs(processes[name])]));
+  const cpuBefore = Object.fromEntries(scenario.cpu.map((name) => [name, cpuMs(name)]));
   const t0 = Date.now() + 100;
   const sends: Promise<{ key?: string; dueAt: number }>[] = [];
   for (let i = 0; i < arrivals; i += 1) {
@@ -377,7 +437,7 @@ async function runStep(scenario: Scenario, ratePerMin: number): Promise<StepResu
     { timeoutMs: 300_000, intervalMs: 500 },
   );
   const cpuMsPerOrder = Object.fromEntries(
-    scenario.cpu.map((name) => [name, (cpuMs(processes[name]) - cpuBefore[name]!) / Math.max(keys.length, 1)]),
+    scenario.cpu.map((name) => [name, (cpuMs(name) - cpuBefore[name]!) / Math.max(keys.length, 1)]),
   );
   return {
     scenario: scenario.name,
@@ -399,6 +459,7 @@ const shapes = new Map<string, HistoryShape>();
 try {
   for (const scenario of scenarios) {
     step(`Benchmark: ${scenario.name}`);
+    await scenario.prepare?.();
     for (const rate of scenario.rates ?? rates) {
       process.stdout.write(`  ${rate} per minute for ${durationS}s ... `);
       const result = await runStep(scenario, rate);
@@ -424,6 +485,37 @@ function fmtMs(ms: number): string {
 }
 
 // ---------------------------------------------------------------------------- the report
+/** Cores per process for 10,000 orders/min, from the CPU per order each used at the highest rate sustained. */
+function sizingSection(): string {
+  const target = 10_000;
+  const sized = [PRODUCT_SCENARIO, SCALED_SCENARIO]
+    .map((name) => bestStep(name))
+    .filter((r): r is StepResult => r !== undefined);
+  if (sized.length === 0) return '';
+  const tables = sized.map((r) => {
+    const rows = Object.entries(r.cpuMsPerOrder).map(
+      ([name, ms]) => `| ${name} | ${ms.toFixed(1)} | ${((ms * target) / 60 / 1_000).toFixed(1)} |`,
+    );
+    return `${r.scenario}, at ${r.rate} orders/min:
+
+| Process | CPU ms per order | Cores for ${target.toLocaleString('en')} orders/min |
+| --- | ---: | ---: |
+${rows.join('\n')}
+| all | ${sumOf(r).toFixed(1)} | ${((sumOf(r) * target) / 60 / 1_000).toFixed(1)} |`;
+  });
+  return `
+## What ${target.toLocaleString('en')} orders/min needs
+
+CPU per order of each process at the highest rate sustained, times ${target.toLocaleString('en')} / 60 orders per second.
+Workers and ingresses scale out as the chart runs them (the scaled-out rows: two of each); add
+headroom (×1.5) for bursts and rolling restarts. The Temporal row is the dev server on SQLite on
+this machine: production's Temporal (PostgreSQL, Cassandra) costs differently, so take it as an
+order of magnitude and measure your own cluster.
+
+${tables.join('\n\n')}
+${scaledOut.url ? '' : `\nThe scaled-out scenario did not run: ${scaledOut.reason}.\n`}`;
+}
+
 /** With --profile: the worker's and the ingress's CPU self time by package, over the whole run. */
 function profileSection(): string {
   if (!profileDir) return '';
@@ -458,6 +550,11 @@ const rows = results.map((r) => {
 /** Temporal server CPU per order at the lowest rate: what a design costs the shared server. */
 const temporalCpu = (name: string) =>
   results.find((r) => r.scenario === name && r.rate === Math.min(...rates))?.cpuMsPerOrder.temporal ?? Number.NaN;
+/** A scenario's step at its highest sustained rate (where fixed costs weigh least per order). */
+const bestStep = (name: string) => results.find((r) => r.scenario === name && r.rate === best(name) && r.sustained);
+const sumOf = (r: StepResult | undefined) =>
+  r ? Object.values(r.cpuMsPerOrder).reduce((sum, ms) => sum + ms, 0) : Number.NaN;
+const ceilingCpu = sumOf(bestStep(ceilingScenario.name));
 const summary = [
   `- ${ceilingScenario.name}: ${ceilingFound ? '' : '≥ '}${ceiling} workflows/min sustained${ceilingFound ? '' : ' (the highest rate tried)'}`,
   ...scenarios.slice(1).map((s) => {
@@ -467,6 +564,7 @@ const summary = [
       `${ceilingFound ? '' : '≤ '}${(rate / ceiling).toFixed(2)} × the ceiling`,
       ...(s === textbookScenario || textbook === 0 ? [] : [`${(rate / textbook).toFixed(2)} × the textbook saga`]),
       `Temporal CPU ${temporalCpu(s.name).toFixed(0)} ms per order`,
+      `all processes ${sumOf(bestStep(s.name)).toFixed(0)} ms per order at ${rate}/min, ${(sumOf(bestStep(s.name)) / ceilingCpu).toFixed(1)} × the empty workflow's`,
     ];
     return `- ${s.name}: ${rate} orders/min sustained (${ratios.join('; ')})`;
   }),
@@ -523,7 +621,7 @@ ${[...shapes.entries()]
       `| ${name} | ${h.events.toFixed(1)} | ${h.workflowTasks.toFixed(1)} | ${h.activityTasks.toFixed(1)} | ${h.localActivities.toFixed(1)} | ${h.searchAttributeUpserts.toFixed(1)} |`,
   )
   .join('\n')}
-${profileSection()}`;
+${profileSection()}${sizingSection()}`;
 for (const file of [options.out, options.plot]) mkdirSync(dirname(file), { recursive: true });
 writeFileSync(options.out, report);
 writeFileSync(

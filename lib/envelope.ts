@@ -47,6 +47,8 @@ export async function publishEnvelope(
   subject: string,
   envelope: EventEnvelope,
   extra?: Record<string, string>,
+  /** How long to wait for JetStream's acknowledgement (default: the client's). */
+  timeoutMs?: number,
 ): Promise<PubAck> {
   const attributes = {
     'messaging.system': 'nats',
@@ -61,7 +63,11 @@ export async function publishEnvelope(
     headers.set('traceparent', trace.traceparent ?? traceparentFor(envelope.trace_id));
     if (trace.tracestate) headers.set('tracestate', trace.tracestate);
     for (const [key, value] of Object.entries(extra ?? {})) headers.set(key, value);
-    const ack = await js.publish(subject, encoder.encode(JSON.stringify(envelope)), { msgID: envelope.id, headers });
+    const ack = await js.publish(subject, encoder.encode(JSON.stringify(envelope)), {
+      msgID: envelope.id,
+      headers,
+      ...(timeoutMs !== undefined && { timeout: timeoutMs }),
+    });
     span.setAttribute('messaging.nats.stream.sequence', ack.seq);
     if (ack.duplicate) span.setAttribute('messaging.nats.duplicate', true);
     return ack;

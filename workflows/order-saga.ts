@@ -21,9 +21,14 @@ import { SagaRecord } from './order-saga/record.js';
 
 export async function orderSaga({ order, settings }: OrderSagaInput): Promise<OrderStatusDocument> {
   const activities = sagaActivities(settings);
-  const record = new SagaRecord(order, order.total > settings.approvalThreshold, activities.audit);
+  const record = new SagaRecord(
+    order,
+    order.total > settings.approvalThreshold,
+    activities.audit,
+    activities.auditWithSteps,
+  );
   const decisions = new SagaDecisions(record);
-  const forward = new ForwardSteps(record, decisions, activities.steps, settings);
+  const forward = new ForwardSteps(record, decisions, activities.steps, settings, activities.auditWithSteps);
 
   const outcome = await goForward(forward, record, decisions, settings.approvalTimeoutMs);
   decisions.settle();

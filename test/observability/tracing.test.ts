@@ -107,8 +107,9 @@ describe('tracing', () => {
     expect(charge.attributes).toMatchObject({ 'http.response.status_code': 201 });
     expect((await stack.gateway.ledger(orderId)).traceparents).toEqual([`00-${caller.traceId}-${charge.spanId}-01`]);
 
-    // Audit: one publish span per stored event, under its publishAudit activity, and each
-    // stored event carries the trace id and the traceparent of the span that published it.
+    // Audit: one publish span per stored event, under the activity that stored it (the step that
+    // carried it, or the batch at the end), and each stored event carries the trace id and the
+    // traceparent of the span that published it.
     const nc = await connectNats([stack.nats.url], 'tracing-test');
     const audit = (await readStream(jetstream(nc), await jetstreamManager(nc), 'AUDIT')).filter(
       (e) => e.aggregate_id === orderId,
@@ -120,11 +121,19 @@ describe('tracing', () => {
       const span = auditPublishes.find((s) => s.attributes['messaging.message.id'] === event.id)!;
       expect(event.trace_id).toBe(caller.traceId);
       expect(event.headers.traceparent).toBe(`00-${caller.traceId}-${span.spanId}-01`);
-      const runAudit = byId.get(span.parentSpanId)!;
-      expect(runAudit.name).toBe('RunActivity:publishAudit');
-      expect(byId.get(runAudit.parentSpanId)?.name).toBe('StartActivity:publishAudit');
-      expect(byId.get(byId.get(runAudit.parentSpanId)!.parentSpanId)).toBe(runWorkflow);
+      const storedBy = byId.get(span.parentSpanId)!;
+      expect(storedBy.name).toMatch(/^RunActivity:(reserveInventory|chargePayment|sendNotification|publishAuditEvents)$/);
+      expect(byId.get(storedBy.parentSpanId)?.name).toBe(storedBy.name.replace('Run', 'Start'));
+      expect(byId.get(byId.get(storedBy.parentSpanId)!.parentSpanId)).toBe(runWorkflow);
     }
+    // The steps carried the statuses entered before them; the end went in a batch of its own.
+    const storer = (type: string) =>
+      byId.get(auditPublishes.find((s) => s.name === `publish audit.orders.${type}`)!.parentSpanId)!.name;
+    expect(storer('OrderReceived')).toBe('RunActivity:reserveInventory');
+    expect(storer('OrderReservingInventory')).toBe('RunActivity:reserveInventory');
+    expect(storer('OrderChargingPayment')).toBe('RunActivity:chargePayment');
+    expect(storer('OrderNotifying')).toBe('RunActivity:sendNotification');
+    expect(storer('OrderCompleted')).toBe('RunActivity:publishAuditEvents');
 
     // No broken link anywhere: every span but the request has its parent in the trace.
     expect(spans.filter((s) => s !== request && !byId.has(s.parentSpanId)).map((s) => s.name)).toEqual([]);

@@ -8,14 +8,18 @@ import { Worker } from '@temporalio/worker';
 import { HISTORIES_DIR } from '../support/histories.js';
 import { tracingWorkerOptions } from '../../workers/order-worker.js';
 
-/** Sagas started before audit publishes became regular activities: they must keep replaying too. */
+/**
+ * Sagas started in the earlier shapes must keep replaying too: audit publishes as local activities
+ * (local-audit/), then one regular activity per audit event (audit-per-event/).
+ */
 const LOCAL_AUDIT_DIR = 'local-audit/';
+const AUDIT_PER_EVENT_DIR = 'audit-per-event/';
 const jsonIn = (dir: string) =>
   readdirSync(`${HISTORIES_DIR}${dir}`)
     .filter((name) => name.endsWith('.json'))
     .sort()
     .map((name) => `${dir}${name}`);
-const files = [...jsonIn(''), ...jsonIn(LOCAL_AUDIT_DIR)];
+const files = [...jsonIn(''), ...jsonIn(AUDIT_PER_EVENT_DIR), ...jsonIn(LOCAL_AUDIT_DIR)];
 const SAGA_PATHS = [
   'approved',
   'cancelled-awaiting-approval',
@@ -31,9 +35,10 @@ const SAGA_PATHS = [
 ];
 
 describe('workflow replay', () => {
-  it('has a recorded history for every saga path, in the current shape and in the local-audit one', () => {
+  it('has a recorded history for every saga path, in the current shape and in each earlier one', () => {
     expect(jsonIn('').map((f) => f.replace('.json', ''))).toEqual(SAGA_PATHS);
-    expect(jsonIn(LOCAL_AUDIT_DIR).map((f) => f.replace(LOCAL_AUDIT_DIR, '').replace('.json', ''))).toEqual(SAGA_PATHS);
+    for (const dir of [AUDIT_PER_EVENT_DIR, LOCAL_AUDIT_DIR])
+      expect(jsonIn(dir).map((f) => f.replace(dir, '').replace('.json', ''))).toEqual(SAGA_PATHS);
   });
 
   it.each(files)('replays %s deterministically', async (file) => {

@@ -25,6 +25,15 @@ const AUDIT_TIMEOUT = '10 seconds';
  */
 const AUDIT_AS_ACTIVITY = 'audit-as-activity';
 
+/**
+ * A forward step carries the audit events of the statuses entered before it and stores them
+ * before it acts (one activity and one workflow task per step instead of two each); the events
+ * left over where no step follows go in one batch (publishAuditEvents). Both run only once the
+ * workflow task that entered the statuses is committed, as above. Sagas started before keep one
+ * audit activity per event.
+ */
+const AUDIT_WITH_STEPS = 'audit-with-steps';
+
 export interface SagaActivities {
   /** Forward steps: a cancel lets a running attempt finish (it may have charged) but stops pending retries. */
   steps: ActivityInterfaceFor<OrderActivities>;
@@ -33,7 +42,9 @@ export interface SagaActivities {
    * saga can wait it out instead of spending attempts on a gateway it knows is down.
    */
   compensationsWith(attemptsLeft: number): ActivityInterfaceFor<OrderActivities>;
-  audit: Pick<OrderActivities, 'publishAudit'>;
+  audit: Pick<OrderActivities, 'publishAudit' | 'publishAuditEvents'>;
+  /** Whether audit events ride with the forward steps and go in batches (AUDIT_WITH_STEPS). */
+  auditWithSteps: boolean;
 }
 
 export function sagaActivities(settings: SagaSettings): SagaActivities {
@@ -44,7 +55,11 @@ export function sagaActivities(settings: SagaSettings): SagaActivities {
     maximumAttempts,
     nonRetryableErrorTypes: Object.values(BusinessFailure),
   });
+  // A saga with the newer patch has no need for the older one's marker: it implies regular activities.
+  const auditWithSteps = patched(AUDIT_WITH_STEPS);
+  const auditAsActivity = auditWithSteps || patched(AUDIT_AS_ACTIVITY);
   return {
+    auditWithSteps,
     steps: proxyActivities<OrderActivities>({
       startToCloseTimeout: settings.activityTimeoutMs,
       retry: retry(settings.stepMaxAttempts),
@@ -58,7 +73,7 @@ export function sagaActivities(settings: SagaSettings): SagaActivities {
           nonRetryableErrorTypes: [...Object.values(BusinessFailure), FailureType.circuitOpen],
         },
       }),
-    audit: (patched(AUDIT_AS_ACTIVITY) ? proxyActivities : proxyLocalActivities)<OrderActivities>({
+    audit: (auditAsActivity ? proxyActivities : proxyLocalActivities)<OrderActivities>({
       startToCloseTimeout: AUDIT_TIMEOUT,
       retry: {
         initialInterval: '200 milliseconds',

@@ -1,5 +1,7 @@
 // The saga's way forward: [approval] → reserve inventory → charge payment → confirmation. Each
 // step registers what undoes it before it runs (a step that times out may still have acted).
+import { CancellationScope } from '@temporalio/workflow';
+import type { AuditEventInput, WithAudit } from '../../activities/index.js';
 import type { CompensationStep } from '../../domain/events.js';
 import type { SagaSettings } from '../../domain/saga-settings.js';
 import type { OrderStatus } from '../contract.js';
@@ -16,13 +18,15 @@ export class ForwardSteps {
     private readonly decisions: SagaDecisions,
     private readonly steps: SagaActivities['steps'],
     private readonly settings: SagaSettings,
+    /** Each step carries the audit events of the statuses entered before it (see activities.ts). */
+    private readonly auditWithSteps = false,
   ) {}
 
   /** Runs every step; 'REJECTED' when the approval timed out. Throws on a step's failure or a cancel. */
   async run(): Promise<'COMPLETED' | 'REJECTED'> {
     const { record, decisions, steps } = this;
     const { order } = record;
-    await record.enter('RECEIVED', 'Order received');
+    await record.enter('RECEIVED', 'Order received', { deferAudit: this.auditWithSteps });
     if (record.doc.approval.required) {
       await record.enter(
         'AWAITING_APPROVAL',
@@ -31,46 +35,74 @@ export class ForwardSteps {
       if (!(await decisions.approval(this.settings.approvalTimeoutMs))) return 'REJECTED';
       record.doc.approval.approvedBy = decisions.approvedBy;
     }
-    const reservation = await this.step('RESERVING_INVENTORY', 'Reserving inventory', 'release', () =>
-      steps.reserveInventory.executeWithOptions({ summary: `Reserve ${order.items.length} SKU(s)` }, [
-        { orderId: order.orderId, items: order.items },
-      ]),
+    const reservation = await this.step('RESERVING_INVENTORY', 'Reserving inventory', 'release', (audit) =>
+      steps.reserveInventory.executeWithOptions(
+        { summary: `Reserve ${order.items.length} SKU(s)` },
+        withAudit({ orderId: order.orderId, items: order.items }, audit),
+      ),
     );
     record.doc.reservationId = reservation.reservationId;
-    const charge = await this.step('CHARGING_PAYMENT', 'Charging the payment gateway', 'refund', () =>
-      steps.chargePayment.executeWithOptions({ summary: `Charge ${order.total} ${order.currency}` }, [
-        { orderId: order.orderId, amount: order.total, currency: order.currency, paymentToken: order.paymentToken },
-      ]),
+    const charge = await this.step('CHARGING_PAYMENT', 'Charging the payment gateway', 'refund', (audit) =>
+      steps.chargePayment.executeWithOptions(
+        { summary: `Charge ${order.total} ${order.currency}` },
+        withAudit(
+          { orderId: order.orderId, amount: order.total, currency: order.currency, paymentToken: order.paymentToken },
+          audit,
+        ),
+      ),
     );
     record.doc.chargeId = charge.chargeId;
-    await this.step('NOTIFYING', 'Sending the confirmation', undefined, () =>
-      steps.sendNotification.executeWithOptions({ summary: 'Send the confirmation' }, [
-        {
-          orderId: order.orderId,
-          kind: 'confirmation',
-          customerId: order.customerId,
-          email: order.email,
-          total: order.total,
-          currency: order.currency,
-          traceId: order.traceId,
-        },
-      ]),
+    await this.step('NOTIFYING', 'Sending the confirmation', undefined, (audit) =>
+      steps.sendNotification.executeWithOptions(
+        { summary: 'Send the confirmation' },
+        withAudit(
+          {
+            orderId: order.orderId,
+            kind: 'confirmation',
+            customerId: order.customerId,
+            email: order.email,
+            total: order.total,
+            currency: order.currency,
+            traceId: order.traceId,
+          },
+          audit,
+        ),
+      ),
     );
     decisions.throwIfCancelRequested();
     return 'COMPLETED';
   }
 
-  /** Enters the step's status, registers its undo, and runs it where a cancel can stop its retries. */
-  private async step<T>(
+  /**
+   * Enters the step's status, registers its undo, and runs it where a cancel can stop its retries,
+   * handing it the audit events still pending. Whatever the step did with them (stored, not
+   * stored, failed before or after), they are stored before the saga goes on: repeats are harmless.
+   */
+  private async step<T extends WithAudit<object>>(
     status: OrderStatus,
     details: string,
     undo: CompensationStep | undefined,
-    work: () => Promise<T>,
+    work: (audit: AuditEventInput[]) => Promise<T>,
   ): Promise<T> {
-    this.decisions.throwIfCancelRequested();
-    await this.record.enter(status, details);
-    this.decisions.throwIfCancelRequested();
+    const { record, decisions } = this;
+    decisions.throwIfCancelRequested();
+    await record.enter(status, details, { deferAudit: this.auditWithSteps });
+    decisions.throwIfCancelRequested();
     if (undo) this.registered.push(undo);
-    return this.decisions.cancellable(work);
+    const audit = record.takePendingAudit();
+    let result: T;
+    try {
+      result = await decisions.cancellable(() => work(audit));
+    } catch (error) {
+      await CancellationScope.nonCancellable(() => record.publish(audit));
+      throw error;
+    }
+    if (result.audited !== true) await record.publish(audit);
+    return result;
   }
+}
+
+/** A step's arguments: its input, and the audit events it stores first when there are any. */
+function withAudit<I>(input: I, audit: AuditEventInput[]): [I, AuditEventInput[]?] {
+  return audit.length > 0 ? [input, audit] : [input];
 }

@@ -14,15 +14,20 @@ import {
   type OrderStatusDocument,
 } from '../contract.js';
 import type { StatusChangedData } from '../../lib/event-schemas.js';
+import type { AuditEventInput } from '../../activities/index.js';
 
 export class SagaRecord {
   readonly doc: OrderStatusDocument;
   private auditSequence = 0;
+  /** Audit events of changes already made, not yet handed to an activity, oldest first. */
+  private pendingAudit: AuditEventInput[] = [];
 
   constructor(
     readonly order: Order,
     approvalRequired: boolean,
     private readonly audit: SagaActivities['audit'],
+    /** The current shape (patch audit-with-steps): audit events in batches, unchanged search attributes not upserted. */
+    private readonly currentShape = false,
   ) {
     this.doc = {
       orderId: order.orderId,
@@ -43,11 +48,30 @@ export class SagaRecord {
     return this.doc.status;
   }
 
-  /** Publishes the saga's next audit event: id `workflowId:runId:n`, so a retried publish is stored once. */
+  /** Publishes the saga's next audit event (after any still pending): id `workflowId:runId:n`, so a retried publish is stored once. */
   async publishAudit(type: string, data: Record<string, unknown>): Promise<void> {
+    this.queueAudit(type, data);
+    await this.publish(this.takePendingAudit());
+  }
+
+  /** The audit events not yet handed to an activity, for the step about to run (which then owns them). */
+  takePendingAudit(): AuditEventInput[] {
+    const events = this.pendingAudit;
+    this.pendingAudit = [];
+    return events;
+  }
+
+  /** Stores `events` in order: one activity for the batch, or one per event for older sagas. */
+  async publish(events: AuditEventInput[]): Promise<void> {
+    if (events.length === 0) return;
+    if (this.currentShape) return this.audit.publishAuditEvents(events);
+    for (const event of events) await this.audit.publishAudit(event);
+  }
+
+  private queueAudit(type: string, data: Record<string, unknown>): void {
     const { workflowId, runId } = workflowInfo();
     this.auditSequence += 1;
-    await this.audit.publishAudit({
+    this.pendingAudit.push({
       eventId: auditEventId(workflowId, runId, this.auditSequence),
       type,
       orderId: this.order.orderId,
@@ -56,14 +80,17 @@ export class SagaRecord {
     });
   }
 
-  /** Enters `status`: history, the OrderStatus search attribute, the Web UI's details, one audit event. */
-  async enter(status: OrderStatus, details: string): Promise<void> {
+  /**
+   * Enters `status`: history, the OrderStatus search attribute, the Web UI's details, one audit
+   * event, stored before this returns; or, with `deferAudit`, left pending for the next step to carry.
+   */
+  async enter(status: OrderStatus, details: string, { deferAudit = false } = {}): Promise<void> {
     const { doc, order } = this;
     const at = new Date().toISOString();
     doc.status = status;
     doc.updatedAt = at;
     doc.history.push({ status, at });
-    upsertSearchAttributes([
+    const attributes = [
       { key: OrderStatusKey, value: status },
       // Set by the starter too; repeated so a saga started any other way is found by customer and total.
       ...(status === 'RECEIVED'
@@ -72,7 +99,14 @@ export class SagaRecord {
             { key: OrderTotalKey, value: toMajorUnits(order.total, order.currency) },
           ]
         : []),
-    ]);
+    ];
+    // Newer sagas skip values the saga already holds (the starter's, at start): each upsert is a
+    // history event and a visibility write. Older sagas' histories upsert them all.
+    const current = workflowInfo().typedSearchAttributes;
+    const changed = this.currentShape
+      ? attributes.filter(({ key, value }) => (current.get(key as never) as unknown) !== value)
+      : attributes;
+    if (changed.length > 0) upsertSearchAttributes(changed);
     setCurrentDetails(details);
     const data: StatusChangedData = {
       status,
@@ -81,6 +115,7 @@ export class SagaRecord {
       ...(doc.approval.approvedBy && { approvedBy: doc.approval.approvedBy }),
       ...(doc.resolution && { resolution: doc.resolution }),
     };
-    await this.publishAudit(auditEventTypeFor(status), data);
+    this.queueAudit(auditEventTypeFor(status), data);
+    if (!deferAudit) await this.publish(this.takePendingAudit());
   }
 }
