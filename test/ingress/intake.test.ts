@@ -528,6 +528,8 @@ describe('POST /orders → JetStream → saga', () => {
   it('when the worker is down, then reads still answer at once: a closed order from its result, a running one from what Temporal recorded', async () => {
     const closed = await post(orderBody(), { 'idempotency-key': randomUUID() });
     expect(await waitForTerminal(closed.body.orderId)).toBe('COMPLETED');
+    // The saga answers COMPLETED before its last audit event is stored and it closes: wait for it to close.
+    await client.workflow.getHandle(orderWorkflowId(closed.body.orderId)).result();
     const waiting = await post(orderBody({ items: [{ sku: SKU, quantity: 6, unitPrice: 1_000 }] }), {
       'idempotency-key': randomUUID(),
     });

@@ -122,7 +122,9 @@ describe('tracing', () => {
       expect(event.trace_id).toBe(caller.traceId);
       expect(event.headers.traceparent).toBe(`00-${caller.traceId}-${span.spanId}-01`);
       const storedBy = byId.get(span.parentSpanId)!;
-      expect(storedBy.name).toMatch(/^RunActivity:(reserveInventory|chargePayment|sendNotification|publishAuditEvents)$/);
+      expect(storedBy.name).toMatch(
+        /^RunActivity:(reserveInventory|chargePayment|sendNotification|publishAuditEvents)$/,
+      );
       expect(byId.get(storedBy.parentSpanId)?.name).toBe(storedBy.name.replace('Run', 'Start'));
       expect(byId.get(byId.get(storedBy.parentSpanId)!.parentSpanId)).toBe(runWorkflow);
     }

@@ -1,0 +1,38 @@
+// The benchmark's short version: `npm run bench` at a low rate for a few seconds per scenario, so
+// the benchmark itself keeps working (its stack, its eager ceiling, every scenario, its report).
+// It measures nothing: figures come from `npm run bench` on an idle machine (docs/benchmarks.md).
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const exec = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'order-saga-bench-smoke-'));
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('npm run bench (short)', () => {
+  it('runs every scenario end to end and writes a report with each one finished', async () => {
+    const out = join(dir, 'report.md');
+    const args = ['--quick', '--rates', '60', '--ceiling-rates', '120', '--duration', '5', '--drain', '20'];
+    const { stdout } = await exec(
+      process.execPath,
+      ['--import', 'tsx', 'bench/run.ts', ...args, '--out', out, '--plot', join(dir, 'plot.svg')],
+      { env: { ...process.env, LOG_LEVEL: 'warn' }, maxBuffer: 64 * 1024 * 1024, timeout: 240_000 },
+    );
+    // The summary names every scenario (whether a 5-second step counts as sustained is no business of a smoke test).
+    expect(stdout).toContain('- product end to end: POST /orders → JetStream → starter → order saga:');
+    const report = readFileSync(out, 'utf8');
+    for (const [scenario, rate, units] of [
+      ['empty workflow (the server ceiling)', 120, 10],
+      ['textbook saga (regular activities, default worker)', 60, 5],
+      ['order saga, started by a client', 60, 5],
+      ['product end to end: POST /orders → JetStream → starter → order saga', 60, 5],
+    ] as const)
+      expect(report).toContain(`| ${scenario} | ${rate} | ${units}/${units} |`);
+    // The saga's shape as the report reads it from the histories.
+    expect(report).toMatch(/\| order saga, started by a client \| 3\d\.0 \| 5\.0 \| 4\.0 \|/);
+  }, 300_000);
+});
