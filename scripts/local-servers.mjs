@@ -3,7 +3,7 @@
 // Used by `npm start` (persistent data in .data/) and by the test harness
 // (temporary data, free ports). Never touches a server it did not start.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 
@@ -122,7 +122,25 @@ export async function stopProcess(child, graceMs = 5_000) {
  *   uiPort 0 or absent = headless; uiCodecEndpoint: the payload codec server the Web UI decodes payloads with
  * @returns {Promise<{ address: string, namespace: string, uiUrl: string | undefined, process: import('node:child_process').ChildProcess }>}
  */
-export async function startTemporal({
+export async function startTemporal(options) {
+  // The metrics and HTTP ports it picks itself are free when picked, but another process may take
+  // one before the server binds it (an outgoing connection's ephemeral port, say): then pick again.
+  const picksPorts = options.metricsPort === undefined || options.httpPort === undefined;
+  const log = join(options.dataDir, 'temporal.log');
+  for (let attempt = 1; ; attempt += 1) {
+    const logStart = existsSync(log) ? statSync(log).size : 0;
+    try {
+      return await startTemporalOnce(options);
+    } catch (error) {
+      const portTaken =
+        existsSync(log) && readFileSync(log).subarray(logStart).toString('utf8').includes('address already in use');
+      if (!picksPorts || !portTaken || attempt === 3) throw error;
+      process.stderr.write(`[servers] Temporal dev server: a port it picked was taken meanwhile; starting it again\n`);
+    }
+  }
+}
+
+async function startTemporalOnce({
   binary,
   port,
   uiPort,

@@ -52,14 +52,20 @@ describe.skipIf(!postgresUrl)('chaos', () => {
       tier = await startChaosTier('chaos');
       const traffic = startTraffic(tier.apis, tier.sku, ordersPerSecond, random);
       const injected: Record<string, number> = {};
-      for (const fault of plan) {
+      const began = Date.now();
+      const progress = (what: string) =>
+        process.stderr.write(`[chaos] ${((Date.now() - began) / 1_000).toFixed(0)} s: ${what}\n`);
+      for (const [i, fault] of plan.entries()) {
         await sleep(1_000 + random() * 2_000); // a random point in the traffic
         await fault.inject(tier, traffic, random);
         injected[fault.name] = (injected[fault.name] ?? 0) + 1;
+        progress(`fault ${i + 1}/${plan.length} (${fault.name}) done, ${traffic.placed.length} orders placed`);
       }
       await sleep(2_000);
       await traffic.stop();
-      const verdict = await checkInvariants(tier, traffic.placed);
+      progress(`traffic stopped: ${traffic.placed.length} orders; checking`);
+      const verdict = await checkInvariants(tier, traffic.placed, { progress });
+      progress('checked');
 
       const report = {
         seed,

@@ -78,12 +78,13 @@ function allowedEnds(order: PlacedOrder): OrderStatus[] {
 export async function checkInvariants(
   system: CheckedSystem,
   orders: PlacedOrder[],
-  { settleTimeoutMs = 120_000 } = {},
+  { settleTimeoutMs = 120_000, progress = (_what: string): void => undefined } = {},
 ): Promise<Verdict> {
   const violations: string[] = [];
   const statuses: Record<string, number> = {};
   let compensatedByOutage = 0;
   const documents = await settle(system.apis[0]!, orders, settleTimeoutMs);
+  progress('every order read through the API');
 
   // 1. Every placed order ends, and ends where its client's story says it must.
   for (const order of orders) {
@@ -148,10 +149,12 @@ export async function checkInvariants(
     // 5. What the product's own reconciliation finds (ops/reconcile): per order, the money at the
     // gateway, the reservation and the audit trail against the saga's end; dead letters; accepted
     // orders without a saga. Every saga of this tier's server started since the test began.
+    progress('ORDERS read; reconciling');
     const evidence = await gatherEvidence(
       { temporal: system.temporalClient, nc, gatewayUrl: system.gateway.url },
       { from: system.startedAt, until: new Date() },
     );
+    progress(`reconciliation read ${evidence.sagas.size} sagas, ${evidence.audit.length} audit events`);
     const reconciliation = findMismatches(evidence);
     for (const m of reconciliation.mismatches) violations.push(`reconcile: ${m.kind} ${m.orderId ?? ''}: ${m.detail}`);
     if (evidence.sagas.size < orders.length)

@@ -1,21 +1,19 @@
 // `npm run dlq`: the operator command that lists dead-lettered events and moves one back into
 // ORDERS. Run as a real process against its own nats-server and the harness's Temporal.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { connectNats, ensureStreams } from '../../lib/nats.js';
 import { startPrivateNats, type PrivateNats } from '../support/private-nats.js';
+import { runOpsCommand } from '../support/commands.js';
 import { newTraceId } from '../../lib/envelope.js';
 import { ORDER_CREATED } from '../../domain/events.js';
 import { DLQ_HEADERS } from '../../workers/order-starter.js';
 
-const exec = promisify(execFile);
 let nats: PrivateNats;
 let nc: NatsConnection;
 let js: JetStreamClient;
@@ -40,14 +38,7 @@ async function dlq(...args: string[]): Promise<{ code: number; out: string }> {
 /** Runs the command with the test's environment, minus any NATS_URL/TEMPORAL_ADDRESS, plus `addresses`. */
 async function run(addresses: Record<string, string>, ...args: string[]): Promise<{ code: number; out: string }> {
   const { NATS_URL: _nats, TEMPORAL_ADDRESS: _temporal, ...inherited } = process.env;
-  const env = { ...inherited, ...addresses, LOG_LEVEL: 'silent' };
-  try {
-    const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', 'ops/dlq.ts', ...args], { env });
-    return { code: 0, out: stdout + stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, out: failed.stdout + failed.stderr };
-  }
+  return runOpsCommand('ops/dlq.ts', args, { ...inherited, ...addresses, LOG_LEVEL: 'silent' });
 }
 
 async function deadLetter(data: string, reason: string): Promise<number> {

@@ -3,9 +3,7 @@
 // ingress and payment sandbox; payloads encrypted, as deployed). The systems are first left in
 // agreement by real orders; then each is put out of step the way an outage, a manual act or a bug
 // would leave it, and every mismatch must be found, with its order, and nothing else.
-import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jetstream, jetstreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { auditEventTypeFor } from '../../domain/events.js';
@@ -14,8 +12,8 @@ import { connectNats, SUBJECTS } from '../../lib/nats.js';
 import { orderWorkflowId, type OrderStatus, type OrderStatusDocument } from '../../workflows/contract.js';
 import { startChaosTier, type ChaosTier } from '../chaos/chaos-tier.js';
 import { readStream } from '../support/streams.js';
+import { runOpsCommand } from '../support/commands.js';
 
-const exec = promisify(execFile);
 const postgresUrl = inject('postgresUrl');
 const PAYLOAD_ENCRYPTION_KEYS = `reconcile-1=${randomBytes(32).toString('base64')}`;
 let tier: ChaosTier;
@@ -64,25 +62,13 @@ async function reconcile(
     ORDER_SAGA_LOCAL_STACK_FILE: '/nonexistent/local-stack.json',
     ...overrides,
   };
-  try {
-    const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', 'ops/reconcile.ts', ...args], { env });
-    return { code: 0, out: stdout + stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, out: failed.stdout + failed.stderr };
-  }
+  return runOpsCommand('ops/reconcile.ts', args, env);
 }
 
 /** `npm run inventory` as an operator runs it (the tier's API is open: every caller is an operator). */
 async function inventory(...args: string[]): Promise<{ code: number; out: string }> {
   const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ORDER_SAGA_API_URL: tier.apis[0]! };
-  try {
-    const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', 'ops/inventory.ts', ...args], { env });
-    return { code: 0, out: stdout + stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, out: failed.stdout + failed.stderr };
-  }
+  return runOpsCommand('ops/inventory.ts', args, env);
 }
 
 /** The gateway's own API, as a support agent or another system would use it behind the saga's back. */
