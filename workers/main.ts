@@ -137,9 +137,12 @@ const starter = config.starter.enabled
   ? await startOrderStarter({
       js,
       jsm,
-      // On the worker's own connection, so sagas start eagerly on this worker (see temporalClientOn).
+      // On the worker's own connection, which eager start needs (see temporalClientOn). Eager start
+      // stays off: with it, the long chaos run (npm run chaos, seed 4242) twice left two sagas in
+      // AWAITING_APPROVAL whose worker refused every approval as already given while their history
+      // holds none; without it the same run shows no such refusal. Until that is understood, no.
       client: temporalClientOn(workerConnection, config),
-      eagerStart: true,
+      eagerStart: false,
       taskQueue: config.temporal.taskQueue,
       settings: config.saga,
       limits: config.starter,

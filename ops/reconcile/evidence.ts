@@ -195,16 +195,27 @@ async function reservationsSince(
       limit: RESERVATIONS_PAGE_LIMIT,
       ...(after && { after }),
     };
-    const message = await nc
-      .request(INVENTORY_ADMIN_SUBJECT, JSON.stringify(request), { timeout: timeoutMs })
-      .catch((error: Error) => {
-        throw new Error(`no worker answered for the reservations (${error.message}); is a worker running?`);
-      });
+    const message = await askWorkers(nc, JSON.stringify(request), timeoutMs);
     const reply = message.json<ReservationsReply>();
     if (!reply.ok) throw new Error(`the workers could not list the reservations: ${reply.detail}`);
     reservations.push(...reply.reservations);
     if (reply.reservations.length < RESERVATIONS_PAGE_LIMIT) return reservations;
     after = reply.reservations.at(-1)!.orderId;
+  }
+}
+
+/** A reservations request, asked again a few times while no worker answers (one restarting, NATS reconnecting). */
+async function askWorkers(nc: NatsConnection, request: string, timeoutMs: number, attempts = 4) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await nc.request(INVENTORY_ADMIN_SUBJECT, request, { timeout: timeoutMs });
+    } catch (error) {
+      if (attempt === attempts)
+        throw new Error(
+          `no worker answered for the reservations (${(error as Error).message}, ${attempts} tries); is a worker running?`,
+        );
+      await new Promise((resolve) => setTimeout(resolve, 2_000 * attempt));
+    }
   }
 }
 

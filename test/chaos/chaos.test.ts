@@ -8,6 +8,7 @@ import { startChaosTier, type ChaosTier } from './chaos-tier.js';
 import { FAULTS, type Fault } from './faults.js';
 import { checkInvariants } from './invariants.js';
 import { GIVE_UP_AFTER_MS, startTraffic } from './traffic.js';
+import { orderWorkflowId } from '../../workflows/contract.js';
 
 const rounds = Number(process.env.CHAOS_ROUNDS ?? FAULTS.length);
 const ordersPerSecond = Number(process.env.CHAOS_RATE ?? 3);
@@ -89,6 +90,22 @@ describe.skipIf(!postgresUrl)('chaos', () => {
       console.log(`[chaos] ${JSON.stringify(report, null, 2)}`);
       if (verdict.violations.length > 0 || traffic.errors.length > 0)
         console.log(`[chaos] process output:\n${tier.output().slice(-20_000)}`);
+      // The history of each order left unfinished, event by event: what the saga saw and when.
+      for (const violation of verdict.violations.filter((v) => v.includes('not terminal')).slice(0, 3)) {
+        const orderId = violation.split(' ')[0]!;
+        const history = await tier.temporalClient.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory();
+        const events = (history.events ?? []).map((event) => {
+          const type = String(event.eventType).replace('EVENT_TYPE_', '');
+          const when = event.eventTime?.seconds ? new Date(Number(event.eventTime.seconds) * 1_000).toISOString() : '';
+          const detail =
+            event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.updateId ??
+            event.workflowExecutionSignaledEventAttributes?.signalName ??
+            event.activityTaskScheduledEventAttributes?.activityType?.name ??
+            '';
+          return `${String(event.eventId)} ${when} ${type} ${detail}`;
+        });
+        console.log(`[chaos] history of ${orderId}:\n${events.join('\n')}`);
+      }
 
       expect(traffic.placed.length).toBeGreaterThan(0);
       expect(traffic.errors).toEqual([]);

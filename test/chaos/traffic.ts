@@ -138,6 +138,9 @@ export function startTraffic(apis: string[], sku: string, ordersPerSecond: numbe
           await sleep(300);
           continue;
         }
+        // An approval refused while the order waits for one is what to look into (see workers/main.ts).
+        if (action === 'approve')
+          process.stderr.write(`[chaos] approve of ${order.orderId} refused: order is ${orderStatus}\n`);
         return maybeTaken ? 'unknown' : 'refused';
       }
       // 404: the event waits in ORDERS for a starter; the saga is not there yet.
