@@ -1,8 +1,8 @@
 // Stock management for operators, served by every worker on NATS (request-reply, one queue group:
-// one worker takes each request); also the reservations of a time window, for reconciliation. The ingress has already checked the caller is an operator. A
-// change is applied in one transaction (reserved units never touched), then audited on AUDIT
-// (audit.inventory.StockSet / StockAdded: who, before, after) before the answer goes back. An
-// order's reservation released by an operator is audited as audit.inventory.ReservationReleased.
+// one worker takes each request); also the reservations of a time window, for reconciliation.
+// The ingress has already checked the caller is an operator. A change is applied in one
+// transaction (reserved units never touched), then audited on AUDIT (audit.inventory.StockSet /
+// StockAdded: who, before, after; ReservationReleased: which order, who) before the answer goes back.
 import { randomUUID } from 'node:crypto';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';

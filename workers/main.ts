@@ -25,7 +25,7 @@ import {
 import type { Connection } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { startTelemetry } from '../lib/telemetry.js';
-import { connectTemporalClient, temporalClientOn, temporalTls } from '../lib/temporal-client.js';
+import { connectTemporalClient, temporalTls } from '../lib/temporal-client.js';
 import { Keyring, PAYLOADS_IN_CLEAR_WARNING } from '../lib/encryption.js';
 import { openInventory, seedDemoCatalogIfEmpty } from '../activities/inventory/open-inventory.js';
 import { PAYMENT_OPERATIONS, PaymentGatewayClient } from '../activities/payment/gateway-client.js';
@@ -104,7 +104,7 @@ const workerConnection = await untilAvailable(
   () => NativeConnection.connect({ address: config.temporal.address, tls: temporalTls(config.temporal) }),
   logger,
 );
-const { connection: clientConnection } = await untilAvailable(
+const { client, connection: clientConnection } = await untilAvailable(
   `Temporal at ${config.temporal.address}`,
   () => connectTemporalClient(config),
   logger,
@@ -137,12 +137,7 @@ const starter = config.starter.enabled
   ? await startOrderStarter({
       js,
       jsm,
-      // On the worker's own connection, which eager start needs (see temporalClientOn). Eager start
-      // stays off: with it, the long chaos run (npm run chaos, seed 4242) twice left two sagas in
-      // AWAITING_APPROVAL whose worker refused every approval as already given while their history
-      // holds none; without it the same run shows no such refusal. Until that is understood, no.
-      client: temporalClientOn(workerConnection, config),
-      eagerStart: false,
+      client,
       taskQueue: config.temporal.taskQueue,
       settings: config.saga,
       limits: config.starter,

@@ -28,7 +28,7 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     activities.auditWithSteps,
   );
   const decisions = new SagaDecisions(record);
-  const forward = new ForwardSteps(record, decisions, activities.steps, settings, activities.auditWithSteps);
+  const forward = new ForwardSteps(record, decisions, activities.steps, settings);
 
   const outcome = await goForward(forward, record, decisions, settings.approvalTimeoutMs);
   decisions.settle();

@@ -18,15 +18,13 @@ export class ForwardSteps {
     private readonly decisions: SagaDecisions,
     private readonly steps: SagaActivities['steps'],
     private readonly settings: SagaSettings,
-    /** Each step carries the audit events of the statuses entered before it (see activities.ts). */
-    private readonly auditWithSteps = false,
   ) {}
 
   /** Runs every step; 'REJECTED' when the approval timed out. Throws on a step's failure or a cancel. */
   async run(): Promise<'COMPLETED' | 'REJECTED'> {
     const { record, decisions, steps } = this;
     const { order } = record;
-    await record.enter('RECEIVED', 'Order received', { deferAudit: this.auditWithSteps });
+    await record.enter('RECEIVED', 'Order received', { stepFollows: true });
     if (record.doc.approval.required) {
       await record.enter(
         'AWAITING_APPROVAL',
@@ -86,7 +84,7 @@ export class ForwardSteps {
   ): Promise<T> {
     const { record, decisions } = this;
     decisions.throwIfCancelRequested();
-    await record.enter(status, details, { deferAudit: this.auditWithSteps });
+    await record.enter(status, details, { stepFollows: true });
     decisions.throwIfCancelRequested();
     if (undo) this.registered.push(undo);
     const audit = record.takePendingAudit();

@@ -82,9 +82,10 @@ export class SagaRecord {
 
   /**
    * Enters `status`: history, the OrderStatus search attribute, the Web UI's details, one audit
-   * event, stored before this returns; or, with `deferAudit`, left pending for the next step to carry.
+   * event, stored before this returns; or, when `stepFollows` and the saga has the current shape,
+   * left pending for that step to carry (takePendingAudit).
    */
-  async enter(status: OrderStatus, details: string, { deferAudit = false } = {}): Promise<void> {
+  async enter(status: OrderStatus, details: string, { stepFollows = false } = {}): Promise<void> {
     const { doc, order } = this;
     const at = new Date().toISOString();
     doc.status = status;
@@ -116,6 +117,6 @@ export class SagaRecord {
       ...(doc.resolution && { resolution: doc.resolution }),
     };
     this.queueAudit(auditEventTypeFor(status), data);
-    if (!deferAudit) await this.publish(this.takePendingAudit());
+    if (!(stepFollows && this.currentShape)) await this.publish(this.takePendingAudit());
   }
 }
