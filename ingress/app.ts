@@ -1,5 +1,6 @@
 // The HTTP API (public contract). Routes are thin: parse, validate, call one function, map
 // the result. Every error is application/problem+json saying what is wrong and what to do.
+import { setTimeout as sleep } from 'node:timers/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
@@ -74,6 +75,8 @@ export interface IngressDeps {
 const QUERY_DEADLINE_MS = 3_000;
 /** How long cancel and approve wait for the saga to take or refuse the update. */
 const UPDATE_DEADLINE_MS = 10_000;
+/** Between a decision Temporal lost on its way to a running saga and sending it again. */
+const DECISION_RESEND_PAUSE_MS = 250;
 
 /**
  * What GET /orders/:orderId answers. `source` says where it came from: `saga` (the running saga
@@ -462,6 +465,13 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   /**
    * Sends a cancel or approve update and answers what the saga decided: taken, or a 409 naming the
    * status when it no longer applies (also when the saga has already closed).
+   *
+   * Temporal answers "not found" for an unknown or closed saga, but also for a running one when it
+   * lost the update on its way (the worker holding the saga died while the update was being
+   * delivered): the update then took no effect. So "not found" is checked against the saga itself:
+   * closed → 409, running → the update is sent again within the deadline, then 503 (nothing was
+   * decided; the client retries). It used to be answered 409 "it has ended", with the saga still
+   * waiting for the approval that was dropped.
    */
   async function decide(
     orderId: string,
@@ -469,21 +479,37 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     send: (handle: Handle) => Promise<DecisionAccepted>,
   ): Promise<DecisionAccepted> {
     const handle = temporal.workflow.getHandle(orderWorkflowId(orderId));
-    try {
-      return await withinMs(UPDATE_DEADLINE_MS, () => send(handle));
-    } catch (error) {
-      const refusal = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
-      if (refusal instanceof ApplicationFailure && refusal.type === FailureType.updateRefused) {
-        const { status } = (refusal.details?.[0] ?? {}) as { status?: string };
-        throw new HttpProblem(409, refusedTitle, refusal.message, { orderStatus: status });
+    const deadline = Date.now() + UPDATE_DEADLINE_MS;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await withinMs(Math.max(deadline - Date.now(), 1), () => send(handle));
+      } catch (error) {
+        const refusal = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
+        if (refusal instanceof ApplicationFailure && refusal.type === FailureType.updateRefused) {
+          const { status } = (refusal.details?.[0] ?? {}) as { status?: string };
+          throw new HttpProblem(409, refusedTitle, refusal.message, { orderStatus: status });
+        }
+        if (!(error instanceof WorkflowNotFoundError)) throw temporalProblem(error, orderId, 'the order');
       }
-      if (!(error instanceof WorkflowNotFoundError)) throw temporalProblem(error, orderId, 'the order');
+      const description = await describe(handle, orderId); // 404 for an order with no saga
+      if (description.status.name !== 'RUNNING') {
+        const closed = await statusOf(orderId);
+        throw new HttpProblem(409, refusedTitle, `order ${orderId} is ${closed.status}; it has ended`, {
+          orderStatus: closed.status,
+        });
+      }
+      logger.warn({ orderId, attempt }, 'Temporal lost a decision on its way to a running saga; sending it again');
+      if (Date.now() + DECISION_RESEND_PAUSE_MS >= deadline) {
+        throw new HttpProblem(
+          503,
+          'Service Unavailable',
+          `the decision did not reach the saga of order ${orderId} (its worker may be restarting); nothing was decided: retry after ${retryAfter} seconds`,
+          {},
+          { 'Retry-After': retryAfter },
+        );
+      }
+      await sleep(DECISION_RESEND_PAUSE_MS);
     }
-    // Not running: either unknown (404), or closed, and a closed saga takes no more decisions.
-    const closed = await statusOf(orderId);
-    throw new HttpProblem(409, refusedTitle, `order ${orderId} is ${closed.status}; it has ended`, {
-      orderStatus: closed.status,
-    });
   }
 
   return app;

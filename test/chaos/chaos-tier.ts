@@ -52,6 +52,8 @@ export interface ChaosTier {
   startedAt: Date;
   /** What each product process printed, for a failure's report. */
   output(): string;
+  /** Product processes that exited without the suite killing them (each was started again). */
+  unexpectedExits: string[];
   close(): Promise<void>;
 }
 
@@ -99,30 +101,52 @@ function serverProcess(name: string, launch: () => Promise<ChildProcess>, first:
   };
 }
 
-/** Wraps a product process (worker or ingress) that restarts with the same environment. */
+/**
+ * Wraps a product process (worker or ingress) that restarts with the same environment. One that
+ * exits by itself (not killed or stopped by the suite) is recorded in `unexpectedExits` with
+ * the end of its output and started again a second later, as a supervisor (Kubernetes, Compose,
+ * `npm start`) would: the run goes on, and the exit is a finding of its own.
+ */
 function productProcess(
   name: string,
   entry: 'workers/main.ts' | 'ingress/main.ts',
   env: Record<string, string>,
   readyUrl: string,
   logs: string[],
+  unexpectedExits: string[],
 ): ChaosProcess & { output(): string } {
   let running: ProductProcess | undefined;
+  let closing = false;
+  /** The runs the suite ended itself (kill, stop): their exits are meant. */
+  const ended = new WeakSet<ProductProcess>();
+  const launch = async (): Promise<void> => {
+    const current = spawnProductProcess(entry, env);
+    running = current;
+    current.child.once('exit', (code, signal) => {
+      if (ended.has(current) || closing) return;
+      const output = current.output();
+      unexpectedExits.push(`${name} exited by itself (code ${code}, signal ${signal}):\n${output.slice(-3_000)}`);
+      logs.push(`--- ${name} (exited by itself)\n${output}`);
+      setTimeout(() => {
+        if (!closing && running === current) launch().catch(() => undefined);
+      }, 1_000);
+    });
+    await waitUntilReady(readyUrl, current, 90_000);
+  };
   return {
     name,
     output: () => running?.output() ?? '(not started)',
     async kill() {
       if (!running) return;
+      ended.add(running);
       await running.kill();
       logs.push(`--- ${name} (killed)\n${running.output()}`);
     },
-    async start() {
-      running = spawnProductProcess(entry, env);
-      await waitUntilReady(readyUrl, running, 90_000);
-    },
+    start: launch,
     freeze: () => running?.child.kill('SIGSTOP'),
     thaw: () => running?.child.kill('SIGCONT'),
     async stop() {
+      closing = true;
       running?.child.kill('SIGCONT');
       await running?.stop();
     },
@@ -167,6 +191,7 @@ export async function startChaosTier(
   await inventory.restock(sku, stock);
 
   const logs: string[] = [];
+  const unexpectedExits: string[] = [];
   const taskQueue = `orders-${name}-${randomUUID()}`;
   const env = (overrides: Record<string, string>) =>
     productEnv({
@@ -192,6 +217,7 @@ export async function startChaosTier(
         env({ PORT: String(port), METRICS_PORT: String(opsPort) }),
         `http://127.0.0.1:${port}/ready`,
         logs,
+        unexpectedExits,
       ),
     );
   }
@@ -205,6 +231,7 @@ export async function startChaosTier(
         env({ METRICS_PORT: String(opsPort) }),
         `http://127.0.0.1:${opsPort}/ready`,
         logs,
+        unexpectedExits,
       ),
     );
   }
@@ -248,6 +275,7 @@ export async function startChaosTier(
     stock,
     startedAt,
     output: () => [...logs, ...products.map((p) => `--- ${p.name}\n${p.output()}`)].join('\n'),
+    unexpectedExits,
     async close() {
       await connection.close();
       await stopAll();

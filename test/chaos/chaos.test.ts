@@ -84,10 +84,12 @@ describe.skipIf(!postgresUrl)('chaos', () => {
         compensatedByOutage: verdict.compensatedByOutage,
         clientErrors: traffic.errors,
         violations: verdict.violations,
+        unexpectedExits: tier.unexpectedExits.map((exit) => exit.split('\n')[0]),
       };
       mkdirSync('.data', { recursive: true });
       writeFileSync('.data/chaos-report.json', `${JSON.stringify(report, null, 2)}\n`);
       console.log(`[chaos] ${JSON.stringify(report, null, 2)}`);
+      for (const exit of tier.unexpectedExits) console.log(`[chaos] ${exit}`);
       if (verdict.violations.length > 0 || traffic.errors.length > 0)
         console.log(`[chaos] process output:\n${tier.output().slice(-20_000)}`);
       // The history of each order left unfinished, event by event: what the saga saw and when.
@@ -110,6 +112,8 @@ describe.skipIf(!postgresUrl)('chaos', () => {
       expect(traffic.placed.length).toBeGreaterThan(0);
       expect(traffic.errors).toEqual([]);
       expect(verdict.violations).toEqual([]);
+      // A process that died by itself was restarted (as a supervisor would) but is a defect of its own.
+      expect(tier.unexpectedExits.map((exit) => exit.split('\n')[0])).toEqual([]);
     },
     // Each fault takes up to ~12 s with the gap before it; then the slowest client's give-up time
     // (placing, then deciding), settling (2 min) and starting and checking (2 min).

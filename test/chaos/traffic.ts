@@ -133,14 +133,19 @@ export function startTraffic(apis: string[], sku: string, ordersPerSecond: numbe
       if (response?.status === 409) {
         // An approval sent before the saga asks for it is refused with the status it is in: the
         // operator approves once the order waits for it.
-        const { orderStatus } = (await response.json()) as { orderStatus?: string };
+        const { orderStatus, detail } = (await response.json()) as { orderStatus?: string; detail?: string };
         if (action === 'approve' && (orderStatus === 'RECEIVED' || orderStatus === undefined)) {
           await sleep(300);
           continue;
         }
-        // An approval refused while the order waits for one is what to look into (see workers/main.ts).
-        if (action === 'approve')
-          process.stderr.write(`[chaos] approve of ${order.orderId} refused: order is ${orderStatus}\n`);
+        // An approval refused while the order waits for one is a defect, unless an earlier attempt
+        // of this client was taken a moment before (the saga then says so).
+        if (
+          action === 'approve' &&
+          orderStatus === 'AWAITING_APPROVAL' &&
+          !(maybeTaken && detail?.includes('just approved'))
+        )
+          errors.push(`approve of ${order.orderId} refused while the order awaits approval: ${detail}`);
         return maybeTaken ? 'unknown' : 'refused';
       }
       // 404: the event waits in ORDERS for a starter; the saga is not there yet.

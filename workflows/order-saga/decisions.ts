@@ -115,9 +115,11 @@ export class SagaDecisions {
 
   private approveRefusal(): string | undefined {
     const { status } = this.record;
-    return status === 'AWAITING_APPROVAL' && this.approvedBy === undefined && !this.cancelRequest
-      ? undefined
-      : `order is ${status}; only an order in AWAITING_APPROVAL can be approved, once`;
+    if (status === 'AWAITING_APPROVAL' && this.approvedBy === undefined && !this.cancelRequest) return undefined;
+    // Approved a moment ago (the saga moves on in this same workflow task): say so, not just the status.
+    if (this.approvedBy !== undefined && status === 'AWAITING_APPROVAL')
+      return `order is ${status} and was just approved by ${this.approvedBy}; it goes on`;
+    return `order is ${status}; only an order in AWAITING_APPROVAL can be approved, once`;
   }
 
   private acceptCancel(input: CancelOrderInput | undefined): void {
