@@ -26,6 +26,7 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     order.total > settings.approvalThreshold,
     activities.audit,
     activities.auditWithSteps,
+    activities.finalAudit,
   );
   const decisions = new SagaDecisions(record);
   const forward = new ForwardSteps(record, decisions, activities.steps, settings);
@@ -36,7 +37,7 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     const compensations = new Compensations(record, decisions, activities, settings.compensationMaxAttempts);
     await CancellationScope.nonCancellable(() => compensations.run(forward.registered, outcome));
   } else {
-    await record.enter('COMPLETED', 'Order completed');
+    await record.enter('COMPLETED', 'Order completed', { final: true });
   }
   return record.doc;
 }

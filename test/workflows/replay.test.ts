@@ -10,16 +10,19 @@ import { tracingWorkerOptions } from '../../workers/order-worker.js';
 
 /**
  * Sagas started in the earlier shapes must keep replaying too: audit publishes as local activities
- * (local-audit/), then one regular activity per audit event (audit-per-event/).
+ * (local-audit/), then one regular activity per audit event (audit-per-event/), then audit events
+ * carried by the steps with the final one in a regular activity (audit-with-steps/).
  */
 const LOCAL_AUDIT_DIR = 'local-audit/';
 const AUDIT_PER_EVENT_DIR = 'audit-per-event/';
+const AUDIT_WITH_STEPS_DIR = 'audit-with-steps/';
 const jsonIn = (dir: string) =>
   readdirSync(`${HISTORIES_DIR}${dir}`)
     .filter((name) => name.endsWith('.json'))
     .sort()
     .map((name) => `${dir}${name}`);
-const files = [...jsonIn(''), ...jsonIn(AUDIT_PER_EVENT_DIR), ...jsonIn(LOCAL_AUDIT_DIR)];
+const EARLIER_SHAPES = [AUDIT_WITH_STEPS_DIR, AUDIT_PER_EVENT_DIR, LOCAL_AUDIT_DIR];
+const files = [...jsonIn(''), ...EARLIER_SHAPES.flatMap(jsonIn)];
 const SAGA_PATHS = [
   'approved',
   'cancelled-awaiting-approval',
@@ -37,7 +40,7 @@ const SAGA_PATHS = [
 describe('workflow replay', () => {
   it('has a recorded history for every saga path, in the current shape and in each earlier one', () => {
     expect(jsonIn('').map((f) => f.replace('.json', ''))).toEqual(SAGA_PATHS);
-    for (const dir of [AUDIT_PER_EVENT_DIR, LOCAL_AUDIT_DIR])
+    for (const dir of EARLIER_SHAPES)
       expect(jsonIn(dir).map((f) => f.replace(dir, '').replace('.json', ''))).toEqual(SAGA_PATHS);
   });
 

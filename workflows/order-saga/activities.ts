@@ -34,6 +34,16 @@ const AUDIT_AS_ACTIVITY = 'audit-as-activity';
  */
 const AUDIT_WITH_STEPS = 'audit-with-steps';
 
+/**
+ * The audit event of the saga's final status (COMPLETED, or how an undone order ended) is stored
+ * by a local activity in the saga's last workflow task, instead of a regular activity and one
+ * more workflow task (one workflow task and one activity task less per saga). The phantom-state
+ * defect above cannot come back there: by then the outcome is settled (a late cancel is refused),
+ * so a retried last workflow task takes the same path and stores the same event id again, which
+ * JetStream's duplicate window keeps once. Implies AUDIT_WITH_STEPS (one marker per saga).
+ */
+const FINAL_AUDIT_LOCAL = 'final-audit-local';
+
 export interface SagaActivities {
   /** Forward steps: a cancel lets a running attempt finish (it may have charged) but stops pending retries. */
   steps: ActivityInterfaceFor<OrderActivities>;
@@ -45,6 +55,8 @@ export interface SagaActivities {
   audit: Pick<OrderActivities, 'publishAudit' | 'publishAuditEvents'>;
   /** Whether audit events ride with the forward steps and go in batches (AUDIT_WITH_STEPS). */
   auditWithSteps: boolean;
+  /** The final status's audit events by local activity (FINAL_AUDIT_LOCAL); undefined for older sagas. */
+  finalAudit: Pick<OrderActivities, 'publishAuditEvents'> | undefined;
 }
 
 export function sagaActivities(settings: SagaSettings): SagaActivities {
@@ -55,11 +67,21 @@ export function sagaActivities(settings: SagaSettings): SagaActivities {
     maximumAttempts,
     nonRetryableErrorTypes: Object.values(BusinessFailure),
   });
-  // A saga with the newer patch has no need for the older one's marker: it implies regular activities.
-  const auditWithSteps = patched(AUDIT_WITH_STEPS);
+  // A saga with a newer patch has no need for the older ones' markers: each implies those before it.
+  const finalAuditLocal = patched(FINAL_AUDIT_LOCAL);
+  const auditWithSteps = finalAuditLocal || patched(AUDIT_WITH_STEPS);
   const auditAsActivity = auditWithSteps || patched(AUDIT_AS_ACTIVITY);
+  const auditOptions = {
+    startToCloseTimeout: AUDIT_TIMEOUT,
+    retry: {
+      initialInterval: '200 milliseconds',
+      backoffCoefficient: 2,
+      maximumInterval: settings.retryMaxIntervalMs,
+    },
+  };
   return {
     auditWithSteps,
+    finalAudit: finalAuditLocal ? proxyLocalActivities<OrderActivities>(auditOptions) : undefined,
     steps: proxyActivities<OrderActivities>({
       startToCloseTimeout: settings.activityTimeoutMs,
       retry: retry(settings.stepMaxAttempts),
@@ -73,13 +95,6 @@ export function sagaActivities(settings: SagaSettings): SagaActivities {
           nonRetryableErrorTypes: [...Object.values(BusinessFailure), FailureType.circuitOpen],
         },
       }),
-    audit: (auditAsActivity ? proxyActivities : proxyLocalActivities)<OrderActivities>({
-      startToCloseTimeout: AUDIT_TIMEOUT,
-      retry: {
-        initialInterval: '200 milliseconds',
-        backoffCoefficient: 2,
-        maximumInterval: settings.retryMaxIntervalMs,
-      },
-    }),
+    audit: (auditAsActivity ? proxyActivities : proxyLocalActivities)<OrderActivities>(auditOptions),
   };
 }

@@ -43,6 +43,7 @@ export class Compensations {
       resolution
         ? `Ended ${outcome.status}; "${resolution.step}" resolved manually: ${resolution.note}`
         : `Ended ${outcome.status}`,
+      { final: true },
     );
   }
 

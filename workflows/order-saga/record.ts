@@ -1,6 +1,6 @@
 // The saga's record of itself: the status document that queries and the API return, and the
 // one way a saga changes status (history, search attribute, Web UI details, audit event).
-import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SagaActivities } from './activities.js';
 import { auditEventTypeFor } from '../../domain/events.js';
 import { toMajorUnits } from '../../domain/money.js';
@@ -26,8 +26,10 @@ export class SagaRecord {
     readonly order: Order,
     approvalRequired: boolean,
     private readonly audit: SagaActivities['audit'],
-    /** The current shape (patch audit-with-steps): audit events in batches, unchanged search attributes not upserted. */
+    /** Since patch audit-with-steps: audit events in batches, unchanged search attributes not upserted. */
     private readonly currentShape = false,
+    /** Since patch final-audit-local: the final status's audit event stored by this local activity. */
+    private readonly finalAudit?: SagaActivities['finalAudit'],
   ) {
     this.doc = {
       orderId: order.orderId,
@@ -83,9 +85,10 @@ export class SagaRecord {
   /**
    * Enters `status`: history, the OrderStatus search attribute, the Web UI's details, one audit
    * event, stored before this returns; or, when `stepFollows` and the saga has the current shape,
-   * left pending for that step to carry (takePendingAudit).
+   * left pending for that step to carry (takePendingAudit). `final`: the saga's last status, its
+   * outcome settled; stored by a local activity where the saga's shape has one (see activities.ts).
    */
-  async enter(status: OrderStatus, details: string, { stepFollows = false } = {}): Promise<void> {
+  async enter(status: OrderStatus, details: string, { stepFollows = false, final = false } = {}): Promise<void> {
     const { doc, order } = this;
     const at = new Date().toISOString();
     doc.status = status;
@@ -117,6 +120,12 @@ export class SagaRecord {
       ...(doc.resolution && { resolution: doc.resolution }),
     };
     this.queueAudit(auditEventTypeFor(status), data);
-    if (!(stepFollows && this.currentShape)) await this.publish(this.takePendingAudit());
+    if (final && this.finalAudit) {
+      // Not cancellable: the outcome stands, and so must its audit event (a workflow cancel
+      // arriving now would otherwise drop it).
+      const { finalAudit } = this;
+      const events = this.takePendingAudit();
+      await CancellationScope.nonCancellable(() => finalAudit.publishAuditEvents(events));
+    } else if (!(stepFollows && this.currentShape)) await this.publish(this.takePendingAudit());
   }
 }
