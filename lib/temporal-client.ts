@@ -3,7 +3,7 @@
 // the client with the OpenTelemetry interceptor that carries the active trace into workflow starts
 // and signals (so a saga continues its order's trace).
 import { readFileSync } from 'node:fs';
-import { Client, Connection, type TLSConfig } from '@temporalio/client';
+import { Client, Connection, type ConnectionLike, type TLSConfig } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import type { Config } from './config.js';
@@ -29,11 +29,19 @@ export async function connectTemporalClient(
   config: Pick<Config, 'temporal' | 'payloadKeys'>,
 ): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect({ address: config.temporal.address, tls: temporalTls(config.temporal) });
-  const client = new Client({
+  return { client: temporalClientOn(connection, config), connection };
+}
+
+/**
+ * The product's client on an existing connection. On a worker's NativeConnection it can start
+ * workflows eagerly: the server hands the new saga's first workflow task straight back in the
+ * start call's answer, to this worker, instead of through the task queue.
+ */
+export function temporalClientOn(connection: ConnectionLike, config: Pick<Config, 'temporal' | 'payloadKeys'>): Client {
+  return new Client({
     connection,
     namespace: config.temporal.namespace,
     dataConverter: dataConverter(config.payloadKeys),
     interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] },
   });
-  return { client, connection };
 }

@@ -25,7 +25,7 @@ import {
 import type { Connection } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { startTelemetry } from '../lib/telemetry.js';
-import { connectTemporalClient, temporalTls } from '../lib/temporal-client.js';
+import { connectTemporalClient, temporalClientOn, temporalTls } from '../lib/temporal-client.js';
 import { Keyring, PAYLOADS_IN_CLEAR_WARNING } from '../lib/encryption.js';
 import { openInventory, seedDemoCatalogIfEmpty } from '../activities/inventory/open-inventory.js';
 import { PAYMENT_OPERATIONS, PaymentGatewayClient } from '../activities/payment/gateway-client.js';
@@ -104,7 +104,7 @@ const workerConnection = await untilAvailable(
   () => NativeConnection.connect({ address: config.temporal.address, tls: temporalTls(config.temporal) }),
   logger,
 );
-const { client, connection: clientConnection } = await untilAvailable(
+const { connection: clientConnection } = await untilAvailable(
   `Temporal at ${config.temporal.address}`,
   () => connectTemporalClient(config),
   logger,
@@ -137,7 +137,10 @@ const starter = config.starter.enabled
   ? await startOrderStarter({
       js,
       jsm,
-      client,
+      // On the worker's own connection, which eager start needs (see temporalClientOn): each new
+      // saga's first workflow task comes back in the start call's answer, to this worker.
+      client: temporalClientOn(workerConnection, config),
+      eagerStart: true,
       taskQueue: config.temporal.taskQueue,
       settings: config.saga,
       limits: config.starter,

@@ -69,6 +69,11 @@ export interface StarterOptions {
   js: JetStreamClient;
   jsm: JetStreamManager;
   client: Client;
+  /**
+   * Start sagas eagerly: `client` is on this process's worker's NativeConnection, and the server
+   * hands each new saga's first workflow task to that worker in the start call's answer.
+   */
+  eagerStart?: boolean;
   taskQueue: string;
   settings: SagaSettings;
   limits: { maxInFlight: number; maxDeliver: number; ackWaitMs: number; maxAckPending: number };
@@ -300,6 +305,8 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
         taskQueue,
         args: [input],
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        // The server may still start it the usual way (eager start switched off, no slot free on the worker).
+        ...(options.eagerStart && { requestEagerStart: true }),
         typedSearchAttributes: [
           { key: OrderStatusKey, value: 'RECEIVED' },
           { key: CustomerIdKey, value: order.customerId },
