@@ -25,7 +25,6 @@ describe.skipIf(!postgresUrl)('decisions while the workers die', () => {
     const { sku, workers } = tier;
     const [api] = tier.apis;
     const problems: string[] = [];
-    let rejectedWhileAwaiting = 0;
 
     /** An operator approving as soon as the order waits for it, retrying as the API asks. */
     async function approveWhenAwaiting(orderId: string): Promise<void> {
@@ -45,10 +44,10 @@ describe.skipIf(!postgresUrl)('decisions while the workers die', () => {
             await sleep(100);
             continue;
           }
-          if (orderStatus === 'AWAITING_APPROVAL' && !(maybeTaken && detail?.includes('just approved'))) {
-            rejectedWhileAwaiting += 1;
-            problems.push(`${orderId}: ${detail}`);
-          }
+          // Refused while the order waits for exactly this approval: the defect (unless an attempt
+          // that failed without an answer was taken a moment before, which the saga then says).
+          if (orderStatus === 'AWAITING_APPROVAL' && !(maybeTaken && detail?.includes('just approved')))
+            problems.push(`${orderId}: refused while awaiting approval: ${detail}`);
           return;
         }
         // 404: the saga is not started yet (its OrderCreated waits for a starter); 5xx: try again.
@@ -89,7 +88,6 @@ describe.skipIf(!postgresUrl)('decisions while the workers die', () => {
     }
 
     expect(problems).toEqual([]);
-    expect(rejectedWhileAwaiting).toBe(0);
     const statusOf = async (orderId: string) =>
       ((await (await fetch(`${api}/orders/${orderId}`)).json()) as { status?: string }).status;
     for (const orderId of orderIds)
