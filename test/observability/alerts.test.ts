@@ -153,6 +153,16 @@ describe('alerts and dashboard on a real Prometheus', () => {
   it('when orders have run and an event was dead-lettered, then every dashboard query returns data and the dead-letter alert fires', async () => {
     for (const token of ['tok_visa', 'tok_visa', 'tok_decline'])
       await stack.waitForTerminal(await stack.placeOrder({ paymentToken: token }), 60_000);
+    // A rate needs the counter to grow between two scrapes: sagas now finish within one scrape
+    // interval of each other, so one more completes once Prometheus has seen the first ones.
+    const completed = async () =>
+      Number(
+        (await query('sum(temporal_workflow_endtoend_latency_count{workflow_type="orderSaga"})'))[0]?.value[1] ?? 0,
+      );
+    await expect.poll(completed, { timeout: 30_000, interval: 500 }).toBeGreaterThan(0);
+    const before = await completed();
+    await stack.waitForTerminal(await stack.placeOrder(), 60_000);
+    await expect.poll(completed, { timeout: 30_000, interval: 500 }).toBeGreaterThan(before);
     const nc = await connectNats([stack.nats.url], 'alerts-test');
     await jetstream(nc).publish('orders.created', 'not json', { msgID: `poison-${randomUUID()}` });
     await nc.close();
