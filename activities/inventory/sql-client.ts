@@ -36,6 +36,14 @@ export function postgresClient(url: string, maxConnections = 10): SqlClient {
     exec: async (sql) => void (await pool.query(sql)),
     async transaction(work) {
       const client = await pool.connect();
+      // A connection that drops while this transaction holds it, between two queries, makes the
+      // client emit 'error' with no query to fail: unheard, that crashed the worker. The next
+      // query fails instead, and the broken client is discarded on release, not pooled again.
+      let broken: Error | undefined;
+      const onError = (error: Error) => {
+        broken = error;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const tx: SqlClient = {
@@ -49,10 +57,13 @@ export function postgresClient(url: string, maxConnections = 10): SqlClient {
         await client.query('COMMIT');
         return result;
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        await client.query('ROLLBACK').catch((rollbackError: Error) => {
+          broken ??= rollbackError;
+        });
         throw error;
       } finally {
-        client.release();
+        client.off('error', onError);
+        client.release(broken);
       }
     },
     close: () => pool.end(),
