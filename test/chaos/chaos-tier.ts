@@ -53,8 +53,14 @@ export interface ChaosTier {
   /** What each product process printed, for a failure's report. */
   output(): string;
   /** Product processes that exited without the suite killing them (each was started again). */
-  unexpectedExits: string[];
+  unexpectedExits: UnexpectedExit[];
   close(): Promise<void>;
+}
+
+/** A product process that exited by itself: which and how, and the end of what it printed. */
+export interface UnexpectedExit {
+  summary: string;
+  lastOutput: string;
 }
 
 /** The shape of the product: how many NATS nodes (3 = a JetStream cluster, streams with 3 replicas), ingresses and workers. */
@@ -113,7 +119,7 @@ function productProcess(
   env: Record<string, string>,
   readyUrl: string,
   logs: string[],
-  unexpectedExits: string[],
+  unexpectedExits: UnexpectedExit[],
 ): ChaosProcess & { output(): string } {
   let running: ProductProcess | undefined;
   let closing = false;
@@ -125,7 +131,10 @@ function productProcess(
     current.child.once('exit', (code, signal) => {
       if (ended.has(current) || closing) return;
       const output = current.output();
-      unexpectedExits.push(`${name} exited by itself (code ${code}, signal ${signal}):\n${output.slice(-3_000)}`);
+      unexpectedExits.push({
+        summary: `${name} exited by itself (code ${code}, signal ${signal})`,
+        lastOutput: output.slice(-3_000),
+      });
       logs.push(`--- ${name} (exited by itself)\n${output}`);
       setTimeout(() => {
         if (!closing && running === current) launch().catch(() => undefined);
@@ -191,7 +200,7 @@ export async function startChaosTier(
   await inventory.restock(sku, stock);
 
   const logs: string[] = [];
-  const unexpectedExits: string[] = [];
+  const unexpectedExits: UnexpectedExit[] = [];
   const taskQueue = `orders-${name}-${randomUUID()}`;
   const env = (overrides: Record<string, string>) =>
     productEnv({

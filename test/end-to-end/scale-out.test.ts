@@ -73,7 +73,7 @@ describe.skipIf(!postgresUrl)('scale-out topology', () => {
     console.log(
       `[scale-out] ${JSON.stringify({ events, orders: traffic.placed.length, statuses: verdict.statuses, clientErrors: traffic.errors, violations: verdict.violations }, null, 2)}`,
     );
-    for (const exit of tier.unexpectedExits) console.log(`[scale-out] ${exit}`);
+    for (const exit of tier.unexpectedExits) console.log(`[scale-out] ${exit.summary}:\n${exit.lastOutput}`);
     if (verdict.violations.length > 0) console.log(tier.output().slice(-20_000));
     expect(traffic.placed.length).toBeGreaterThan(50);
     expect(traffic.errors).toEqual([]);
