@@ -38,6 +38,28 @@ export async function historyShape(client: Client, workflowIds: string[]): Promi
   return Object.fromEntries(Object.entries(total).map(([k, v]) => [k, v / n])) as unknown as HistoryShape;
 }
 
+/** How often the Temporal server took the eager path, summed over task queues: its counters at one moment. */
+export interface EagerDispatch {
+  /** Activity tasks handed back in the answer to a workflow task's completion, not queued for a poller. */
+  activities: number;
+  /** Workflows whose first task went back with the start call (requested and granted). */
+  workflowStarts: number;
+}
+
+/** Reads the server's eager-dispatch counters from its Prometheus endpoint (0 for one not yet emitted). */
+export async function eagerDispatch(metricsUrl: string): Promise<EagerDispatch> {
+  const text = await (await fetch(metricsUrl)).text();
+  const sum = (metric: string) =>
+    text
+      .split('\n')
+      .filter((line) => line.startsWith(`${metric}{`))
+      .reduce((total, line) => total + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+  return {
+    activities: sum('activity_eager_execution'),
+    workflowStarts: sum('workflow_eager_execution') - sum('workflow_eager_execution_denied'),
+  };
+}
+
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string };

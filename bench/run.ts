@@ -24,7 +24,13 @@ import { ROOT, setUp, step } from '../scripts/setup.mjs';
 import { auditEventTypeFor } from '../domain/events.js';
 import { orderWorkflowId, type OrderSagaInput } from '../workflows/contract.js';
 import type { Order } from '../domain/order.js';
-import { cpuProfileShares, historyShape, type HistoryShape } from './cost-breakdown.js';
+import {
+  cpuProfileShares,
+  eagerDispatch,
+  historyShape,
+  type EagerDispatch,
+  type HistoryShape,
+} from './cost-breakdown.js';
 import { EAGER_START_SUBJECT } from './eager-start.js';
 import { createTemporaryDatabase } from '../test/harness/postgres.js';
 import { latencySvg } from './latency-plot.js';
@@ -456,10 +462,14 @@ async function runStep(scenario: Scenario, ratePerMin: number): Promise<StepResu
 
 const results: StepResult[] = [];
 const shapes = new Map<string, HistoryShape>();
+/** Per scenario: the server's eager dispatches per order accepted, over all its steps. */
+const eagerPerOrder = new Map<string, EagerDispatch>();
 try {
   for (const scenario of scenarios) {
     step(`Benchmark: ${scenario.name}`);
     await scenario.prepare?.();
+    const eagerBefore = await eagerDispatch(temporal.metricsUrl);
+    const stepsBefore = results.length;
     for (const rate of scenario.rates ?? rates) {
       process.stdout.write(`  ${rate} per minute for ${durationS}s ... `);
       const result = await runStep(scenario, rate);
@@ -468,6 +478,12 @@ try {
         `${result.completed}/${result.arrivals} within ${drainS}s, p50 ${fmtMs(result.p50)}, p99 ${fmtMs(result.p99)}${result.backlogGrowing ? ', backlog growing' : ''}${result.sustained ? '' : '  (not sustained)'}\n`,
       );
     }
+    const eagerAfter = await eagerDispatch(temporal.metricsUrl);
+    const accepted = results.slice(stepsBefore).reduce((n, r) => n + r.arrivals - r.sendErrors, 0);
+    eagerPerOrder.set(scenario.name, {
+      activities: (eagerAfter.activities - eagerBefore.activities) / Math.max(accepted, 1),
+      workflowStarts: (eagerAfter.workflowStarts - eagerBefore.workflowStarts) / Math.max(accepted, 1),
+    });
   }
   for (const scenario of scenarios) {
     const sample = results.find((r) => r.scenario === scenario.name)?.sample ?? [];
@@ -611,15 +627,18 @@ ${rows.join('\n')}
 
 Temporal history of one saga (average of 5 from the scenario's first step): every workflow task
 and activity task is server work and a round trip to the worker; every search-attribute upsert
-is also a visibility write.
+is also a visibility write. Local activities count every marker (the saga's patch markers too).
+Eager columns, from the server's counters over all the scenario's steps, per order: activity
+tasks the server handed back with the workflow task's completion instead of queueing them for a
+poller, and workflows whose first task came back with the start call.
 
-| Scenario | History events | Workflow tasks | Activity tasks | Local activities | Search-attribute upserts |
-| --- | ---: | ---: | ---: | ---: | ---: |
+| Scenario | History events | Workflow tasks | Activity tasks | Local activities | Search-attribute upserts | Activities dispatched eagerly | Started eagerly |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${[...shapes.entries()]
-  .map(
-    ([name, h]) =>
-      `| ${name} | ${h.events.toFixed(1)} | ${h.workflowTasks.toFixed(1)} | ${h.activityTasks.toFixed(1)} | ${h.localActivities.toFixed(1)} | ${h.searchAttributeUpserts.toFixed(1)} |`,
-  )
+  .map(([name, h]) => {
+    const eager = eagerPerOrder.get(name);
+    return `| ${name} | ${h.events.toFixed(1)} | ${h.workflowTasks.toFixed(1)} | ${h.activityTasks.toFixed(1)} | ${h.localActivities.toFixed(1)} | ${h.searchAttributeUpserts.toFixed(1)} | ${eager?.activities.toFixed(2) ?? '–'} | ${eager?.workflowStarts.toFixed(2) ?? '–'} |`;
+  })
   .join('\n')}
 ${profileSection()}${sizingSection()}`;
 for (const file of [options.out, options.plot]) mkdirSync(dirname(file), { recursive: true });

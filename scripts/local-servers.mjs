@@ -27,6 +27,15 @@ export function sqlitePragmas(synchronous = process.env.TEMPORAL_SQLITE_SYNCHRON
   return ['journal_mode=wal', `synchronous=${synchronous}`];
 }
 
+/**
+ * Dynamic configuration the product's Temporal runs with. Eager activity dispatch: the server
+ * hands an activity scheduled by a workflow task back in the answer to that task's completion,
+ * when the worker has a free slot, instead of queueing it for a poller (the SDK asks for it by
+ * default; the server's flag is off by default). The activity's timeouts and retries are the same
+ * either way. A production cluster sets the same key in its dynamic config (see the runbook).
+ */
+export const TEMPORAL_DYNAMIC_CONFIG = { 'system.enableActivityEagerExecution': true };
+
 /** The search attributes of the public contract, registered on every Temporal we start. */
 export const SEARCH_ATTRIBUTES = { OrderStatus: 'Keyword', CustomerId: 'Keyword', OrderTotal: 'Double' };
 
@@ -120,7 +129,7 @@ export async function stopProcess(child, graceMs = 5_000) {
  * Starts `temporal server start-dev` with its state in `dataDir`/temporal.db.
  * @param {{ binary: string, port: number, uiPort?: number, uiCodecEndpoint?: string, metricsPort?: number, httpPort?: number, dataDir: string, namespace?: string, logLevel?: string }} options
  *   uiPort 0 or absent = headless; uiCodecEndpoint: the payload codec server the Web UI decodes payloads with
- * @returns {Promise<{ address: string, namespace: string, uiUrl: string | undefined, process: import('node:child_process').ChildProcess }>}
+ * @returns {Promise<{ address: string, namespace: string, uiUrl: string | undefined, metricsUrl: string, process: import('node:child_process').ChildProcess }>}
  */
 export async function startTemporal(options) {
   // The metrics and HTTP ports it picks itself are free when picked, but another process may take
@@ -155,12 +164,10 @@ async function startTemporalOnce({
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', namespace];
   args.push('--db-filename', join(dataDir, 'temporal.db'), '--log-level', logLevel, '--log-format', 'json');
   for (const pragma of sqlitePragmas()) args.push('--sqlite-pragma', pragma);
-  args.push(
-    '--metrics-port',
-    String(metricsPort ?? (await freePort())),
-    '--http-port',
-    String(httpPort ?? (await freePort())),
-  );
+  for (const [key, value] of Object.entries(TEMPORAL_DYNAMIC_CONFIG))
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  const serverMetricsPort = metricsPort ?? (await freePort());
+  args.push('--metrics-port', String(serverMetricsPort), '--http-port', String(httpPort ?? (await freePort())));
   if (uiPort) args.push('--ui-ip', '127.0.0.1', '--ui-port', String(uiPort));
   else args.push('--headless');
   if (uiPort && uiCodecEndpoint) args.push('--ui-codec-endpoint', uiCodecEndpoint);
@@ -189,7 +196,13 @@ async function startTemporalOnce({
   );
   if (retention.status !== 0)
     throw new Error(`could not set the retention of namespace ${namespace}: ${retention.stderr || retention.stdout}`);
-  return { address, namespace, uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : undefined, process: child };
+  return {
+    address,
+    namespace,
+    uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : undefined,
+    metricsUrl: `http://127.0.0.1:${serverMetricsPort}/metrics`,
+    process: child,
+  };
 }
 
 function healthy(binary, address) {

@@ -34,5 +34,13 @@ describe('npm run bench (short)', () => {
       expect(report).toContain(`| ${scenario} | ${rate} | ${units}/${units} |`);
     // The saga's shape as the report reads it from the histories.
     expect(report).toMatch(/\| order saga, started by a client \| 3\d\.0 \| 4\.0 \| 3\.0 \|/);
+    // The server runs as the product's stack runs it: the product's sagas start eagerly and their
+    // activity tasks come back with the workflow task's completion (3 per order, with slots to spare at this rate).
+    const productShape = report
+      .split('\n')
+      .find((line) => line.startsWith('| product end to end') && line.split('|').length === 10);
+    const [activitiesEager, startedEager] = productShape!.split('|').slice(7, 9).map(Number);
+    expect(activitiesEager).toBeGreaterThanOrEqual(2.5);
+    expect(startedEager).toBeGreaterThanOrEqual(0.8);
   }, 300_000);
 });

@@ -18,6 +18,7 @@ import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { ensureTool } from '../../scripts/toolchain.mjs';
 import { renderManifests } from '../../scripts/render-manifests.mjs';
+import { TEMPORAL_DYNAMIC_CONFIG } from '../../scripts/local-servers.mjs';
 import { loadConfig } from '../../lib/config.js';
 
 const exec = promisify(execFile);
@@ -324,6 +325,17 @@ describe('docker-compose.yml', () => {
     expect(worker.database.url).toContain('@postgres:5432/inventory');
     // One NATS server in Compose: one copy of each stream (the chart's cluster default would not fit).
     expect(worker.nats.streamReplicas).toBe(1);
+  });
+
+  it("runs Temporal with the local stack's dynamic configuration (eager activity dispatch)", () => {
+    const temporal = compose.services.temporal as { environment: Record<string, string>; volumes: string[] };
+    const path = temporal.environment.DYNAMIC_CONFIG_FILE_PATH!;
+    const mount = temporal.volumes
+      .map((volume) => volume.split(':'))
+      .find(([, target]) => target === `/etc/temporal/${path}`);
+    expect(mount, `a volume mounted at /etc/temporal/${path}`).toBeDefined();
+    const file = parse(readFileSync(`${ROOT}${mount![0]}`, 'utf8')) as Record<string, { value: unknown }[]>;
+    for (const [key, value] of Object.entries(TEMPORAL_DYNAMIC_CONFIG)) expect(file[key], key).toEqual([{ value }]);
   });
 
   it('cannot start without payload keys and API keys: Compose requires both variables', () => {
