@@ -32,7 +32,7 @@ export function sqlitePragmas(synchronous = process.env.TEMPORAL_SQLITE_SYNCHRON
  * hands an activity scheduled by a workflow task back in the answer to that task's completion,
  * when the worker has a free slot, instead of queueing it for a poller (the SDK asks for it by
  * default; the server's flag is off by default). The activity's timeouts and retries are the same
- * either way. A production cluster sets the same key in its dynamic config (see the runbook).
+ * either way. A production cluster sets the same key in its dynamic config (README, Scaling out).
  */
 export const TEMPORAL_DYNAMIC_CONFIG = { 'system.enableActivityEagerExecution': true };
 
