@@ -99,6 +99,18 @@ export function tracingWorkerOptions(telemetry?: Pick<Telemetry, 'spanProcessor'
   } satisfies Pick<WorkerOptions, 'interceptors' | 'sinks'>;
 }
 
+/**
+ * How long one call into the workflow sandbox may take, wall clock, before the SDK calls it a
+ * deadlock (SDK default: 5 s). When that deadline fires, Node aborts the whole worker ("async hook
+ * stack has become corrupted": it stops the workflow's microtasks inside the SDK's
+ * AsyncLocalStorage scope) instead of failing one workflow task, so the deadline must not fire
+ * for a worker that was merely not running: paused (SIGSTOP, a frozen container, a descheduled
+ * VM) or starved of CPU while it ran an activation. A saga's activation takes milliseconds; a
+ * real deadlock in workflow code still ends the process, a minute later, and the supervisor
+ * restarts it. Test: test/end-to-end/worker-pause.test.ts.
+ */
+export const ISOLATE_EXECUTION_TIMEOUT = '60s';
+
 export interface OrderWorkerOptions {
   connection: NativeConnection;
   /** `payloadKeys`: encrypt payloads (absent or empty: stored as they are). */
@@ -133,6 +145,7 @@ export async function createOrderWorker({
     activities: createActivities(clients),
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.worker.maxConcurrentWorkflowTasks,
+    isolateExecutionTimeout: ISOLATE_EXECUTION_TIMEOUT,
     maxConcurrentLocalActivityExecutions: config.worker.maxConcurrentActivities,
     shutdownGraceTime: config.worker.shutdownGraceMs,
     ...(identity && { identity }),
