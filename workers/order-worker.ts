@@ -145,7 +145,9 @@ export async function createOrderWorker({
     activities: createActivities(clients),
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.worker.maxConcurrentWorkflowTasks,
-    isolateExecutionTimeout: ISOLATE_EXECUTION_TIMEOUT,
+    // Read by the SDK but not in its WorkerOptions type yet; worker-pause.test.ts fails if an SDK
+    // upgrade stops honouring it.
+    ...({ isolateExecutionTimeout: ISOLATE_EXECUTION_TIMEOUT } as Partial<WorkerOptions>),
     maxConcurrentLocalActivityExecutions: config.worker.maxConcurrentActivities,
     shutdownGraceTime: config.worker.shutdownGraceMs,
     ...(identity && { identity }),
