@@ -38,6 +38,7 @@ describe('npm run bench (short)', () => {
     // activity tasks come back with the workflow task's completion. Both are best effort (a free
     // slot at that moment; 2.4 of 3 activities per order under the whole suite's load), so this
     // checks they are on (without the server flag: exactly 0 activities), not how many took them.
+    // The product's row of the cost table (8 columns; the results and sizing tables name it too).
     const productShape = report
       .split('\n')
       .find((line) => line.startsWith('| product end to end') && line.split('|').length === 10);
