@@ -29,13 +29,13 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     activities.finalAudit,
   );
   const decisions = new SagaDecisions(record);
-  const forward = new ForwardSteps(record, decisions, activities.steps, settings);
+  const forward = new ForwardSteps(record, decisions, activities, settings);
 
   const outcome = await goForward(forward, record, decisions, settings.approvalTimeoutMs);
   decisions.settle();
   if (outcome) {
     const compensations = new Compensations(record, decisions, activities, settings.compensationMaxAttempts);
-    await CancellationScope.nonCancellable(() => compensations.run(forward.registered, outcome));
+    await CancellationScope.nonCancellable(() => compensations.run(forward.toUndo(), outcome));
   } else {
     await record.enter('COMPLETED', 'Order completed', { final: true });
   }

@@ -44,9 +44,26 @@ const AUDIT_WITH_STEPS = 'audit-with-steps';
  */
 const FINAL_AUDIT_LOCAL = 'final-audit-local';
 
+/**
+ * The inventory step runs as a local activity, inside the workflow task that enters it (the first
+ * one, or the one that takes the approval), instead of a regular activity and one more workflow
+ * task: one workflow task and one activity task less per saga. It touches only the service's own
+ * database, is idempotent per order, and its undo (release) is too, so two things keep it exact:
+ * - it carries no audit events: the statuses entered go with the charge, which is scheduled only
+ *   when the task that reserved is committed (no event for a path a retried task did not take);
+ * - a workflow task that reserved and then failed is retried, and a cancel that arrived meanwhile
+ *   is seen before the saga gets to the reservation again: the retry goes straight to CANCELLED
+ *   without having registered the release. So the saga releases whenever it may have reserved in
+ *   any attempt (ForwardSteps.toUndo); release is a no-op, reported as such, when nothing was.
+ * Implies FINAL_AUDIT_LOCAL (one marker per saga).
+ */
+const RESERVE_LOCAL = 'reserve-local';
+
 export interface SagaActivities {
   /** Forward steps: a cancel lets a running attempt finish (it may have charged) but stops pending retries. */
   steps: ActivityInterfaceFor<OrderActivities>;
+  /** The inventory step as a local activity, same timeouts and retries (RESERVE_LOCAL); undefined for older sagas. */
+  localReserve: Pick<ActivityInterfaceFor<OrderActivities>, 'reserveInventory'> | undefined;
   /**
    * Compensations with `attemptsLeft` attempts. An open circuit ends an attempt at once, so the
    * saga can wait it out instead of spending attempts on a gateway it knows is down.
@@ -68,7 +85,8 @@ export function sagaActivities(settings: SagaSettings): SagaActivities {
     nonRetryableErrorTypes: Object.values(BusinessFailure),
   });
   // A saga with a newer patch has no need for the older ones' markers: each implies those before it.
-  const finalAuditLocal = patched(FINAL_AUDIT_LOCAL);
+  const reserveLocal = patched(RESERVE_LOCAL);
+  const finalAuditLocal = reserveLocal || patched(FINAL_AUDIT_LOCAL);
   const auditWithSteps = finalAuditLocal || patched(AUDIT_WITH_STEPS);
   const auditAsActivity = auditWithSteps || patched(AUDIT_AS_ACTIVITY);
   const auditOptions = {
@@ -79,14 +97,16 @@ export function sagaActivities(settings: SagaSettings): SagaActivities {
       maximumInterval: settings.retryMaxIntervalMs,
     },
   };
+  const stepOptions = {
+    startToCloseTimeout: settings.activityTimeoutMs,
+    retry: retry(settings.stepMaxAttempts),
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  };
   return {
     auditWithSteps,
     finalAudit: finalAuditLocal ? proxyLocalActivities<OrderActivities>(auditOptions) : undefined,
-    steps: proxyActivities<OrderActivities>({
-      startToCloseTimeout: settings.activityTimeoutMs,
-      retry: retry(settings.stepMaxAttempts),
-      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    }),
+    steps: proxyActivities<OrderActivities>(stepOptions),
+    localReserve: reserveLocal ? proxyLocalActivities<OrderActivities>(stepOptions) : undefined,
     compensationsWith: (attemptsLeft) =>
       proxyActivities<OrderActivities>({
         startToCloseTimeout: settings.activityTimeoutMs,

@@ -11,18 +11,34 @@ import type { SagaRecord } from './record.js';
 
 export class ForwardSteps {
   /** The compensations registered so far, oldest first. */
-  readonly registered: CompensationStep[] = [];
+  private readonly registered: CompensationStep[] = [];
 
   constructor(
     private readonly record: SagaRecord,
     private readonly decisions: SagaDecisions,
-    private readonly steps: SagaActivities['steps'],
+    private readonly activities: Pick<SagaActivities, 'steps' | 'localReserve'>,
     private readonly settings: SagaSettings,
   ) {}
 
+  /**
+   * What to undo, oldest first: the compensations registered, and the release wherever the
+   * reservation is a local activity and may have run in an attempt of a workflow task that was
+   * not committed (see RESERVE_LOCAL in activities.ts): once the saga was on its way to it, with
+   * no approval to wait for or one given, whatever stopped it before this attempt registered it.
+   */
+  toUndo(): CompensationStep[] {
+    const { record, decisions, registered } = this;
+    const mayHaveReserved =
+      this.activities.localReserve !== undefined &&
+      !registered.includes('release') &&
+      (!record.doc.approval.required || decisions.approvedBy !== undefined);
+    return mayHaveReserved ? ['release', ...registered] : [...registered];
+  }
+
   /** Runs every step; 'REJECTED' when the approval timed out. Throws on a step's failure or a cancel. */
   async run(): Promise<'COMPLETED' | 'REJECTED'> {
-    const { record, decisions, steps } = this;
+    const { record, decisions } = this;
+    const { steps, localReserve } = this.activities;
     const { order } = record;
     await record.enter('RECEIVED', 'Order received', { stepFollows: true });
     if (record.doc.approval.required) {
@@ -33,11 +49,16 @@ export class ForwardSteps {
       if (!(await decisions.approval(this.settings.approvalTimeoutMs))) return 'REJECTED';
       record.doc.approval.approvedBy = decisions.approvedBy;
     }
-    const reservation = await this.step('RESERVING_INVENTORY', 'Reserving inventory', 'release', (audit) =>
-      steps.reserveInventory.executeWithOptions(
-        { summary: `Reserve ${order.items.length} SKU(s)` },
-        withAudit({ orderId: order.orderId, items: order.items }, audit),
-      ),
+    const reservation = await this.step(
+      'RESERVING_INVENTORY',
+      'Reserving inventory',
+      'release',
+      (audit) =>
+        (localReserve ?? steps).reserveInventory.executeWithOptions(
+          { summary: `Reserve ${order.items.length} SKU(s)` },
+          withAudit({ orderId: order.orderId, items: order.items }, audit),
+        ),
+      { local: localReserve !== undefined },
     );
     record.doc.reservationId = reservation.reservationId;
     const charge = await this.step('CHARGING_PAYMENT', 'Charging the payment gateway', 'refund', (audit) =>
@@ -75,19 +96,21 @@ export class ForwardSteps {
    * Enters the step's status, registers its undo, and runs it where a cancel can stop its retries,
    * handing it the audit events still pending. Whatever the step did with them (stored, not
    * stored, failed before or after), they are stored before the saga goes on: repeats are harmless.
+   * A `local` step runs inside the workflow task and carries none: they stay pending for the next.
    */
   private async step<T extends WithAudit<object>>(
     status: OrderStatus,
     details: string,
     undo: CompensationStep | undefined,
     work: (audit: AuditEventInput[]) => Promise<T>,
+    { local = false } = {},
   ): Promise<T> {
     const { record, decisions } = this;
     decisions.throwIfCancelRequested();
     await record.enter(status, details, { stepFollows: true });
     decisions.throwIfCancelRequested();
     if (undo) this.registered.push(undo);
-    const audit = record.takePendingAudit();
+    const audit = local ? [] : record.takePendingAudit();
     let result: T;
     try {
       result = await decisions.cancellable(() => work(audit));

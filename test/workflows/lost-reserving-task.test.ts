@@ -1,0 +1,166 @@
+// The reservation runs as a local activity inside a workflow task (RESERVE_LOCAL in
+// workflows/order-saga/activities.ts). When that task is lost after the stock was reserved (its
+// worker died or lost the server before reporting it) and a cancel arrives before the retry, the
+// retry sees the cancel first and goes to CANCELLED without reaching the reservation: the saga
+// must still release what the lost attempt reserved, and audit no status it never entered.
+// The loss is injected by a workflow interceptor bundled for this file's worker only
+// (test/support/workflow-faults/lose-reserving-task.ts); Temporal, NATS, the inventory store and
+// the gateway sandbox are the real ones.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { NativeConnection, bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
+import {
+  approveOrderSignal,
+  cancelOrderSignal,
+  getStatusQuery,
+  orderWorkflowId,
+  type OrderSagaInput,
+} from '../../workflows/contract.js';
+import type { orderSaga } from '../../workflows/order-saga.js';
+import type { Order } from '../../domain/order.js';
+import { newTraceId } from '../../lib/envelope.js';
+import { createOrderWorker, WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../../workers/order-worker.js';
+import { startActivityTier, type ActivityTier } from '../support/activity-tier.js';
+import { auditEventsOf } from '../support/streams.js';
+import { connectClient, fastSagaSettings } from '../support/temporal.js';
+
+const LOSE_RESERVING_TASK = fileURLToPath(
+  new URL('../support/workflow-faults/lose-reserving-task.ts', import.meta.url),
+);
+const taskQueue = `orders-lost-task-${randomUUID()}`;
+let stack: ActivityTier;
+let client: Client;
+let closeClient: () => Promise<void>;
+let connection: NativeConnection;
+let worker: Worker;
+let running: Promise<void>;
+
+beforeAll(async () => {
+  stack = await startActivityTier();
+  ({ client, close: closeClient } = await connectClient());
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES, LOSE_RESERVING_TASK],
+    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
+  });
+  const workflowBundlePath = join(mkdtempSync(join(tmpdir(), 'lost-task-')), 'workflow-bundle.js');
+  writeFileSync(workflowBundlePath, code);
+  connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+  worker = await createOrderWorker({
+    connection,
+    config: {
+      temporal: { address: inject('temporalAddress'), namespace: 'default', taskQueue, tls: undefined },
+      worker: { maxConcurrentActivities: 10, maxConcurrentWorkflowTasks: 10, shutdownGraceMs: 1_000 },
+    },
+    clients: stack.clients,
+    workflowBundlePath,
+  });
+  running = worker.run();
+}, 60_000);
+
+afterAll(async () => {
+  if (worker?.getState() === 'RUNNING') worker.shutdown();
+  await running;
+  await connection?.close();
+  await closeClient?.();
+  await stack?.close();
+});
+
+async function newSku(stock: number): Promise<string> {
+  const sku = `SKU-${randomUUID().slice(0, 8)}`;
+  await stack.inventory.restock(sku, stock);
+  return sku;
+}
+
+function order(sku: string): Order {
+  return {
+    orderId: randomUUID(),
+    customerId: 'c-lost-task',
+    items: [{ sku, quantity: 2, unitPrice: 1_250 }],
+    currency: 'EUR',
+    total: 2_500,
+    paymentToken: 'tok_visa',
+    createdAt: new Date().toISOString(),
+    traceId: newTraceId(),
+  };
+}
+
+async function start(o: Order, approvalThreshold = 1_000_000) {
+  const input: OrderSagaInput = { order: o, settings: fastSagaSettings({ approvalThreshold }) };
+  return client.workflow.start<typeof orderSaga>('orderSaga', {
+    workflowId: orderWorkflowId(o.orderId),
+    taskQueue,
+    args: [input],
+  });
+}
+
+/** Waits until a lost attempt of the workflow task has reserved the order's stock. */
+async function reservedByALostTask(sku: string): Promise<void> {
+  await expect
+    .poll(async () => (await stack.inventory.levels(sku))[0]?.reserved, { timeout: 15_000, interval: 50 })
+    .toBe(2);
+}
+
+const typesOf = (events: { type: string }[]) => events.map((e) => e.type);
+
+describe('a workflow task lost after its local reservation, with a cancel in between', () => {
+  it('when the task that started the saga reserved and was lost, then the cancelled saga releases the stock and audits only what it entered', async () => {
+    const sku = await newSku(5);
+    const o = order(sku);
+    const handle = await start(o);
+    await reservedByALostTask(sku);
+    await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
+    const result = await handle.result();
+
+    expect(result.status).toBe('CANCELLED');
+    expect(result.compensations).toEqual([
+      { step: 'release', status: 'DONE' },
+      { step: 'notify', status: 'DONE' },
+    ]);
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 5, reserved: 0 }]);
+    expect((await stack.gateway.ledger(o.orderId)).calls.charges).toBe(0);
+    const audit = await auditEventsOf(stack, o.orderId);
+    expect(typesOf(audit)).toEqual([
+      'OrderReceived',
+      'OrderCompensating',
+      'ReleaseCompensated',
+      'OutcomeNoticeSent',
+      'OrderCancelled',
+    ]);
+    expect(audit.find((e) => e.type === 'ReleaseCompensated')?.data).toMatchObject({ released: true });
+  }, 60_000);
+
+  it('when the task that took the approval reserved and was lost, then the cancelled saga releases the stock', async () => {
+    const sku = await newSku(5);
+    const o = order(sku);
+    const handle = await start(o, 1_000);
+    await expect
+      .poll(async () => (await handle.query(getStatusQuery)).status, { timeout: 15_000 })
+      .toBe('AWAITING_APPROVAL');
+    await handle.signal(approveOrderSignal, { approvedBy: 'ops-lead' });
+    await reservedByALostTask(sku);
+    await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
+    const result = await handle.result();
+
+    expect(result.status).toBe('CANCELLED');
+    expect(result.compensations).toEqual([
+      { step: 'release', status: 'DONE' },
+      { step: 'notify', status: 'DONE' },
+    ]);
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 5, reserved: 0 }]);
+    expect((await stack.gateway.ledger(o.orderId)).calls.charges).toBe(0);
+    expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual([
+      'OrderReceived',
+      'OrderAwaitingApproval',
+      'OrderCompensating',
+      'ReleaseCompensated',
+      'OutcomeNoticeSent',
+      'OrderCancelled',
+    ]);
+  }, 60_000);
+});
