@@ -128,13 +128,14 @@ describe('tracing', () => {
       expect(byId.get(storedBy.parentSpanId)?.name).toBe(storedBy.name.replace('Run', 'Start'));
       expect(byId.get(byId.get(storedBy.parentSpanId)!.parentSpanId)).toBe(runWorkflow);
     }
-    // The steps carried the statuses entered before them (the reservation, a local activity, carries
-    // none: its statuses go with the charge); the end went in a batch of its own.
+    // The steps carried the statuses entered before them (the reservation and the charge's first
+    // attempt, local activities, carry none: their statuses go with the confirmation); the end went
+    // in a batch of its own.
     const storer = (type: string) =>
       byId.get(auditPublishes.find((s) => s.name === `publish audit.orders.${type}`)!.parentSpanId)!.name;
-    expect(storer('OrderReceived')).toBe('RunActivity:chargePayment');
-    expect(storer('OrderReservingInventory')).toBe('RunActivity:chargePayment');
-    expect(storer('OrderChargingPayment')).toBe('RunActivity:chargePayment');
+    expect(storer('OrderReceived')).toBe('RunActivity:sendNotification');
+    expect(storer('OrderReservingInventory')).toBe('RunActivity:sendNotification');
+    expect(storer('OrderChargingPayment')).toBe('RunActivity:sendNotification');
     expect(storer('OrderNotifying')).toBe('RunActivity:sendNotification');
     expect(storer('OrderCompleted')).toBe('RunActivity:publishAuditEvents');
 

@@ -45,25 +45,41 @@ const AUDIT_WITH_STEPS = 'audit-with-steps';
 const FINAL_AUDIT_LOCAL = 'final-audit-local';
 
 /**
- * The inventory step runs as a local activity, inside the workflow task that enters it (the first
- * one, or the one that takes the approval), instead of a regular activity and one more workflow
- * task: one workflow task and one activity task less per saga. It touches only the service's own
- * database, is idempotent per order, and its undo (release) is too, so two things keep it exact:
- * - it carries no audit events: the statuses entered go with the charge, which is scheduled only
- *   when the task that reserved is committed (no event for a path a retried task did not take);
- * - a workflow task that reserved and then failed is retried, and a cancel that arrived meanwhile
- *   is seen before the saga gets to the reservation again: the retry goes straight to CANCELLED
- *   without having registered the release. So the saga releases whenever it may have reserved in
- *   any attempt (ForwardSteps.toUndo); release is a no-op, reported as such, when nothing was.
+ * The way forward runs inside the workflow task that enters it (the first one, or the one that
+ * takes the approval): the reservation, and the first attempt at the charge, as local activities;
+ * only the confirmation is a regular activity. One workflow task and one activity task per saga
+ * instead of three of each. A charge whose first attempt fails in a way worth retrying (gateway
+ * unavailable or slow, circuit open, charge in progress) goes on as the regular activity it was,
+ * with the step's retries, where a cancel stops them as before; a decline or a rejected request
+ * ends it at once. Three things keep this exact:
+ * - local steps carry no audit events: the statuses entered go with the next regular activity
+ *   (the confirmation, or the charge's retries, or the compensations' batch), which runs only
+ *   when the task that entered them is committed: no event for a path a retried task did not take;
+ * - a workflow task that reserved or charged and was then lost (its worker died or lost the
+ *   server) is retried, and a cancel that arrived meanwhile is seen before the retry gets back to
+ *   those steps: it goes to CANCELLED without having registered their undos. So a cancelled saga
+ *   undoes each local step it may have run in any attempt (ForwardSteps.toUndo); release and
+ *   refund are idempotent per order and report a no-op when there was nothing to undo;
+ * - while a local step runs, a cancel or an approval waits for the task to end (the SDK
+ *   heartbeats a task whose local activities outlast 80 % of its timeout, committing the status
+ *   entered, so operators still find a saga stuck in a step by OrderStatus).
  * Implies FINAL_AUDIT_LOCAL (one marker per saga).
  */
-const RESERVE_LOCAL = 'reserve-local';
+const FORWARD_LOCAL = 'forward-local';
 
 export interface SagaActivities {
   /** Forward steps: a cancel lets a running attempt finish (it may have charged) but stops pending retries. */
   steps: ActivityInterfaceFor<OrderActivities>;
-  /** The inventory step as a local activity, same timeouts and retries (RESERVE_LOCAL); undefined for older sagas. */
-  localReserve: Pick<ActivityInterfaceFor<OrderActivities>, 'reserveInventory'> | undefined;
+  /**
+   * FORWARD_LOCAL: the reservation (same timeouts and retries as `steps`) and the charge's first
+   * attempt, as local activities; undefined for older sagas.
+   */
+  local:
+    | {
+        reserve: Pick<ActivityInterfaceFor<OrderActivities>, 'reserveInventory'>;
+        firstCharge: Pick<ActivityInterfaceFor<OrderActivities>, 'chargePayment'>;
+      }
+    | undefined;
   /**
    * Compensations with `attemptsLeft` attempts. An open circuit ends an attempt at once, so the
    * saga can wait it out instead of spending attempts on a gateway it knows is down.
@@ -85,8 +101,8 @@ export function sagaActivities(settings: SagaSettings): SagaActivities {
     nonRetryableErrorTypes: Object.values(BusinessFailure),
   });
   // A saga with a newer patch has no need for the older ones' markers: each implies those before it.
-  const reserveLocal = patched(RESERVE_LOCAL);
-  const finalAuditLocal = reserveLocal || patched(FINAL_AUDIT_LOCAL);
+  const forwardLocal = patched(FORWARD_LOCAL);
+  const finalAuditLocal = forwardLocal || patched(FINAL_AUDIT_LOCAL);
   const auditWithSteps = finalAuditLocal || patched(AUDIT_WITH_STEPS);
   const auditAsActivity = auditWithSteps || patched(AUDIT_AS_ACTIVITY);
   const auditOptions = {
@@ -106,7 +122,12 @@ export function sagaActivities(settings: SagaSettings): SagaActivities {
     auditWithSteps,
     finalAudit: finalAuditLocal ? proxyLocalActivities<OrderActivities>(auditOptions) : undefined,
     steps: proxyActivities<OrderActivities>(stepOptions),
-    localReserve: reserveLocal ? proxyLocalActivities<OrderActivities>(stepOptions) : undefined,
+    local: forwardLocal
+      ? {
+          reserve: proxyLocalActivities<OrderActivities>(stepOptions),
+          firstCharge: proxyLocalActivities<OrderActivities>({ ...stepOptions, retry: { maximumAttempts: 1 } }),
+        }
+      : undefined,
     compensationsWith: (attemptsLeft) =>
       proxyActivities<OrderActivities>({
         startToCloseTimeout: settings.activityTimeoutMs,

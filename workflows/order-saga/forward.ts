@@ -1,6 +1,12 @@
 // The saga's way forward: [approval] → reserve inventory → charge payment → confirmation. Each
 // step registers what undoes it before it runs (a step that times out may still have acted).
-import { CancellationScope } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  setCurrentDetails,
+} from '@temporalio/workflow';
 import type { AuditEventInput, WithAudit } from '../../activities/index.js';
 import type { CompensationStep } from '../../domain/events.js';
 import type { SagaSettings } from '../../domain/saga-settings.js';
@@ -9,6 +15,9 @@ import type { SagaActivities } from './activities.js';
 import type { SagaDecisions } from './decisions.js';
 import type { SagaRecord } from './record.js';
 
+/** What undoes each forward step, in the order the steps run. */
+const UNDO_ORDER: readonly CompensationStep[] = ['release', 'refund'];
+
 export class ForwardSteps {
   /** The compensations registered so far, oldest first. */
   private readonly registered: CompensationStep[] = [];
@@ -16,29 +25,27 @@ export class ForwardSteps {
   constructor(
     private readonly record: SagaRecord,
     private readonly decisions: SagaDecisions,
-    private readonly activities: Pick<SagaActivities, 'steps' | 'localReserve'>,
+    private readonly activities: Pick<SagaActivities, 'steps' | 'local'>,
     private readonly settings: SagaSettings,
   ) {}
 
   /**
-   * What to undo, oldest first: the compensations registered, and the release wherever the
-   * reservation is a local activity and may have run in an attempt of a workflow task that was
-   * not committed (see RESERVE_LOCAL in activities.ts): once the saga was on its way to it, with
-   * no approval to wait for or one given, whatever stopped it before this attempt registered it.
+   * What to undo, oldest first: the compensations registered; and, when the saga was cancelled on
+   * its way forward (no approval to wait for, or one given), each local step's undo, registered or
+   * not: an attempt of a workflow task that was lost may have run it (FORWARD_LOCAL in
+   * activities.ts). Only a cancel makes a retried task take another path than the lost one.
    */
-  toUndo(): CompensationStep[] {
+  toUndo(cancelled: boolean): CompensationStep[] {
     const { record, decisions, registered } = this;
-    const mayHaveReserved =
-      this.activities.localReserve !== undefined &&
-      !registered.includes('release') &&
-      (!record.doc.approval.required || decisions.approvedBy !== undefined);
-    return mayHaveReserved ? ['release', ...registered] : [...registered];
+    const onItsWay = !record.doc.approval.required || decisions.approvedBy !== undefined;
+    const mayHaveRun = cancelled && onItsWay && this.activities.local !== undefined;
+    return UNDO_ORDER.filter((undo) => registered.includes(undo) || mayHaveRun);
   }
 
   /** Runs every step; 'REJECTED' when the approval timed out. Throws on a step's failure or a cancel. */
   async run(): Promise<'COMPLETED' | 'REJECTED'> {
     const { record, decisions } = this;
-    const { steps, localReserve } = this.activities;
+    const { steps, local } = this.activities;
     const { order } = record;
     await record.enter('RECEIVED', 'Order received', { stepFollows: true });
     if (record.doc.approval.required) {
@@ -49,29 +56,37 @@ export class ForwardSteps {
       if (!(await decisions.approval(this.settings.approvalTimeoutMs))) return 'REJECTED';
       record.doc.approval.approvedBy = decisions.approvedBy;
     }
-    const reservation = await this.step(
-      'RESERVING_INVENTORY',
-      'Reserving inventory',
-      'release',
-      (audit) =>
-        (localReserve ?? steps).reserveInventory.executeWithOptions(
-          { summary: `Reserve ${order.items.length} SKU(s)` },
-          withAudit({ orderId: order.orderId, items: order.items }, audit),
-        ),
-      { local: localReserve !== undefined },
+    const reserveInput = { orderId: order.orderId, items: order.items };
+    const reserveSummary = { summary: `Reserve ${order.items.length} SKU(s)` };
+    const reservation = await this.step('RESERVING_INVENTORY', 'Reserving inventory', 'release', (carry) =>
+      local
+        ? local.reserve.reserveInventory.executeWithOptions(reserveSummary, [reserveInput])
+        : steps.reserveInventory.executeWithOptions(reserveSummary, withAudit(reserveInput, carry())),
     );
     record.doc.reservationId = reservation.reservationId;
-    const charge = await this.step('CHARGING_PAYMENT', 'Charging the payment gateway', 'refund', (audit) =>
-      steps.chargePayment.executeWithOptions(
-        { summary: `Charge ${order.total} ${order.currency}` },
-        withAudit(
-          { orderId: order.orderId, amount: order.total, currency: order.currency, paymentToken: order.paymentToken },
-          audit,
-        ),
-      ),
-    );
+    const chargeInput = {
+      orderId: order.orderId,
+      amount: order.total,
+      currency: order.currency,
+      paymentToken: order.paymentToken,
+    };
+    const chargeSummary = `Charge ${order.total} ${order.currency}`;
+    const charge = await this.step('CHARGING_PAYMENT', 'Charging the payment gateway', 'refund', async (carry) => {
+      if (local) {
+        try {
+          return await local.firstCharge.chargePayment.executeWithOptions(
+            { summary: `${chargeSummary} (first attempt)` },
+            [chargeInput],
+          );
+        } catch (error) {
+          if (!worthRetrying(error)) throw error;
+          setCurrentDetails('Charging the payment gateway: the first attempt failed, retrying');
+        }
+      }
+      return steps.chargePayment.executeWithOptions({ summary: chargeSummary }, withAudit(chargeInput, carry()));
+    });
     record.doc.chargeId = charge.chargeId;
-    await this.step('NOTIFYING', 'Sending the confirmation', undefined, (audit) =>
+    await this.step('NOTIFYING', 'Sending the confirmation', undefined, (carry) =>
       steps.sendNotification.executeWithOptions(
         { summary: 'Send the confirmation' },
         withAudit(
@@ -84,7 +99,7 @@ export class ForwardSteps {
             currency: order.currency,
             traceId: order.traceId,
           },
-          audit,
+          carry(),
         ),
       ),
     );
@@ -93,34 +108,41 @@ export class ForwardSteps {
   }
 
   /**
-   * Enters the step's status, registers its undo, and runs it where a cancel can stop its retries,
-   * handing it the audit events still pending. Whatever the step did with them (stored, not
-   * stored, failed before or after), they are stored before the saga goes on: repeats are harmless.
-   * A `local` step runs inside the workflow task and carries none: they stay pending for the next.
+   * Enters the step's status, registers its undo, and runs it where a cancel can stop its retries.
+   * A regular activity carries the audit events still pending (`carry`); whatever it did with
+   * them (stored, not stored, failed before or after), they are stored before the saga goes on:
+   * repeats are harmless. A local step carries none: they stay pending for the next.
    */
   private async step<T extends WithAudit<object>>(
     status: OrderStatus,
     details: string,
     undo: CompensationStep | undefined,
-    work: (audit: AuditEventInput[]) => Promise<T>,
-    { local = false } = {},
+    work: (carry: () => AuditEventInput[]) => Promise<T>,
   ): Promise<T> {
     const { record, decisions } = this;
     decisions.throwIfCancelRequested();
     await record.enter(status, details, { stepFollows: true });
     decisions.throwIfCancelRequested();
     if (undo) this.registered.push(undo);
-    const audit = local ? [] : record.takePendingAudit();
+    let carried: AuditEventInput[] = [];
+    const carry = () => (carried = record.takePendingAudit());
     let result: T;
     try {
-      result = await decisions.cancellable(() => work(audit));
+      result = await decisions.cancellable(() => work(carry));
     } catch (error) {
-      await CancellationScope.nonCancellable(() => record.publish(audit));
+      await CancellationScope.nonCancellable(() => record.publish(carried));
       throw error;
     }
-    if (result.audited !== true) await record.publish(audit);
+    if (result.audited !== true) await record.publish(carried);
     return result;
   }
+}
+
+/** Whether a failed first charge goes on as a regular activity: not when declined, rejected or cancelled. */
+function worthRetrying(error: unknown): boolean {
+  if (isCancellation(error)) return false;
+  const cause = error instanceof ActivityFailure ? error.cause : undefined;
+  return !(cause instanceof ApplicationFailure && cause.nonRetryable);
 }
 
 /** A step's arguments: its input, and the audit events it stores first when there are any. */

@@ -1,11 +1,11 @@
-// The reservation runs as a local activity inside a workflow task (RESERVE_LOCAL in
-// workflows/order-saga/activities.ts). When that task is lost after the stock was reserved (its
-// worker died or lost the server before reporting it) and a cancel arrives before the retry, the
-// retry sees the cancel first and goes to CANCELLED without reaching the reservation: the saga
-// must still release what the lost attempt reserved, and audit no status it never entered.
+// The reservation and the charge's first attempt run as local activities inside a workflow task
+// (FORWARD_LOCAL in workflows/order-saga/activities.ts). When that task is lost after a step ran
+// (its worker died or lost the server before reporting it) and a cancel arrives before the retry,
+// the retry sees the cancel first and goes to CANCELLED without reaching the steps: the saga must
+// still undo what the lost attempt did, and audit no status it never entered.
 // The loss is injected by a workflow interceptor bundled for this file's worker only
-// (test/support/workflow-faults/lose-reserving-task.ts); Temporal, NATS, the inventory store and
-// the gateway sandbox are the real ones.
+// (test/support/workflow-faults/lose-task-after-local-step.ts); Temporal, NATS, the inventory
+// store and the gateway sandbox are the real ones.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,7 @@ import {
   getStatusQuery,
   orderWorkflowId,
   type OrderSagaInput,
+  type OrderStatusDocument,
 } from '../../workflows/contract.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
 import type { Order } from '../../domain/order.js';
@@ -29,9 +30,7 @@ import { startActivityTier, type ActivityTier } from '../support/activity-tier.j
 import { auditEventsOf } from '../support/streams.js';
 import { connectClient, fastSagaSettings } from '../support/temporal.js';
 
-const LOSE_RESERVING_TASK = fileURLToPath(
-  new URL('../support/workflow-faults/lose-reserving-task.ts', import.meta.url),
-);
+const LOSE_TASK = fileURLToPath(new URL('../support/workflow-faults/lose-task-after-local-step.ts', import.meta.url));
 const taskQueue = `orders-lost-task-${randomUUID()}`;
 let stack: ActivityTier;
 let client: Client;
@@ -45,7 +44,7 @@ beforeAll(async () => {
   ({ client, close: closeClient } = await connectClient());
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
-    workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES, LOSE_RESERVING_TASK],
+    workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES, LOSE_TASK],
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
   });
   const workflowBundlePath = join(mkdtempSync(join(tmpdir(), 'lost-task-')), 'workflow-bundle.js');
@@ -90,12 +89,14 @@ function order(sku: string): Order {
   };
 }
 
-async function start(o: Order, approvalThreshold = 1_000_000) {
+/** Starts the saga with every workflow task lost that runs the local step `loseTaskAfter`. */
+async function start(o: Order, loseTaskAfter: 'reserveInventory' | 'chargePayment', approvalThreshold = 1_000_000) {
   const input: OrderSagaInput = { order: o, settings: fastSagaSettings({ approvalThreshold }) };
   return client.workflow.start<typeof orderSaga>('orderSaga', {
     workflowId: orderWorkflowId(o.orderId),
     taskQueue,
     args: [input],
+    memo: { loseTaskAfter },
   });
 }
 
@@ -106,58 +107,86 @@ async function reservedByALostTask(sku: string): Promise<void> {
     .toBe(2);
 }
 
+/** Waits until a lost attempt of the workflow task has charged the order. */
+async function chargedByALostTask(o: Order): Promise<void> {
+  await expect
+    .poll(async () => (await stack.gateway.ledger(o.orderId)).netCaptured, { timeout: 15_000, interval: 50 })
+    .toBe(o.total);
+}
+
+/** What a cancelled saga must show when a lost task had run its local steps: all undone, nothing kept. */
+async function expectUndone(o: Order, sku: string, result: OrderStatusDocument, charged: boolean): Promise<void> {
+  expect(result.status).toBe('CANCELLED');
+  expect(result.compensations).toEqual([
+    { step: 'refund', status: 'DONE' },
+    { step: 'release', status: 'DONE' },
+    { step: 'notify', status: 'DONE' },
+  ]);
+  expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 5, reserved: 0 }]);
+  const ledger = await stack.gateway.ledger(o.orderId);
+  expect(ledger.charges).toHaveLength(charged ? 1 : 0);
+  expect(ledger.netCaptured).toBe(0);
+  const audit = await auditEventsOf(stack, o.orderId);
+  expect(audit.find((e) => e.type === 'RefundCompensated')?.data).toMatchObject({ refunded: charged });
+  expect(audit.find((e) => e.type === 'ReleaseCompensated')?.data).toMatchObject({ released: true });
+}
+
 const typesOf = (events: { type: string }[]) => events.map((e) => e.type);
 
-describe('a workflow task lost after its local reservation, with a cancel in between', () => {
+describe('a workflow task lost after its local steps, with a cancel in between', () => {
   it('when the task that started the saga reserved and was lost, then the cancelled saga releases the stock and audits only what it entered', async () => {
     const sku = await newSku(5);
     const o = order(sku);
-    const handle = await start(o);
+    const handle = await start(o, 'reserveInventory');
     await reservedByALostTask(sku);
     await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
-    const result = await handle.result();
 
-    expect(result.status).toBe('CANCELLED');
-    expect(result.compensations).toEqual([
-      { step: 'release', status: 'DONE' },
-      { step: 'notify', status: 'DONE' },
-    ]);
-    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 5, reserved: 0 }]);
-    expect((await stack.gateway.ledger(o.orderId)).calls.charges).toBe(0);
-    const audit = await auditEventsOf(stack, o.orderId);
-    expect(typesOf(audit)).toEqual([
+    await expectUndone(o, sku, await handle.result(), false);
+    expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual([
       'OrderReceived',
       'OrderCompensating',
+      'RefundCompensated',
       'ReleaseCompensated',
       'OutcomeNoticeSent',
       'OrderCancelled',
     ]);
-    expect(audit.find((e) => e.type === 'ReleaseCompensated')?.data).toMatchObject({ released: true });
   }, 60_000);
 
-  it('when the task that took the approval reserved and was lost, then the cancelled saga releases the stock', async () => {
+  it('when the task that started the saga reserved, charged and was lost, then the cancelled saga refunds the charge and releases the stock', async () => {
     const sku = await newSku(5);
     const o = order(sku);
-    const handle = await start(o, 1_000);
+    const handle = await start(o, 'chargePayment');
+    await chargedByALostTask(o);
+    await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
+
+    await expectUndone(o, sku, await handle.result(), true);
+    expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual([
+      'OrderReceived',
+      'OrderCompensating',
+      'RefundCompensated',
+      'ReleaseCompensated',
+      'OutcomeNoticeSent',
+      'OrderCancelled',
+    ]);
+  }, 60_000);
+
+  it('when the task that took the approval reserved, charged and was lost, then the cancelled saga refunds and releases', async () => {
+    const sku = await newSku(5);
+    const o = order(sku);
+    const handle = await start(o, 'chargePayment', 1_000);
     await expect
       .poll(async () => (await handle.query(getStatusQuery)).status, { timeout: 15_000 })
       .toBe('AWAITING_APPROVAL');
     await handle.signal(approveOrderSignal, { approvedBy: 'ops-lead' });
-    await reservedByALostTask(sku);
+    await chargedByALostTask(o);
     await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
-    const result = await handle.result();
 
-    expect(result.status).toBe('CANCELLED');
-    expect(result.compensations).toEqual([
-      { step: 'release', status: 'DONE' },
-      { step: 'notify', status: 'DONE' },
-    ]);
-    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 5, reserved: 0 }]);
-    expect((await stack.gateway.ledger(o.orderId)).calls.charges).toBe(0);
+    await expectUndone(o, sku, await handle.result(), true);
     expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual([
       'OrderReceived',
       'OrderAwaitingApproval',
       'OrderCompensating',
+      'RefundCompensated',
       'ReleaseCompensated',
       'OutcomeNoticeSent',
       'OrderCancelled',
