@@ -2,7 +2,8 @@
 // (FORWARD_LOCAL in workflows/order-saga/activities.ts). When that task is lost after a step ran
 // (its worker died or lost the server before reporting it) and a cancel arrives before the retry,
 // the retry sees the cancel first and goes to CANCELLED without reaching the steps: the saga must
-// still undo what the lost attempt did, and audit no status it never entered.
+// still undo what the lost attempt did, and audit no status it never entered. And while a local
+// step runs long, operators must still see the saga in that step, and a cancel still applies.
 // The loss is injected by a workflow interceptor bundled for this file's worker only
 // (test/support/workflow-faults/lose-task-after-local-step.ts); Temporal, NATS, the inventory
 // store and the gateway sandbox are the real ones.
@@ -18,16 +19,19 @@ import {
   approveOrderSignal,
   cancelOrderSignal,
   getStatusQuery,
+  OrderStatusKey,
   orderWorkflowId,
   type OrderSagaInput,
   type OrderStatusDocument,
 } from '../../workflows/contract.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
 import type { Order } from '../../domain/order.js';
+import type { SagaSettings } from '../../domain/saga-settings.js';
 import { newTraceId } from '../../lib/envelope.js';
 import { createOrderWorker, WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../../workers/order-worker.js';
 import { startActivityTier, type ActivityTier } from '../support/activity-tier.js';
 import { auditEventsOf } from '../support/streams.js';
+import { NO_FAULTS } from '../../sandbox/payment-gateway/server.js';
 import { connectClient, fastSagaSettings } from '../support/temporal.js';
 
 const LOSE_TASK = fileURLToPath(new URL('../support/workflow-faults/lose-task-after-local-step.ts', import.meta.url));
@@ -40,7 +44,7 @@ let worker: Worker;
 let running: Promise<void>;
 
 beforeAll(async () => {
-  stack = await startActivityTier();
+  stack = await startActivityTier({ paymentTimeoutMs: 15_000 }); // room for the slow gateway below
   ({ client, close: closeClient } = await connectClient());
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
@@ -89,14 +93,18 @@ function order(sku: string): Order {
   };
 }
 
-/** Starts the saga with every workflow task lost that runs the local step `loseTaskAfter`. */
-async function start(o: Order, loseTaskAfter: 'reserveInventory' | 'chargePayment', approvalThreshold = 1_000_000) {
-  const input: OrderSagaInput = { order: o, settings: fastSagaSettings({ approvalThreshold }) };
+/** Starts the saga; with `loseTaskAfter`, every workflow task that runs that local step is lost. */
+async function start(
+  o: Order,
+  loseTaskAfter: 'reserveInventory' | 'chargePayment' | undefined,
+  settings: Partial<SagaSettings> = {},
+) {
+  const input: OrderSagaInput = { order: o, settings: fastSagaSettings(settings) };
   return client.workflow.start<typeof orderSaga>('orderSaga', {
     workflowId: orderWorkflowId(o.orderId),
     taskQueue,
     args: [input],
-    memo: { loseTaskAfter },
+    ...(loseTaskAfter && { memo: { loseTaskAfter } }),
   });
 }
 
@@ -173,7 +181,7 @@ describe('a workflow task lost after its local steps, with a cancel in between',
   it('when the task that took the approval reserved, charged and was lost, then the cancelled saga refunds and releases', async () => {
     const sku = await newSku(5);
     const o = order(sku);
-    const handle = await start(o, 'chargePayment', 1_000);
+    const handle = await start(o, 'chargePayment', { approvalThreshold: 1_000 });
     await expect
       .poll(async () => (await handle.query(getStatusQuery)).status, { timeout: 15_000 })
       .toBe('AWAITING_APPROVAL');
@@ -191,5 +199,43 @@ describe('a workflow task lost after its local steps, with a cancel in between',
       'OutcomeNoticeSent',
       'OrderCancelled',
     ]);
+  }, 60_000);
+});
+
+describe('a slow local step', () => {
+  it('when the first charge attempt takes longer than a workflow task may, then the saga shows CHARGING_PAYMENT meanwhile and a cancel sent then still undoes the order', async () => {
+    const sku = await newSku(5);
+    const o = order(sku);
+    await stack.gateway.setFaults({ chargeLatencyMs: 11_000 }); // beyond the 10 s workflow task timeout
+    const handle = await start(o, undefined, { activityTimeoutMs: 20_000 });
+    const chargeLandedBy = Date.now() + 11_000;
+    // The SDK commits the task that runs the local charge at 80 % of its timeout: the status entered
+    // reaches the query and Temporal's visibility while the charge is still in flight.
+    await expect
+      .poll(async () => (await handle.query(getStatusQuery)).status, { timeout: 10_000, interval: 200 })
+      .toBe('CHARGING_PAYMENT');
+    await expect
+      .poll(
+        async () => {
+          for await (const run of client.workflow.list({
+            query: `WorkflowId = '${orderWorkflowId(o.orderId)}' AND ${OrderStatusKey.name} = 'CHARGING_PAYMENT'`,
+          }))
+            return run.workflowId;
+          return undefined;
+        },
+        { timeout: 5_000, interval: 200 },
+      )
+      .toBe(orderWorkflowId(o.orderId));
+    expect(Date.now()).toBeLessThan(chargeLandedBy);
+    expect((await stack.gateway.ledger(o.orderId)).charges).toHaveLength(0);
+    await handle.signal(cancelOrderSignal, { reason: 'too slow' });
+    const result = await handle.result();
+
+    expect(result.status).toBe('CANCELLED');
+    const ledger = await stack.gateway.ledger(o.orderId);
+    expect(ledger.charges).toHaveLength(1); // it landed after the cancel...
+    expect(ledger.netCaptured).toBe(0); // ...and was refunded
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 5, reserved: 0 }]);
+    await stack.gateway.setFaults(NO_FAULTS);
   }, 60_000);
 });
