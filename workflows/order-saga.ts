@@ -35,9 +35,7 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
   decisions.settle();
   if (outcome) {
     const compensations = new Compensations(record, decisions, activities, settings.compensationMaxAttempts);
-    await CancellationScope.nonCancellable(() =>
-      compensations.run(forward.toUndo(outcome.status === 'CANCELLED'), outcome),
-    );
+    await CancellationScope.nonCancellable(() => compensations.run(forward.toUndo(), outcome));
   } else {
     await record.enter('COMPLETED', 'Order completed', { final: true });
   }

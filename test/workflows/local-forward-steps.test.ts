@@ -98,13 +98,14 @@ async function start(
   o: Order,
   loseTaskAfter: 'reserveInventory' | 'chargePayment' | undefined,
   settings: Partial<SagaSettings> = {},
+  faults: { failReserveOnRetry?: true } = {},
 ) {
   const input: OrderSagaInput = { order: o, settings: fastSagaSettings(settings) };
   return client.workflow.start<typeof orderSaga>('orderSaga', {
     workflowId: orderWorkflowId(o.orderId),
     taskQueue,
     args: [input],
-    ...(loseTaskAfter && { memo: { loseTaskAfter } }),
+    ...(loseTaskAfter && { memo: { loseTaskAfter, ...faults } }),
   });
 }
 
@@ -198,6 +199,38 @@ describe('a workflow task lost after its local steps, with a cancel in between',
       'ReleaseCompensated',
       'OutcomeNoticeSent',
       'OrderCancelled',
+    ]);
+  }, 60_000);
+});
+
+describe('a workflow task lost after its local steps, with a failure in its retry', () => {
+  it('when the task that reserved and charged was lost and its retry cannot reserve, then the compensated saga refunds the charge it never registered', async () => {
+    const sku = await newSku(5);
+    const o = order(sku);
+    const handle = await start(o, 'chargePayment', {}, { failReserveOnRetry: true });
+    const result = await handle.result();
+
+    expect(result.status).toBe('COMPENSATED');
+    expect(result.failure).toMatchObject({ step: 'RESERVING_INVENTORY' });
+    expect(result.compensations).toEqual([
+      { step: 'refund', status: 'DONE' },
+      { step: 'release', status: 'DONE' },
+      { step: 'notify', status: 'DONE' },
+    ]);
+    const ledger = await stack.gateway.ledger(o.orderId);
+    expect(ledger.charges).toHaveLength(1); // charged by the lost attempt...
+    expect(ledger.netCaptured).toBe(0); // ...and refunded
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 5, reserved: 0 }]);
+    const audit = await auditEventsOf(stack, o.orderId);
+    expect(audit.find((e) => e.type === 'RefundCompensated')?.data).toMatchObject({ refunded: true });
+    expect(typesOf(audit)).toEqual([
+      'OrderReceived',
+      'OrderReservingInventory',
+      'OrderCompensating',
+      'RefundCompensated',
+      'ReleaseCompensated',
+      'OutcomeNoticeSent',
+      'OrderCompensated',
     ]);
   }, 60_000);
 });

@@ -390,9 +390,16 @@ describe('orderSaga', () => {
   it('when a cancel was accepted and the running step then fails on its own, then the saga still ends CANCELLED with a cancellation notice', async () => {
     const sku = await newSku(3);
     const o = order(sku, { paymentToken: 'tok_decline' });
-    await stack.gateway.setFaults({ chargeLatencyMs: 450 }); // the decline comes back after the cancel, within the client timeout
-    const handle = await start(o);
+    // The first attempt (a local activity, inside the workflow task) meets an outage; the retries,
+    // a regular activity a cancel can reach, go on while the gateway recovers.
+    await stack.gateway.setFaults({ outage: true });
+    const handle = await start(o, { stepMaxAttempts: 50 });
     await waitForStatus(o, 'CHARGING_PAYMENT');
+    await stack.gateway.setFaults({ outage: false, chargeLatencyMs: 450 }); // the decline comes back after the cancel, within the client timeout
+    const callsBefore = (await stack.gateway.ledger(o.orderId)).calls.charges;
+    await expect
+      .poll(async () => (await stack.gateway.ledger(o.orderId)).calls.charges, { timeout: 10_000, interval: 20 })
+      .toBeGreaterThan(callsBefore);
     await handle.signal(cancelOrderSignal, { reason: 'too slow' });
     const result = await handle.result();
 

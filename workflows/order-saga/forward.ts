@@ -21,6 +21,8 @@ const UNDO_ORDER: readonly CompensationStep[] = ['release', 'refund'];
 export class ForwardSteps {
   /** The compensations registered so far, oldest first. */
   private readonly registered: CompensationStep[] = [];
+  /** A step was refused for a business reason (see toUndo). */
+  private refused = false;
 
   constructor(
     private readonly record: SagaRecord,
@@ -30,15 +32,17 @@ export class ForwardSteps {
   ) {}
 
   /**
-   * What to undo, oldest first: the compensations registered; and, when the saga was cancelled on
-   * its way forward (no approval to wait for, or one given), each local step's undo, registered or
-   * not: an attempt of a workflow task that was lost may have run it (FORWARD_LOCAL in
-   * activities.ts). Only a cancel makes a retried task take another path than the lost one.
+   * What to undo, oldest first: the compensations registered; and, for a saga that did not complete
+   * but was on its way forward (no approval to wait for, or one given), each local step's undo,
+   * registered or not: an attempt of a workflow task that was lost may have run it (FORWARD_LOCAL
+   * in activities.ts), and its retry may have stopped earlier (a cancel seen first, a step failing
+   * for good where it had worked). Not after a step was refused for a business reason (out of
+   * stock, declined): every attempt meets the same refusal there, so nothing after it ran.
    */
-  toUndo(cancelled: boolean): CompensationStep[] {
+  toUndo(): CompensationStep[] {
     const { record, decisions, registered } = this;
     const onItsWay = !record.doc.approval.required || decisions.approvedBy !== undefined;
-    const mayHaveRun = cancelled && onItsWay && this.activities.local !== undefined;
+    const mayHaveRun = this.activities.local !== undefined && onItsWay && !this.refused;
     return UNDO_ORDER.filter((undo) => registered.includes(undo) || mayHaveRun);
   }
 
@@ -130,6 +134,7 @@ export class ForwardSteps {
     try {
       result = await decisions.cancellable(() => work(carry));
     } catch (error) {
+      this.refused ||= refusal(error);
       await CancellationScope.nonCancellable(() => record.publish(carried));
       throw error;
     }
@@ -138,11 +143,18 @@ export class ForwardSteps {
   }
 }
 
-/** Whether a failed first charge goes on as a regular activity: not when declined, rejected or cancelled. */
+/**
+ * Whether a step failed because it was refused for good (out of stock, declined, an invalid
+ * request). A regular activity's failure wraps the activity's own; a local activity's may be it.
+ */
+function refusal(error: unknown): boolean {
+  const failure = error instanceof ActivityFailure ? error.cause : error;
+  return failure instanceof ApplicationFailure && failure.nonRetryable === true;
+}
+
+/** Whether a failed first charge goes on as a regular activity: not when refused or cancelled. */
 function worthRetrying(error: unknown): boolean {
-  if (isCancellation(error)) return false;
-  const cause = error instanceof ActivityFailure ? error.cause : undefined;
-  return !(cause instanceof ApplicationFailure && cause.nonRetryable);
+  return !isCancellation(error) && !refusal(error);
 }
 
 /** A step's arguments: its input, and the audit events it stores first when there are any. */
