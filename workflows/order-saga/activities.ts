@@ -56,10 +56,11 @@ const FINAL_AUDIT_LOCAL = 'final-audit-local';
  *   (the confirmation, or the charge's retries, or the compensations' batch), which runs only
  *   when the task that entered them is committed: no event for a path a retried task did not take;
  * - a workflow task that reserved or charged and was then lost (its worker died or lost the
- *   server) is retried, and a cancel that arrived meanwhile is seen before the retry gets back to
- *   those steps: it goes to CANCELLED without having registered their undos. So a cancelled saga
- *   undoes each local step it may have run in any attempt (ForwardSteps.toUndo); release and
- *   refund are idempotent per order and report a no-op when there was nothing to undo;
+ *   server) is retried, and the retry may stop before it gets back to those steps, without having
+ *   registered their undos (a cancel that arrived meanwhile is seen first; a step now fails for
+ *   good). So a saga that did not complete undoes each local step it may have run in any attempt
+ *   (ForwardSteps.toUndo); release and refund are idempotent per order and report a no-op when
+ *   there was nothing to undo;
  * - while a local step runs, a cancel or an approval waits for the task to end (the SDK
  *   heartbeats a task whose local activities outlast 80 % of its timeout, committing the status
  *   entered, so operators still find a saga stuck in a step by OrderStatus).
