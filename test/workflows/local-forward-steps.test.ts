@@ -143,41 +143,27 @@ async function expectUndone(o: Order, sku: string, result: OrderStatusDocument, 
 const typesOf = (events: { type: string }[]) => events.map((e) => e.type);
 
 describe('a workflow task lost after its local steps, with a cancel in between', () => {
-  it('when the task that started the saga reserved and was lost, then the cancelled saga releases the stock and audits only what it entered', async () => {
-    const sku = await newSku(5);
-    const o = order(sku);
-    const handle = await start(o, 'reserveInventory');
-    await reservedByALostTask(sku);
-    await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
+  for (const { loseTaskAfter, ran, charged } of [
+    { loseTaskAfter: 'reserveInventory', ran: 'reserved', charged: false },
+    { loseTaskAfter: 'chargePayment', ran: 'reserved, charged', charged: true },
+  ] as const)
+    it(`when the task that started the saga ${ran} and was lost, then the cancelled saga undoes it all and audits only what it entered`, async () => {
+      const sku = await newSku(5);
+      const o = order(sku);
+      const handle = await start(o, loseTaskAfter);
+      await (charged ? chargedByALostTask(o) : reservedByALostTask(sku));
+      await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
 
-    await expectUndone(o, sku, await handle.result(), false);
-    expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual([
-      'OrderReceived',
-      'OrderCompensating',
-      'RefundCompensated',
-      'ReleaseCompensated',
-      'OutcomeNoticeSent',
-      'OrderCancelled',
-    ]);
-  }, 60_000);
-
-  it('when the task that started the saga reserved, charged and was lost, then the cancelled saga refunds the charge and releases the stock', async () => {
-    const sku = await newSku(5);
-    const o = order(sku);
-    const handle = await start(o, 'chargePayment');
-    await chargedByALostTask(o);
-    await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
-
-    await expectUndone(o, sku, await handle.result(), true);
-    expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual([
-      'OrderReceived',
-      'OrderCompensating',
-      'RefundCompensated',
-      'ReleaseCompensated',
-      'OutcomeNoticeSent',
-      'OrderCancelled',
-    ]);
-  }, 60_000);
+      await expectUndone(o, sku, await handle.result(), charged);
+      expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual([
+        'OrderReceived',
+        'OrderCompensating',
+        'RefundCompensated',
+        'ReleaseCompensated',
+        'OutcomeNoticeSent',
+        'OrderCancelled',
+      ]);
+    }, 60_000);
 
   it('when the task that took the approval reserved, charged and was lost, then the cancelled saga refunds and releases', async () => {
     const sku = await newSku(5);
