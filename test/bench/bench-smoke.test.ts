@@ -36,7 +36,7 @@ describe('npm run bench (short)', () => {
     expect(report).toMatch(/\| order saga, started by a client \| 2\d\.0 \| 2\.0 \| 1\.0 \|/);
     // The server runs as the product's stack runs it: the product's sagas start eagerly and their
     // activity tasks come back with the workflow task's completion. Both are best effort (a free
-    // slot at that moment; 2.4 of 3 activities per order under the whole suite's load), so this
+    // slot at that moment; not every one takes it under the whole suite's load), so this
     // checks they are on (without the server flag: exactly 0 activities), not how many took them.
     // The product's row of the cost table (8 columns; the results and sizing tables name it too).
     const productShape = report

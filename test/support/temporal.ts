@@ -35,11 +35,15 @@ export interface RunningWorker {
   stop: () => Promise<void>;
 }
 
-/** Starts an order worker on its own task queue (one per test file keeps files independent). */
+/**
+ * Starts an order worker on its own task queue (one per test file keeps files independent), on
+ * the harness's workflow bundle or on `workflowBundlePath` (a bundle with a test's own interceptors).
+ */
 export async function startInProcessWorker(
   clients: ActivityClients,
-  taskQueue = `orders-test-${randomUUID()}`,
+  { workflowBundlePath = inject('workflowBundlePath') }: { workflowBundlePath?: string } = {},
 ): Promise<RunningWorker> {
+  const taskQueue = `orders-test-${randomUUID()}`;
   const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   const worker = await createOrderWorker({
     connection,
@@ -48,7 +52,7 @@ export async function startInProcessWorker(
       worker: { maxConcurrentActivities: 50, maxConcurrentWorkflowTasks: 50, shutdownGraceMs: 1_000 },
     },
     clients,
-    workflowBundlePath: inject('workflowBundlePath'),
+    workflowBundlePath,
   });
   const running = worker.run();
   return {

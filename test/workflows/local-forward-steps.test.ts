@@ -12,8 +12,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
-import { NativeConnection, bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import {
   approveOrderSignal,
@@ -28,20 +28,17 @@ import type { orderSaga } from '../../workflows/order-saga.js';
 import type { Order } from '../../domain/order.js';
 import type { SagaSettings } from '../../domain/saga-settings.js';
 import { newTraceId } from '../../lib/envelope.js';
-import { createOrderWorker, WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../../workers/order-worker.js';
+import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../../workers/order-worker.js';
 import { startActivityTier, type ActivityTier } from '../support/activity-tier.js';
 import { auditEventsOf } from '../support/streams.js';
 import { NO_FAULTS } from '../../sandbox/payment-gateway/server.js';
-import { connectClient, fastSagaSettings } from '../support/temporal.js';
+import { connectClient, fastSagaSettings, startInProcessWorker, type RunningWorker } from '../support/temporal.js';
 
 const LOSE_TASK = fileURLToPath(new URL('../support/workflow-faults/lose-task-after-local-step.ts', import.meta.url));
-const taskQueue = `orders-lost-task-${randomUUID()}`;
 let stack: ActivityTier;
 let client: Client;
 let closeClient: () => Promise<void>;
-let connection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
+let worker: RunningWorker;
 
 beforeAll(async () => {
   stack = await startActivityTier({ paymentTimeoutMs: 15_000 }); // room for the slow gateway below
@@ -53,23 +50,11 @@ beforeAll(async () => {
   });
   const workflowBundlePath = join(mkdtempSync(join(tmpdir(), 'lost-task-')), 'workflow-bundle.js');
   writeFileSync(workflowBundlePath, code);
-  connection = await NativeConnection.connect({ address: inject('temporalAddress') });
-  worker = await createOrderWorker({
-    connection,
-    config: {
-      temporal: { address: inject('temporalAddress'), namespace: 'default', taskQueue, tls: undefined },
-      worker: { maxConcurrentActivities: 10, maxConcurrentWorkflowTasks: 10, shutdownGraceMs: 1_000 },
-    },
-    clients: stack.clients,
-    workflowBundlePath,
-  });
-  running = worker.run();
+  worker = await startInProcessWorker(stack.clients, { workflowBundlePath });
 }, 60_000);
 
 afterAll(async () => {
-  if (worker?.getState() === 'RUNNING') worker.shutdown();
-  await running;
-  await connection?.close();
+  await worker?.stop();
   await closeClient?.();
   await stack?.close();
 });
@@ -103,7 +88,7 @@ async function start(
   const input: OrderSagaInput = { order: o, settings: fastSagaSettings(settings) };
   return client.workflow.start<typeof orderSaga>('orderSaga', {
     workflowId: orderWorkflowId(o.orderId),
-    taskQueue,
+    taskQueue: worker.taskQueue,
     args: [input],
     ...(loseTaskAfter && { memo: { loseTaskAfter, ...faults } }),
   });
