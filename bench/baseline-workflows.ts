@@ -2,11 +2,42 @@
 // - emptyWorkflow: does nothing; its start-to-complete rate is the server's ceiling.
 // - textbookSaga: the same saga written the textbook way: one regular activity per step and
 //   per audit event, compensations newest-first, default worker settings (see bench-worker.ts).
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+// - sagaShape: the order saga's history event for event, with activities that do nothing: what
+//   Temporal and the SDK cost an order before any of the saga's own work.
+import {
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { OrderActivities } from '../activities/index.js';
-import type { OrderSagaInput } from '../workflows/contract.js';
+import { OrderStatusKey, type OrderSagaInput, type OrderStatus } from '../workflows/contract.js';
+import type { NoWork } from './bench-worker.js';
 
 export async function emptyWorkflow(): Promise<void> {}
+
+const nothing = proxyActivities<NoWork>({ startToCloseTimeout: '30s' });
+const nothingLocally = proxyLocalActivities<NoWork>({ startToCloseTimeout: '30s' });
+
+/**
+ * The order saga's shape (see workflows/order-saga/activities.ts) with no work in it: its patch
+ * marker, its status upserts, the reservation and the charge's first attempt as local activities
+ * and the confirmation as a regular one in the first workflow task, the final audit event by a
+ * local activity in the second. Started like the empty workflow (eagerly, no payload).
+ */
+export async function sagaShape(): Promise<void> {
+  const enter = (status: OrderStatus) => upsertSearchAttributes([{ key: OrderStatusKey, value: status }]);
+  patched('saga-shape');
+  enter('RESERVING_INVENTORY');
+  await nothingLocally.nothing();
+  enter('CHARGING_PAYMENT');
+  await nothingLocally.nothing();
+  enter('NOTIFYING');
+  await nothing.nothing();
+  enter('COMPLETED');
+  await nothingLocally.nothing();
+}
 
 const activities = proxyActivities<OrderActivities>({ startToCloseTimeout: '30s' });
 
