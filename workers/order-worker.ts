@@ -1,6 +1,5 @@
 // Builds the Temporal worker of the orders task queue: the saga's workflow code (a
 // prebuilt bundle in production, bundled on the fly in development) and its activities.
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { Resource } from '@opentelemetry/resources';
@@ -33,12 +32,13 @@ export const WORKFLOW_BUNDLE_PATH = fileURLToPath(new URL('./workflow-bundle.js'
 /** The workflow entry point bundled for the worker. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 /**
- * Workflow interceptors bundled with the workflow code: Temporal's OpenTelemetry ones, which
- * continue the starter's trace in the workflow and pass it on to every activity, and ours that
- * put the trace id on every workflow log line.
+ * Workflow interceptors bundled with the workflow code: the saga's spans, which continue the
+ * starter's trace in the workflow and pass it on to every activity (workflows/tracing.ts: made
+ * without the OpenTelemetry SDK in the sandbox, exported through the sink below), and the trace
+ * id on every workflow log line.
  */
 export const WORKFLOW_INTERCEPTOR_MODULES = [
-  createRequire(import.meta.url).resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors'),
+  fileURLToPath(new URL('../workflows/tracing.ts', import.meta.url)),
   fileURLToPath(new URL('../workflows/log-context.ts', import.meta.url)),
 ];
 

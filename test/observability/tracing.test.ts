@@ -35,13 +35,13 @@ function callerContext() {
   return { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex') };
 }
 
-async function postOrder(traceparent: string): Promise<string> {
+async function postOrder(traceparent: string, unitPrice = 1_250): Promise<string> {
   const response = await fetch(`${stack.api}/orders`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', traceparent },
     body: JSON.stringify({
       customerId: 'c-tracing',
-      items: [{ sku: stack.sku, quantity: 1, unitPrice: 1_250 }],
+      items: [{ sku: stack.sku, quantity: 1, unitPrice }],
       currency: 'EUR',
       paymentToken: 'tok_visa',
       email: 'grace@example.com',
@@ -142,6 +142,40 @@ describe('tracing', () => {
     // No broken link anywhere: every span but the request has its parent in the trace.
     expect(spans.filter((s) => s !== request && !byId.has(s.parentSpanId)).map((s) => s.name)).toEqual([]);
     expect(JSON.stringify(collector.spans())).not.toContain('tok_visa'); // traces leave the building: no payment token
+  });
+
+  it('when a customer cancels over HTTP, then the cancel is a trace of its own, from its request to the saga taking it', async () => {
+    // Above the approval threshold: the saga waits for a decision, so the cancel finds it in progress.
+    const orderId = await postOrder(`00-${callerContext().traceId}-${callerContext().spanId}-01`, 200_000);
+    await expect.poll(() => stack.statusOf(orderId), { timeout: 15_000 }).toBe('AWAITING_APPROVAL');
+    const caller = callerContext();
+    const response = await fetch(`${stack.api}/orders/${orderId}/cancel`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: `00-${caller.traceId}-${caller.spanId}-01` },
+      body: JSON.stringify({ reason: 'tracing' }),
+    });
+    expect(response.status).toBe(202);
+    expect(await stack.waitForTerminal(orderId)).toBe('CANCELLED');
+
+    const inTrace = () => collector.spans().filter((s) => s.traceId === caller.traceId);
+    await expect
+      .poll(() => inTrace().map((s) => s.name), { timeout: 15_000 })
+      .toEqual(expect.arrayContaining(['HandleUpdate:cancelOrder']));
+    const byId = new Map(inTrace().map((s) => [s.spanId, s]));
+    const lineage = (span: ReceivedSpan | undefined): string[] =>
+      span ? [`${span.service}: ${span.name}`, ...lineage(byId.get(span.parentSpanId))] : [];
+    const named = (name: string) => inTrace().find((s) => s.name === name);
+    expect(lineage(named('HandleUpdate:cancelOrder'))).toEqual([
+      'order-saga-worker: HandleUpdate:cancelOrder',
+      'order-saga-ingress: StartWorkflowUpdate:cancelOrder',
+      'order-saga-ingress: POST /orders/:orderId/cancel',
+    ]);
+    expect(lineage(named('ValidateUpdate:cancelOrder'))).toEqual([
+      'order-saga-worker: ValidateUpdate:cancelOrder',
+      'order-saga-ingress: StartWorkflowUpdate:cancelOrder',
+      'order-saga-ingress: POST /orders/:orderId/cancel',
+    ]);
+    expect(named('POST /orders/:orderId/cancel')?.parentSpanId).toBe(caller.spanId);
   });
 
   it('when an order is handled, then every log line about it names the order, its workflow and its trace', async () => {
