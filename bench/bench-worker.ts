@@ -48,12 +48,10 @@ void (async () => {
       continue;
     }
     const workflowId = `${type}-${randomUUID()}`;
-    starter.workflow
-      .start(type, { taskQueue: config.temporal.taskQueue, workflowId, requestEagerStart: true })
-      .then(
-        () => request.respond(workflowId),
-        (error: Error) => request.respond(`error: ${error.message}`),
-      );
+    starter.workflow.start(type, { taskQueue: config.temporal.taskQueue, workflowId, requestEagerStart: true }).then(
+      () => request.respond(workflowId),
+      (error: Error) => request.respond(`error: ${error.message}`),
+    );
   }
 })();
 process.once('SIGTERM', () => worker.shutdown());

@@ -16,8 +16,7 @@ const digitsOf = new Map<string, number>();
 export function minorUnitDigits(currency: string): number {
   let digits = digitsOf.get(currency);
   if (digits === undefined) {
-    digits =
-      new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+    digits = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
     digitsOf.set(currency, digits);
   }
   return digits;

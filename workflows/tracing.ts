@@ -17,12 +17,7 @@ import {
   defaultPayloadConverter,
   type Headers,
 } from '@temporalio/common';
-import {
-  ContinueAsNew,
-  proxySinks,
-  workflowInfo,
-  type WorkflowInterceptorsFactory,
-} from '@temporalio/workflow';
+import { ContinueAsNew, proxySinks, workflowInfo, type WorkflowInterceptorsFactory } from '@temporalio/workflow';
 import type { OpenTelemetrySinks, SerializableSpan } from '@temporalio/interceptors-opentelemetry';
 
 /** The header Temporal's OpenTelemetry interceptors carry the W3C trace context in (client, activities). */
@@ -121,7 +116,10 @@ function withContext(headers: Headers, { traceId, spanId, traceFlags }: SpanCont
 /** Hex digits from the workflow's deterministic random source: a replay makes the same ids. */
 function randomHex(length: number): string {
   let hex = '';
-  while (hex.length < length) hex += Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0');
+  while (hex.length < length)
+    hex += Math.floor(Math.random() * 2 ** 32)
+      .toString(16)
+      .padStart(8, '0');
   return hex.slice(0, length);
 }
 
@@ -153,7 +151,11 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
       {
         execute(input, next) {
           root = new WorkflowSpan(`RunWorkflow:${workflowInfo().workflowType}`, extractContext(input.headers));
-          return inSpan(root, () => next(input), (error) => error instanceof ContinueAsNew);
+          return inSpan(
+            root,
+            () => next(input),
+            (error) => error instanceof ContinueAsNew,
+          );
         },
         handleSignal(input, next) {
           const span = new WorkflowSpan(`HandleSignal:${input.signalName}`, extractContext(input.headers));
