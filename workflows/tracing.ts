@@ -146,6 +146,15 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
     }
   }
 
+  /** A StartActivity span (regular or local), its context passed on in the activity's headers. */
+  function startActivity<Input extends { activityType: string; headers: Headers }>(
+    input: Input,
+    next: (input: Input) => Promise<unknown>,
+  ): Promise<unknown> {
+    const span = new WorkflowSpan(`StartActivity:${input.activityType}`, root?.context);
+    return inSpan(span, () => next({ ...input, headers: withContext(input.headers, span.context) }));
+  }
+
   return {
     inbound: [
       {
@@ -185,14 +194,8 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
     ],
     outbound: [
       {
-        scheduleActivity(input, next) {
-          const span = new WorkflowSpan(`StartActivity:${input.activityType}`, root?.context);
-          return inSpan(span, () => next({ ...input, headers: withContext(input.headers, span.context) }));
-        },
-        scheduleLocalActivity(input, next) {
-          const span = new WorkflowSpan(`StartActivity:${input.activityType}`, root?.context);
-          return inSpan(span, () => next({ ...input, headers: withContext(input.headers, span.context) }));
-        },
+        scheduleActivity: startActivity,
+        scheduleLocalActivity: startActivity,
         getLogAttributes(input, next) {
           return next(root ? { trace_id: root.context.traceId, span_id: root.context.spanId, ...input } : input);
         },

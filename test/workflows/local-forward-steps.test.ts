@@ -126,6 +126,18 @@ async function expectUndone(o: Order, sku: string, result: OrderStatusDocument, 
 }
 
 const typesOf = (events: { type: string }[]) => events.map((e) => e.type);
+/**
+ * The audit trail of a saga cancelled after `entered`: both undos (each local step's, whether or
+ * not its task was lost), the notice, the outcome; none of the statuses the lost task entered.
+ */
+const cancelledAfter = (...entered: string[]) => [
+  ...entered,
+  'OrderCompensating',
+  'RefundCompensated',
+  'ReleaseCompensated',
+  'OutcomeNoticeSent',
+  'OrderCancelled',
+];
 
 describe('a workflow task lost after its local steps, with a cancel in between', () => {
   for (const { loseTaskAfter, ran, charged } of [
@@ -140,14 +152,7 @@ describe('a workflow task lost after its local steps, with a cancel in between',
       await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
 
       await expectUndone(o, sku, await handle.result(), charged);
-      expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual([
-        'OrderReceived',
-        'OrderCompensating',
-        'RefundCompensated',
-        'ReleaseCompensated',
-        'OutcomeNoticeSent',
-        'OrderCancelled',
-      ]);
+      expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual(cancelledAfter('OrderReceived'));
     }, 60_000);
 
   it('when the task that took the approval reserved, charged and was lost, then the cancelled saga refunds and releases', async () => {
@@ -162,15 +167,9 @@ describe('a workflow task lost after its local steps, with a cancel in between',
     await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
 
     await expectUndone(o, sku, await handle.result(), true);
-    expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual([
-      'OrderReceived',
-      'OrderAwaitingApproval',
-      'OrderCompensating',
-      'RefundCompensated',
-      'ReleaseCompensated',
-      'OutcomeNoticeSent',
-      'OrderCancelled',
-    ]);
+    expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual(
+      cancelledAfter('OrderReceived', 'OrderAwaitingApproval'),
+    );
   }, 60_000);
 });
 
