@@ -285,6 +285,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   });
 
   // Stock, for operators: read it, set the available units, or add to them. Reserved units are never touched.
+  // A change sent with an Idempotency-Key is applied once: a retry after a lost answer gets the first one's.
   app.get('/inventory/:sku', async (req, res) => {
     requireOperator(callerOf(res), 'reading stock');
     const sku = skuParam(req);
@@ -297,14 +298,16 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     const caller = callerOf(res);
     requireOperator(caller, 'setting stock');
     const units = unitsField(req.body, 'available', 0);
-    res.json(await inventoryAdmin({ op: 'set', sku: skuParam(req), units, by: caller.id }));
+    const idempotencyKey = stockChangeKey(req);
+    res.json(await inventoryAdmin({ op: 'set', sku: skuParam(req), units, by: caller.id, idempotencyKey }));
   });
 
   app.post('/inventory/:sku/restock', requireJson, jsonBody, async (req, res) => {
     const caller = callerOf(res);
     requireOperator(caller, 'adding stock');
     const units = unitsField(req.body, 'units', 1);
-    res.json(await inventoryAdmin({ op: 'add', sku: skuParam(req), units, by: caller.id }));
+    const idempotencyKey = stockChangeKey(req);
+    res.json(await inventoryAdmin({ op: 'add', sku: skuParam(req), units, by: caller.id, idempotencyKey }));
   });
 
   // An order's reserved stock given back, for what `npm run reconcile` finds: an order that ended
@@ -375,16 +378,25 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       reply = await deps.inventoryAdmin(request);
     } catch (error) {
       logger.warn({ err: error }, 'no worker answered an inventory request');
+      // A worker may have applied a change and answered too late: a retry must not apply it twice.
+      const change = request.op === 'set' || request.op === 'add';
+      const retry = !change
+        ? `retry after ${retryAfter} seconds`
+        : request.idempotencyKey
+          ? `the change may have been applied: retry after ${retryAfter} seconds with the same Idempotency-Key, which applies it at most once and answers what was applied`
+          : `the change may have been applied by a slow worker: read the stock (GET /inventory/${request.sku}) before sending it again, and send stock changes with an Idempotency-Key so that a retry is applied at most once`;
       throw new HttpProblem(
         503,
         'Service Unavailable',
-        `no worker answered (the inventory belongs to the workers); retry after ${retryAfter} seconds`,
+        `no worker answered in time (the inventory belongs to the workers); ${retry}`,
         {},
         { 'Retry-After': retryAfter },
       );
     }
-    if (!reply.ok)
-      throw new HttpProblem(reply.status, reply.status === 400 ? 'Bad Request' : 'Stock not changed', reply.detail);
+    if (!reply.ok) {
+      const title = { 400: 'Bad Request', 422: 'Idempotency-Key reused', 500: 'Stock not changed' }[reply.status];
+      throw new HttpProblem(reply.status, title, reply.detail);
+    }
     const { ok: _ok, ...result } = reply;
     return result;
   }
@@ -519,6 +531,18 @@ function requireOperator(caller: Caller, what: string): void {
   if (caller.role !== 'operator') {
     throw new HttpProblem(403, 'Forbidden', `${what} is an operator's act; you are authenticated as a ${caller.role}`);
   }
+}
+
+/** The Idempotency-Key of a stock change, when sent; 400 when malformed. */
+function stockChangeKey(req: Request): string | undefined {
+  const key = req.get('idempotency-key');
+  if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
+    throw new HttpProblem(
+      400,
+      'Invalid Idempotency-Key',
+      'the Idempotency-Key header must be 1 to 255 visible ASCII characters, e.g. a UUID',
+    );
+  return key;
 }
 
 function skuParam(req: Request): string {

@@ -30,10 +30,28 @@ export const unitsSchema = (minimum: 0 | 1) =>
     .min(minimum, minimum === 0 ? 'must not be negative' : 'must be at least 1 (to take stock away, set it)')
     .max(MAX_UNITS, `must be at most ${MAX_UNITS}`);
 
+/**
+ * The Idempotency-Key an operator may send with a stock change: a repeat with the same key (and
+ * the same change) is answered with the first change as applied and changes nothing. Per operator.
+ */
+const idempotencyKeySchema = z.string().min(1).max(255).optional();
+
 export const inventoryAdminRequestSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('show'), sku: skuSchema }),
-  z.strictObject({ op: z.literal('set'), sku: skuSchema, units: unitsSchema(0), by: z.string().min(1) }),
-  z.strictObject({ op: z.literal('add'), sku: skuSchema, units: unitsSchema(1), by: z.string().min(1) }),
+  z.strictObject({
+    op: z.literal('set'),
+    sku: skuSchema,
+    units: unitsSchema(0),
+    by: z.string().min(1),
+    idempotencyKey: idempotencyKeySchema,
+  }),
+  z.strictObject({
+    op: z.literal('add'),
+    sku: skuSchema,
+    units: unitsSchema(1),
+    by: z.string().min(1),
+    idempotencyKey: idempotencyKeySchema,
+  }),
   // An order's reservation given back by an operator (the ingress first checks the saga does not need it).
   z.strictObject({ op: z.literal('release'), orderId: z.string().min(1).max(128), by: z.string().min(1) }),
 ]);
@@ -80,7 +98,19 @@ export interface StockLevelView {
   reserved: number;
 }
 
-/** `level` (and `before` for a change) for stock requests; `released` for a release (false: nothing was reserved). */
+/**
+ * `level` for stock requests; for a change also `before` (absent for a new SKU), `applied` (the
+ * change made) and `replayed` (true: an earlier request with the same Idempotency-Key made it, and
+ * `level` is the level right after it); `released` for a release (false: nothing was reserved).
+ * Status 422: the Idempotency-Key was already used for another change.
+ */
 export type InventoryAdminReply =
-  | { ok: true; level?: StockLevelView; before?: StockLevelView; released?: boolean }
-  | { ok: false; status: 400 | 500; detail: string };
+  | {
+      ok: true;
+      level?: StockLevelView;
+      before?: StockLevelView;
+      applied?: { set: number } | { add: number };
+      replayed?: boolean;
+      released?: boolean;
+    }
+  | { ok: false; status: 400 | 422 | 500; detail: string };

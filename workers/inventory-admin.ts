@@ -1,7 +1,8 @@
 // Stock management for operators, served by every worker on NATS (request-reply, one queue group:
 // one worker takes each request); also the reservations of a time window, for reconciliation.
 // The ingress has already checked the caller is an operator. A change is applied in one
-// transaction (reserved units never touched), then audited on AUDIT (audit.inventory.StockSet /
+// transaction (reserved units never touched; with its Idempotency-Key, recorded in that same
+// transaction, so a retry after a lost answer is not applied twice), then audited on AUDIT (audit.inventory.StockSet /
 // StockAdded: who, before, after; ReservationReleased: which order, who) before the answer goes back.
 import { randomUUID } from 'node:crypto';
 import type { JetStreamClient } from '@nats-io/jetstream';
@@ -20,7 +21,11 @@ import {
 } from '../lib/inventory-admin.js';
 import type { Logger } from '../lib/logger.js';
 import { SUBJECTS } from '../lib/nats.js';
-import type { InventoryStore } from '../activities/inventory/inventory-store.js';
+import {
+  StockChangeKeyReusedError,
+  type AppliedStockChange,
+  type InventoryStore,
+} from '../activities/inventory/inventory-store.js';
 
 const AUDIT_ATTEMPTS = 5;
 
@@ -68,15 +73,34 @@ export function serveInventoryAdmin(deps: {
       return { ok: true, released };
     }
     const change = request.op === 'set' ? { set: request.units } : { add: request.units };
-    const { before, after } = await inventory.adjustAvailable(request.sku, change);
-    await audit(STOCK_EVENT_TYPES[request.op], {
-      id: `stock:${request.sku}:${randomUUID()}`,
-      aggregate_id: request.sku,
-      data: { sku: request.sku, change, before: before ?? null, after, by: request.by },
-      whatChanged: `the stock of ${request.sku} was changed (now ${after.available} available)`,
-    });
-    logger.info({ sku: request.sku, change, before, after, by: request.by }, 'stock changed by an operator');
-    return { ok: true, level: after, ...(before && { before }) };
+    const idempotency = request.idempotencyKey ? { by: request.by, key: request.idempotencyKey } : undefined;
+    let applied: AppliedStockChange;
+    try {
+      applied = await inventory.adjustAvailable(request.sku, change, {
+        auditEventId: `stock:${request.sku}:${randomUUID()}`,
+        idempotency,
+      });
+    } catch (error) {
+      if (error instanceof StockChangeKeyReusedError)
+        return { ok: false, status: 422, detail: `${error.message}; use a new key for a new change` };
+      throw error;
+    }
+    const { before, after, replayed } = applied;
+    // A repeat stores the audit event only when the first request could not (same id: stored once).
+    if (!applied.audited) {
+      await audit(STOCK_EVENT_TYPES[request.op], {
+        id: applied.auditEventId,
+        aggregate_id: request.sku,
+        data: { sku: request.sku, change: applied.change, before: before ?? null, after, by: request.by },
+        whatChanged: `the stock of ${request.sku} was changed (now ${after.available} available)`,
+      });
+      if (idempotency) await inventory.markStockChangeAudited(idempotency);
+    }
+    logger.info(
+      { sku: request.sku, change, before, after, by: request.by, idempotencyKey: request.idempotencyKey, replayed },
+      replayed ? 'stock change already applied for this Idempotency-Key' : 'stock changed by an operator',
+    );
+    return { ok: true, level: after, ...(before && { before }), applied: applied.change, replayed };
   }
 
   /** Stores the audit event of a change already made, retrying a few times; says so clearly if it cannot. */

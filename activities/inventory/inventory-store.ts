@@ -1,7 +1,7 @@
 // Inventory: stock per SKU and reservations per order.
 // Invariant: for every SKU, available + reserved stays equal to the stock put in, and
 // neither goes below zero. Reserving is all-or-nothing and idempotent per order;
-// releasing is idempotent.
+// releasing is idempotent; an operator's stock change sent with an Idempotency-Key is applied once.
 import type { ReservationRecord } from '../../lib/inventory-admin.js';
 import type { SqlClient } from './sql-client.js';
 
@@ -18,6 +18,75 @@ export interface StockLevel {
 
 /** An operator's change to a SKU's available units: replace them, or add to them. */
 export type StockChange = { set: number } | { add: number };
+
+/** Who asked for a stock change, and the Idempotency-Key they sent with it (keys are per operator). */
+export interface StockChangeKey {
+  by: string;
+  key: string;
+}
+
+/** A stock change as it was applied. */
+export interface AppliedStockChange {
+  sku: string;
+  change: StockChange;
+  /** The level before the change; undefined for a new SKU. */
+  before: StockLevel | undefined;
+  after: StockLevel;
+  /** The id of the change's audit event: a repeat has the first one's, so AUDIT holds it once. */
+  auditEventId: string;
+  /** True when this repeats an earlier request with the same key: nothing was changed now. */
+  replayed: boolean;
+  /** Whether the change's audit event is known to be stored (a repeat stores it when the first could not). */
+  audited: boolean;
+}
+
+/** The Idempotency-Key was already used by the same operator for another change. */
+export class StockChangeKeyReusedError extends Error {
+  constructor(
+    readonly key: string,
+    readonly earlier: { sku: string; change: StockChange },
+  ) {
+    const what = 'set' in earlier.change ? `set to ${earlier.change.set}` : `add ${earlier.change.add}`;
+    super(`the Idempotency-Key "${key}" was already used for another change (${earlier.sku}: ${what})`);
+    this.name = 'StockChangeKeyReusedError';
+  }
+}
+
+const sameChange = (a: StockChange, b: StockChange) =>
+  'set' in a ? 'set' in b && a.set === b.set : 'add' in b && a.add === b.add;
+
+/** The change recorded under a key already used: returned again when it is the same change, refused otherwise. */
+async function earlierChange(
+  tx: SqlClient,
+  idempotency: StockChangeKey,
+  sku: string,
+  change: StockChange,
+): Promise<AppliedStockChange> {
+  const earlier = await tx.query<{
+    sku: string;
+    change: StockChange;
+    before: StockLevel | null;
+    after: StockLevel;
+    audit_event_id: string;
+    audited_at: Date | string | null;
+  }>(
+    `SELECT sku, change, before, after, audit_event_id, audited_at FROM stock_changes
+     WHERE requested_by = $1 AND idempotency_key = $2`,
+    [idempotency.by, idempotency.key],
+  );
+  const row = earlier.rows[0]!;
+  if (row.sku !== sku || !sameChange(row.change, change))
+    throw new StockChangeKeyReusedError(idempotency.key, { sku: row.sku, change: row.change });
+  return {
+    sku,
+    change: row.change,
+    before: row.before ?? undefined,
+    after: row.after,
+    auditEventId: row.audit_event_id,
+    replayed: true,
+    audited: row.audited_at !== null,
+  };
+}
 
 /** A line of the order could not be reserved; nothing of the order was. */
 export class OutOfStockError extends Error {
@@ -137,13 +206,28 @@ export class InventoryStore {
    * An operator's change of a SKU's available units (the SKU is created when new): `set` replaces
    * them, `add` adds to them; reserved units are never touched, so stock put in changes by the
    * difference. Returns the level before (undefined for a new SKU) and after.
+   *
+   * With `idempotency` (the operator and the Idempotency-Key they sent), the key is recorded in the
+   * same transaction as the change: a repeat (a retry after an answer was lost, say a slow worker's)
+   * changes nothing and returns the first change as it was applied, and the key sent with another
+   * change throws StockChangeKeyReusedError. A concurrent repeat waits for the first on the key's row.
    */
   async adjustAvailable(
     sku: string,
     change: StockChange,
-  ): Promise<{ before: StockLevel | undefined; after: StockLevel }> {
+    options: { auditEventId: string; idempotency?: StockChangeKey },
+  ): Promise<AppliedStockChange> {
+    const { auditEventId, idempotency } = options;
     const newAvailable = 'set' in change ? 'EXCLUDED.available' : 'stock.available + EXCLUDED.available';
     return this.db.transaction(async (tx) => {
+      if (idempotency) {
+        const claimed = await tx.query(
+          `INSERT INTO stock_changes (requested_by, idempotency_key, sku, change, audit_event_id)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (requested_by, idempotency_key) DO NOTHING RETURNING sku`,
+          [idempotency.by, idempotency.key, sku, JSON.stringify(change), auditEventId],
+        );
+        if (claimed.rows.length === 0) return earlierChange(tx, idempotency, sku, change);
+      }
       const before = await tx.query<StockLevel>(
         'SELECT sku, available, reserved FROM stock WHERE sku = $1 FOR UPDATE',
         [sku],
@@ -154,8 +238,27 @@ export class InventoryStore {
          RETURNING sku, available, reserved`,
         [sku, 'set' in change ? change.set : change.add],
       );
-      return { before: before.rows[0], after: after.rows[0]! };
+      const applied = { sku, change, before: before.rows[0], after: after.rows[0]!, auditEventId };
+      if (idempotency)
+        await tx.query(
+          'UPDATE stock_changes SET before = $3, after = $4 WHERE requested_by = $1 AND idempotency_key = $2',
+          [
+            idempotency.by,
+            idempotency.key,
+            applied.before ? JSON.stringify(applied.before) : null,
+            JSON.stringify(applied.after),
+          ],
+        );
+      return { ...applied, replayed: false, audited: false };
     });
+  }
+
+  /** Records that the audit event of a keyed change is stored, so a repeat does not store it again. */
+  async markStockChangeAudited(idempotency: StockChangeKey): Promise<void> {
+    await this.db.query(
+      'UPDATE stock_changes SET audited_at = now() WHERE requested_by = $1 AND idempotency_key = $2',
+      [idempotency.by, idempotency.key],
+    );
   }
 
   /** Current levels, for a SKU or all of them. */

@@ -37,6 +37,26 @@ export const MIGRATIONS: readonly Migration[] = [
     // Reconciliation reads the reservations made in a time window.
     sql: `CREATE INDEX reservations_created_at ON reservations (created_at);`,
   },
+  {
+    version: 3,
+    name: 'stock changes by idempotency key',
+    // An operator's stock change sent with an Idempotency-Key, stored in the transaction that
+    // applies it: a retry of a change whose answer was lost (a slow worker) answers this row
+    // instead of applying the change again. Keys are per operator (requested_by).
+    sql: `
+      CREATE TABLE stock_changes (
+        requested_by    TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        sku             TEXT NOT NULL,
+        change          JSONB NOT NULL,
+        before          JSONB,
+        after           JSONB,
+        audit_event_id  TEXT NOT NULL,
+        audited_at      TIMESTAMPTZ,
+        created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (requested_by, idempotency_key)
+      );`,
+  },
 ];
 
 /** Held (per transaction) by whoever changes the schema, so processes starting together wait in turn. */

@@ -6,6 +6,7 @@ import {
   InventoryStore,
   OutOfStockError,
   ReservationReleasedError,
+  StockChangeKeyReusedError,
 } from '../../activities/inventory/inventory-store.js';
 import { migrate, MIGRATIONS } from '../../activities/inventory/migrations.js';
 import { embeddedClient, postgresClient, type SqlClient } from '../../activities/inventory/sql-client.js';
@@ -104,6 +105,35 @@ for (const engine of engines) {
       expect(await store.release(orderId)).toBe(true);
       expect(await store.release(orderId)).toBe(false);
       expect(await store.levels(a)).toEqual([{ sku: a, available: 4, reserved: 0 }]);
+    });
+
+    it('when the same keyed stock change arrives twice at once, then it is applied once and both answer it', async () => {
+      const a = await sku(5);
+      const key = { by: 'ops', key: randomUUID() };
+      const [one, two] = await Promise.all(
+        ['first', 'second'].map((attempt) =>
+          store.adjustAvailable(a, { add: 3 }, { auditEventId: `stock:${a}:${attempt}`, idempotency: key }),
+        ),
+      );
+      expect([one!.replayed, two!.replayed].sort()).toEqual([false, true]);
+      expect(two!.after).toEqual(one!.after);
+      expect(two!.before).toEqual(one!.before);
+      expect(two!.auditEventId).toBe(one!.auditEventId); // audited once, under one id
+      expect(await store.levels(a)).toEqual([{ sku: a, available: 8, reserved: 0 }]);
+      // The key for another change is refused; another operator's same key is theirs.
+      await expect(
+        store.adjustAvailable(a, { set: 3 }, { auditEventId: `stock:${a}:third`, idempotency: key }),
+      ).rejects.toBeInstanceOf(StockChangeKeyReusedError);
+      const theirs = await store.adjustAvailable(
+        a,
+        { add: 3 },
+        {
+          auditEventId: `stock:${a}:theirs`,
+          idempotency: { by: 'other-operator', key: key.key },
+        },
+      );
+      expect(theirs.replayed).toBe(false);
+      expect(await store.levels(a)).toEqual([{ sku: a, available: 11, reserved: 0 }]);
     });
 
     it('when a release comes before its reservation, then the late reservation is refused', async () => {

@@ -67,12 +67,14 @@ describe('stock management', () => {
     expect((await call('GET', `/inventory/${sku}`)).status).toBe(404);
     expect(await call('PUT', `/inventory/${sku}`, { available: 40 })).toEqual({
       status: 200,
-      body: { level: { sku, available: 40, reserved: 0 } },
+      body: { level: { sku, available: 40, reserved: 0 }, applied: { set: 40 }, replayed: false },
     });
     const added = await call('POST', `/inventory/${sku}/restock`, { units: 10 });
     expect(added.body).toEqual({
       level: { sku, available: 50, reserved: 0 },
       before: { sku, available: 40, reserved: 0 },
+      applied: { add: 10 },
+      replayed: false,
     });
     expect((await call('GET', `/inventory/${sku}`)).body).toEqual({ sku, available: 50, reserved: 0 });
 
@@ -155,11 +157,11 @@ describe('stock management', () => {
     const sku = newSku();
     expect(await cli('set', sku, '12')).toMatchObject({
       code: 0,
-      stdout: `${sku}: 12 available, 0 reserved (new SKU)\n`,
+      stdout: `${sku}: set to 12: 12 available, 0 reserved (new SKU)\n`,
     });
     expect(await cli('add', sku, '3')).toMatchObject({
       code: 0,
-      stdout: `${sku}: 15 available, 0 reserved (was 12 available)\n`,
+      stdout: `${sku}: added 3: 15 available, 0 reserved (was 12 available)\n`,
     });
     expect(await cli('show', sku)).toMatchObject({ code: 0, stdout: `${sku}: 15 available, 0 reserved\n` });
     const negative = await cli('set', sku, '-3');
@@ -168,6 +170,65 @@ describe('stock management', () => {
     const unknown = await cli('show', newSku());
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('404 SKU not found');
+  });
+
+  it('when a slow worker applies a restock after the ingress answered 503, then a retry with the same Idempotency-Key adds nothing and answers what was applied', async () => {
+    const sku = newSku();
+    await call('PUT', `/inventory/${sku}`, { available: 5 });
+    const key = `restock-${randomUUID()}`;
+    const withKey = { ...asOperator, 'idempotency-key': key };
+    // A paused worker holds the request (NATS hands it over, it answers nothing) past the ingress's
+    // wait; once it runs again it applies the change, and its answer goes to nobody.
+    worker.child.kill('SIGSTOP');
+    let gaveUp: Awaited<ReturnType<typeof call>>;
+    try {
+      gaveUp = await call('POST', `/inventory/${sku}/restock`, { units: 10 }, withKey);
+    } finally {
+      worker.child.kill('SIGCONT');
+    }
+    expect(gaveUp.status).toBe(503);
+    expect(gaveUp.body.detail).toContain('may have been applied');
+    expect(gaveUp.body.detail).toContain('same Idempotency-Key');
+    await expect
+      .poll(async () => (await call('GET', `/inventory/${sku}`)).body.available, { timeout: 20_000 })
+      .toBe(15);
+
+    // The retry the 503 asked for: the change is not applied again; the answer is the first one's.
+    const retried = await call('POST', `/inventory/${sku}/restock`, { units: 10 }, withKey);
+    expect(retried).toEqual({
+      status: 200,
+      body: {
+        level: { sku, available: 15, reserved: 0 },
+        before: { sku, available: 5, reserved: 0 },
+        applied: { add: 10 },
+        replayed: true,
+      },
+    });
+    expect((await call('GET', `/inventory/${sku}`)).body).toEqual({ sku, available: 15, reserved: 0 });
+    // The same key for another change is refused, and changes nothing.
+    const reused = await call('POST', `/inventory/${sku}/restock`, { units: 3 }, withKey);
+    expect(reused.status).toBe(422);
+    expect(reused.body.detail).toContain('already used');
+    expect((await call('GET', `/inventory/${sku}`)).body).toEqual({ sku, available: 15, reserved: 0 });
+    const audit = (await readStream(js, jsm, 'AUDIT')).filter((event) => event.aggregate_id === sku);
+    expect(audit.map((event) => event.type)).toEqual(['StockSet', 'StockAdded']);
+  }, 60_000);
+
+  it('when npm run inventory changes stock, then it sends an Idempotency-Key and says what it applied', async () => {
+    const sku = newSku();
+    await call('PUT', `/inventory/${sku}`, { available: 4 });
+    const key = `cli-${randomUUID()}`;
+    const added = await cli('add', sku, '6', '--key', key);
+    expect(added).toMatchObject({ code: 0, stdout: `${sku}: added 6: 10 available, 0 reserved (was 4 available)\n` });
+    // Run again with the key it was given (what it tells the operator after a lost answer): applied once.
+    const again = await cli('add', sku, '6', '--key', key);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`${sku}: added 6: 10 available, 0 reserved (was 4 available)`);
+    expect(again.stdout).toContain(`already applied with key ${key}; not applied again`);
+    expect((await call('GET', `/inventory/${sku}`)).body).toEqual({ sku, available: 10, reserved: 0 });
+    const reused = await cli('set', sku, '1', '--key', key);
+    expect(reused.code).toBe(1);
+    expect(reused.stderr).toContain('422');
   });
 
   // Last: it stops the worker.
