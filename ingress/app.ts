@@ -312,14 +312,24 @@ export function createIngressApp(deps: IngressDeps): express.Express {
 
   // An order's reserved stock given back, for what `npm run reconcile` finds: an order that ended
   // without shipping but still holds stock, or stock reserved for an order with no saga. Refused
-  // while the saga runs (it gives the stock back itself if the order does not complete) and for a
-  // completed order (its units went to the customer).
+  // while the saga runs (it gives the stock back itself if the order does not complete), for a
+  // completed order (its units went to the customer), and for an order with neither a saga nor a
+  // reservation: its saga may not have started yet, and reserves when it does.
   app.post('/inventory/reservations/:orderId/release', requireJsonIfBody, jsonBody, async (req, res) => {
     const caller = callerOf(res);
     requireOperator(caller, 'releasing a reservation');
     const orderId = reservationOrderIdParam(req);
-    await requireSagaWithoutStock(orderId);
-    const { released = false } = await inventoryAdmin({ op: 'release', orderId, by: caller.id });
+    const sagaExists = await requireSagaWithoutStock(orderId);
+    const { released = false, reservationBefore } = await inventoryAdmin({ op: 'release', orderId, by: caller.id });
+    if (!sagaExists && reservationBefore === 'NONE')
+      throw new HttpProblem(
+        409,
+        'Reservation not released',
+        `order ${orderId} has no saga yet and nothing reserved, so nothing was changed: if the order was accepted, ` +
+          'its saga has not started (the starter may be behind, or its event is on ORDERS_DLQ: `npm run dlq -- list`) and ' +
+          'reserves its stock when it starts; releasing it now would make that saga fail. Once the saga runs, cancel the ' +
+          'order instead: it gives its stock back itself',
+      );
     res.json({ orderId, released, ...(!released && { detail: 'nothing was reserved for this order' }) });
   });
 
@@ -415,14 +425,14 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     }
   }
 
-  /** Refuses (409) to touch the stock of an order whose saga runs or completed; no saga at all is fine. */
-  async function requireSagaWithoutStock(orderId: string): Promise<void> {
+  /** Refuses (409) to touch the stock of an order whose saga runs or completed; answers whether a saga exists. */
+  async function requireSagaWithoutStock(orderId: string): Promise<boolean> {
     const handle = temporal.workflow.getHandle(orderWorkflowId(orderId));
     let description: WorkflowExecutionDescription;
     try {
       description = await withinMs(QUERY_DEADLINE_MS, () => handle.describe());
     } catch (error) {
-      if (error instanceof WorkflowNotFoundError) return;
+      if (error instanceof WorkflowNotFoundError) return false;
       throw temporalProblem(error, orderId, 'the order');
     }
     const refused = (detail: string, orderStatus: string | undefined) =>
@@ -438,6 +448,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     const { status } = await statusOf(orderId);
     if (status === 'COMPLETED')
       throw refused(`order ${orderId} completed: its reserved units went to the customer and stay reserved`, status);
+    return true;
   }
 
   /**

@@ -53,6 +53,7 @@ export const inventoryAdminRequestSchema = z.discriminatedUnion('op', [
     idempotencyKey: idempotencyKeySchema,
   }),
   // An order's reservation given back by an operator (the ingress first checks the saga does not need it).
+  // Only a reservation held is released: an order with none is left as it is (its saga may not have started).
   z.strictObject({ op: z.literal('release'), orderId: z.string().min(1).max(128), by: z.string().min(1) }),
 ]);
 
@@ -112,5 +113,7 @@ export type InventoryAdminReply =
       applied?: { set: number } | { add: number };
       replayed?: boolean;
       released?: boolean;
+      /** For a release: the order's reservation before it (NONE: the order never reserved anything). */
+      reservationBefore?: 'RESERVED' | 'RELEASED' | 'NONE';
     }
   | { ok: false; status: 400 | 422 | 500; detail: string };

@@ -60,7 +60,10 @@ export function serveInventoryAdmin(deps: {
   async function handle(request: InventoryAdminRequest): Promise<InventoryAdminReply> {
     if (request.op === 'show') return { ok: true, level: (await inventory.levels(request.sku))[0] };
     if (request.op === 'release') {
-      const released = await inventory.release(request.orderId);
+      // Never leaves a tombstone (as the saga's own release does): an order that reserved nothing yet
+      // may have a saga still to start, whose reservation a tombstone would make fail.
+      const reservationBefore = (await inventory.releaseHeld(request.orderId)) ?? 'NONE';
+      const released = reservationBefore === 'RESERVED';
       // Only a release that gave units back is a change to audit; one order's reservation is released once.
       if (released)
         await audit(RESERVATION_RELEASED_EVENT_TYPE, {
@@ -70,7 +73,7 @@ export function serveInventoryAdmin(deps: {
           whatChanged: `the reservation of order ${request.orderId} was released`,
         });
       logger.info({ orderId: request.orderId, released, by: request.by }, 'reservation released by an operator');
-      return { ok: true, released };
+      return { ok: true, released, reservationBefore };
     }
     const change = request.op === 'set' ? { set: request.units } : { add: request.units };
     const idempotency = request.idempotencyKey ? { by: request.by, key: request.idempotencyKey } : undefined;

@@ -55,6 +55,20 @@ export class StockChangeKeyReusedError extends Error {
 const sameChange = (a: StockChange, b: StockChange) =>
   'set' in a ? 'set' in b && a.set === b.set : 'add' in b && a.add === b.add;
 
+/** Moves the units of an order's reservation lines from reserved back to available (its row just marked RELEASED). */
+async function returnReservedUnits(tx: SqlClient, orderId: string): Promise<void> {
+  const lines = await tx.query<ReservationLine>(
+    'SELECT sku, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY sku',
+    [orderId],
+  );
+  for (const { sku, quantity } of lines.rows) {
+    await tx.query(
+      'UPDATE stock SET available = available + $2, reserved = reserved - $2, updated_at = now() WHERE sku = $1',
+      [sku, quantity],
+    );
+  }
+}
+
 /** The change recorded under a key already used: returned again when it is the same change, refused otherwise. */
 async function earlierChange(
   tx: SqlClient,
@@ -179,17 +193,28 @@ export class InventoryStore {
         [orderId],
       );
       if (released.rows.length === 0) return false;
-      const lines = await tx.query<ReservationLine>(
-        'SELECT sku, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY sku',
+      await returnReservedUnits(tx, orderId);
+      return true;
+    });
+  }
+
+  /**
+   * An operator's release: returns the order's stock only when it holds a reservation, and answers
+   * the reservation's status before the call (undefined: none). Unlike release(), it leaves no
+   * tombstone for an order with no reservation: that order's saga may not have started yet, and
+   * a tombstone would make its reservation, and so the saga, fail when it does.
+   */
+  async releaseHeld(orderId: string): Promise<'RESERVED' | 'RELEASED' | undefined> {
+    return this.db.transaction(async (tx) => {
+      const found = await tx.query<{ status: 'RESERVED' | 'RELEASED' }>(
+        'SELECT status FROM reservations WHERE order_id = $1 FOR UPDATE',
         [orderId],
       );
-      for (const { sku, quantity } of lines.rows) {
-        await tx.query(
-          'UPDATE stock SET available = available + $2, reserved = reserved - $2, updated_at = now() WHERE sku = $1',
-          [sku, quantity],
-        );
-      }
-      return true;
+      const status = found.rows[0]?.status;
+      if (status !== 'RESERVED') return status;
+      await tx.query(`UPDATE reservations SET status = 'RELEASED', released_at = now() WHERE order_id = $1`, [orderId]);
+      await returnReservedUnits(tx, orderId);
+      return status;
     });
   }
 

@@ -136,6 +136,16 @@ for (const engine of engines) {
       expect(await store.levels(a)).toEqual([{ sku: a, available: 11, reserved: 0 }]);
     });
 
+    it("when an operator releases an order that reserved nothing, then nothing is written and the order's reservation still works", async () => {
+      const a = await sku(4);
+      const orderId = randomUUID();
+      expect(await store.releaseHeld(orderId)).toBeUndefined();
+      await store.reserve(orderId, [{ sku: a, quantity: 1 }]); // no tombstone refused it
+      expect(await store.releaseHeld(orderId)).toBe('RESERVED');
+      expect(await store.releaseHeld(orderId)).toBe('RELEASED');
+      expect(await store.levels(a)).toEqual([{ sku: a, available: 4, reserved: 0 }]);
+    });
+
     it('when a release comes before its reservation, then the late reservation is refused', async () => {
       const a = await sku(4);
       const orderId = randomUUID();

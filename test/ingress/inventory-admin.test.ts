@@ -10,7 +10,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../../lib/nats.js';
 import { readStream } from '../support/streams.js';
-import type { ProductProcess } from '../support/processes.js';
+import { waitUntilReady, type ProductProcess } from '../support/processes.js';
 import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
 
 const run = promisify(execFile);
@@ -230,6 +230,28 @@ describe('stock management', () => {
     expect(reused.code).toBe(1);
     expect(reused.stderr).toContain('422');
   });
+
+  it('when an operator releases the stock of an order whose saga has not started, then it is refused and the saga, once started, completes', async () => {
+    // A worker without the starter: the order is accepted (stored on ORDERS) but no saga starts yet.
+    await worker.stop();
+    const withoutStarter = stack.launch('workers/main.ts', { STARTER_ENABLED: 'false' });
+    let orderId: string;
+    try {
+      await waitUntilReady(`${stack.workerOps}/ready`, withoutStarter);
+      orderId = await stack.placeOrder({}, { 'x-api-key': SERVICE_KEY });
+      const refused = await call('POST', `/inventory/reservations/${orderId}/release`);
+      expect(refused.status).toBe(409);
+      expect(refused.body.detail).toContain(`order ${orderId} has no saga yet and nothing reserved`);
+      expect(refused.body.detail).toContain('nothing was changed');
+    } finally {
+      await withoutStarter.stop();
+      worker = await stack.start('workers/main.ts');
+    }
+    // The starter catches up: the saga reserves as if nobody had asked, and completes.
+    await expect
+      .poll(async () => (await call('GET', `/orders/${orderId}`)).body.status, { timeout: 30_000 })
+      .toBe('COMPLETED');
+  }, 90_000);
 
   // Last: it stops the worker.
   it('when no worker is running, then stock requests answer 503 with Retry-After', async () => {
