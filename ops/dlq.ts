@@ -7,11 +7,15 @@
 //
 // Replay is dedup-aware: it publishes with the message id "<event id>:replay:<dlq-seq>", so
 // replaying the same entry twice stores it once, and it refuses when the order's saga already
-// exists (the starter would only acknowledge it) unless --force.
+// exists (the starter would only acknowledge it) or when the starter would dead-letter the event
+// again (an order older than the namespace's retention: stale on every replay) unless --force.
+// Each replay carries its count (header Dlq-Replays), so an event dead-lettered again after a
+// replay is listed and refused with how many times it was already replayed.
 import { jetstreamManager, jetstream, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { loadConfigOrExit } from '../lib/config.js';
+import { namespaceRetentionMs } from '../lib/dependencies.js';
 import { withLocalStackAddresses } from './local-stack.js';
 import { decodeEnvelope } from '../lib/envelope.js';
 import { connectNats, STREAMS } from '../lib/nats.js';
@@ -24,6 +28,11 @@ const USAGE = `usage: npm run dlq -- list
        npm run dlq -- replay <dlq-seq> [--yes] [--force]
        npm run dlq -- delete <dlq-seq> [--yes]`;
 
+/** Header of a replayed event on ORDERS: how many times it was replayed from ORDERS_DLQ so far, this time included. */
+const REPLAYS_HEADER = 'Dlq-Replays';
+/** Header of a replayed event on ORDERS: the DLQ sequence it was replayed from. */
+const REPLAYED_FROM_HEADER = 'Dlq-Replayed-From';
+
 /** Raised for anything the operator must fix in the command line; printed without a stack. */
 class UsageError extends Error {
   override name = 'UsageError';
@@ -35,7 +44,26 @@ interface DeadLetter {
   reason: string;
   originalSeq: string;
   orderId?: string;
+  /** When the order was created (OrderCreated data.createdAt). */
+  createdAt?: string;
   parseError?: string;
+}
+
+const times = (n: number) => `${n} ${n === 1 ? 'time' : 'times'}`;
+const hours = (ms: number) => `${Math.round(ms / 3_600_000)} h`;
+
+/**
+ * How many times the event was already replayed: the count its copy on ORDERS (the one the starter
+ * dead-lettered) carries; a copy replayed before counts were kept says only that it was replayed.
+ */
+async function replaysOf(jsm: JetStreamManager, entry: DeadLetter): Promise<number> {
+  const originalStream = entry.message.header?.get(DLQ_HEADERS.stream) || STREAMS.orders.name;
+  const seq = Number(entry.originalSeq);
+  if (originalStream !== STREAMS.orders.name || !Number.isInteger(seq) || seq < 1) return 0;
+  const original = await jsm.streams.getMessage(STREAMS.orders.name, { seq }).catch(() => null);
+  const counted = Number(original?.header?.get(REPLAYS_HEADER) || 0);
+  if (Number.isInteger(counted) && counted > 0) return counted;
+  return original?.header?.get(REPLAYED_FROM_HEADER) ? 1 : 0;
 }
 
 function describe(message: StoredMsg): DeadLetter {
@@ -49,6 +77,7 @@ function describe(message: StoredMsg): DeadLetter {
     const envelope = decodeEnvelope(message.data);
     const order = orderSchema.parse(envelope.data);
     entry.orderId = order.orderId;
+    entry.createdAt = order.createdAt;
   } catch (error) {
     entry.parseError = error instanceof Error ? error.message.split('\n')[0] : String(error);
   }
@@ -87,8 +116,10 @@ async function main(argv: string[]): Promise<void> {
         const message = await jsm.streams.getMessage(STREAMS.deadLetters.name, { seq: s }).catch(() => null);
         if (!message) continue; // deleted
         const entry = describe(message);
+        const replays = await replaysOf(jsm, entry);
         console.log(
-          `${String(entry.seq).padEnd(8)} ${entry.originalSeq.padEnd(13)} ${(entry.orderId ?? '(unreadable)').padEnd(37)} ${entry.reason}`,
+          `${String(entry.seq).padEnd(8)} ${entry.originalSeq.padEnd(13)} ${(entry.orderId ?? '(unreadable)').padEnd(37)} ${entry.reason}` +
+            (replays > 0 ? ` [replayed ${times(replays)}]` : ''),
         );
       }
       return;
@@ -111,6 +142,8 @@ async function main(argv: string[]): Promise<void> {
       );
     }
     const workflowId = orderWorkflowId(entry.orderId);
+    const replays = await replaysOf(jsm, entry);
+    const again = replays > 0 ? `It was already replayed ${times(replays)} and dead-lettered again each time. ` : '';
     const { client, connection } = await connectTemporalClient(config);
     try {
       const existing = await client.workflow
@@ -127,6 +160,27 @@ async function main(argv: string[]): Promise<void> {
         );
         return;
       }
+      // The starter dead-letters an order older than the namespace's retention on every delivery,
+      // so replaying it only moves it back here.
+      const retentionMs = await namespaceRetentionMs(connection, config.temporal.namespace);
+      const ageMs = Date.now() - Date.parse(entry.createdAt ?? '');
+      if (ageMs > retentionMs) {
+        console.log(
+          `Order ${entry.orderId} was created ${hours(ageMs)} ago, older than the namespace's retention (${hours(retentionMs)}): ` +
+            'the starter will dead-letter it again as stale, on every replay (an earlier saga of it may have been deleted, ' +
+            `so starting one could run the order twice). ${again}`,
+        );
+        if (!force) {
+          console.log(
+            'Nothing done. Check the order by hand (the gateway ledger, reference = order id; AUDIT) and settle it with ' +
+              `the customer, then delete the DLQ entry with "npm run dlq -- delete ${seq} --yes". ` +
+              'Replay anyway with --force (it is only started if the workers run with a longer retention).',
+          );
+          return;
+        }
+      } else if (again) {
+        console.log(`${again}Its reason: ${entry.reason}. Replaying it again helps only if that cause was fixed.`);
+      }
     } finally {
       await connection.close();
     }
@@ -139,7 +193,8 @@ async function main(argv: string[]): Promise<void> {
     if (!yes) return console.log('Dry run: nothing changed. Run again with --yes to do it.');
 
     const headers = natsHeaders();
-    headers.set('Dlq-Replayed-From', String(seq));
+    headers.set(REPLAYED_FROM_HEADER, String(seq));
+    headers.set(REPLAYS_HEADER, String(replays + 1));
     const traceparent = entry.message.header?.get('traceparent');
     if (traceparent) headers.set('traceparent', traceparent);
     const ack = await jetstream(nc).publish(subject, entry.message.data, { msgID, headers });

@@ -1,5 +1,6 @@
 // `npm run dlq`: the operator command that lists dead-lettered events and moves one back into
-// ORDERS. Run as a real process against its own nats-server and the harness's Temporal.
+// ORDERS. Run as a real process against its own nats-server and the harness's Temporal; the
+// stale-event case also against a real worker, whose starter dead-letters the event again.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { Connection } from '@temporalio/client';
 import { connectNats, ensureStreams } from '../../lib/nats.js';
+import { namespaceRetentionMs } from '../../lib/dependencies.js';
+import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
 import { startPrivateNats, type PrivateNats } from '../support/private-nats.js';
 import { runOpsCommand } from '../support/commands.js';
 import { newTraceId } from '../../lib/envelope.js';
@@ -49,7 +53,7 @@ async function deadLetter(data: string, reason: string): Promise<number> {
   return (await js.publish('dlq.orders.created', data, { headers, msgID: randomUUID() })).seq;
 }
 
-function orderCreated(orderId: string): string {
+function orderCreated(orderId: string, createdAt = new Date()): string {
   const traceId = newTraceId();
   const data = {
     orderId,
@@ -58,7 +62,7 @@ function orderCreated(orderId: string): string {
     currency: 'EUR',
     total: 1,
     paymentToken: 'tok_visa',
-    createdAt: new Date().toISOString(),
+    createdAt: createdAt.toISOString(),
     traceId,
   };
   return JSON.stringify({
@@ -142,4 +146,69 @@ describe('npm run dlq', () => {
     expect(result.code).toBe(2);
     expect(result.out).toContain('usage: npm run dlq');
   });
+});
+
+describe('npm run dlq, for an event the starter dead-letters again on every replay', () => {
+  let tier: ProcessTier;
+  let tierNc: NatsConnection;
+  let retentionMs: number;
+
+  beforeAll(async () => {
+    tier = await startProcessTier('dlq-stale');
+    await tier.start('workers/main.ts');
+    tierNc = await connectNats([tier.nats.url], 'dlq-stale-test');
+    const connection = await Connection.connect({ address: inject('temporalAddress') });
+    try {
+      retentionMs = await namespaceRetentionMs(connection, 'default');
+    } finally {
+      await connection.close();
+    }
+  });
+  afterAll(async () => {
+    await tierNc?.close();
+    await tier?.close();
+  });
+
+  const tierDlq = (...args: string[]) =>
+    run({ NATS_URL: tier.nats.url, TEMPORAL_ADDRESS: inject('temporalAddress') }, ...args);
+
+  /** The DLQ sequence of the newest dead letter of `orderId`, once the starter put one there after `afterSeq`. */
+  async function deadLetteredAfter(orderId: string, afterSeq = 0): Promise<number> {
+    const tierJsm = await jetstreamManager(tierNc);
+    for (let i = 0; ; i += 1) {
+      const { state } = await tierJsm.streams.info('ORDERS_DLQ');
+      for (let seq = Math.max(state.first_seq, afterSeq + 1); seq <= state.last_seq; seq += 1) {
+        const message = await tierJsm.streams.getMessage('ORDERS_DLQ', { seq }).catch(() => null);
+        if (message && message.string().includes(orderId)) return seq;
+      }
+      if (i > 100) throw new Error(`the starter never dead-lettered order ${orderId}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  it('says the event will be dead-lettered again and why, changes nothing without --force, and counts the replays', async () => {
+    const orderId = randomUUID();
+    // An order older than the namespace's retention, as ORDERS can hold one: the starter refuses it as stale.
+    const createdAt = new Date(Date.now() - retentionMs - 86_400_000);
+    await jetstream(tierNc).publish('orders.created', orderCreated(orderId, createdAt), { msgID: randomUUID() });
+    const first = await deadLetteredAfter(orderId);
+
+    const dry = await tierDlq('replay', String(first), '--yes');
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain('the starter will dead-letter it again');
+    expect(dry.out).toContain("older than the namespace's retention");
+    expect(dry.out).toContain('Nothing done');
+    expect(await deadLetteredAfter(orderId)).toBe(first); // still there, not replayed
+
+    // Replayed anyway: the starter dead-letters it again, and the command says so next time, with the count.
+    const forced = await tierDlq('replay', String(first), '--yes', '--force');
+    expect(forced.code, forced.out).toBe(0);
+    expect(forced.out).toContain('Stored in ORDERS');
+    const second = await deadLetteredAfter(orderId, first);
+    const again = await tierDlq('replay', String(second));
+    expect(again.out).toContain('already replayed 1 time and dead-lettered again each time');
+    expect(again.out).toContain('the starter will dead-letter it again');
+    const list = await tierDlq('list');
+    expect(list.out).toMatch(new RegExp(`${second}\\s+\\d+\\s+${orderId}\\s+stale: .*\\[replayed 1 time\\]`));
+  }, 60_000);
 });
