@@ -1,6 +1,7 @@
 // `npm run reconcile`: compares, for the sagas started in a time window, the payment gateway's
 // charges, the inventory's reservations, the sagas' statuses, the AUDIT trail and the orders the
-// ingress accepted, and lists every mismatch with its order and what to do. Read-only. Exit 0:
+// ingress accepted, and lists every mismatch with its order and what to do. It says which window
+// it checked and what it left out as newer (still settling), with how to include it. Read-only. Exit 0:
 // everything agrees; 1: mismatches listed; 2: a bad command line or a system it cannot reach.
 // Runs as the chart's CronJob; reads the processes' variables (TEMPORAL_*, NATS_*,
 // PAYMENT_GATEWAY_URL, PAYLOAD_ENCRYPTION_KEYS to read the sagas' results).
@@ -64,14 +65,28 @@ function formatReconciliation(result: Reconciliation): string {
     .map(([status, n]) => `${status} ${n}`)
     .join(', ');
   const total = Object.values(result.sagas).reduce((sum, n) => sum + n, 0);
+  const { leftOut } = result;
+  const notChecked = [
+    count(leftOut.charges, 'charge'),
+    count(leftOut.reservations, 'reservation'),
+    count(leftOut.accepted, 'accepted order'),
+    count(leftOut.sagas, 'saga'),
+  ];
   const lines = [
+    `Checked: sagas started, and charges, reservations and accepted orders, from ${result.window.from} to ${result.window.until}.`,
+    ...(leftOut.charges + leftOut.reservations + leftOut.accepted + leftOut.sagas > 0
+      ? [
+          `Not checked, newer than ${result.window.until} (still settling): ${notChecked.slice(0, -1).join(', ')} and ` +
+            `${notChecked.at(-1)}; run with --until ${leftOut.readAt} (now) or --settle 0s to include them.`,
+        ]
+      : []),
     `Sagas started ${result.window.from} … ${result.window.until}: ${count(total, 'saga')}${statuses ? ` (${statuses})` : ''}, ${result.inFlight} still running`,
     `Read: ${count(result.counted.charges, 'gateway charge')}, ${count(result.counted.reservations, 'reservation')}, ` +
       `${count(result.counted.auditEvents, 'audit event')}, ${count(result.counted.accepted, 'accepted order')}, ` +
       `${count(result.counted.deadLetters, 'dead letter')}`,
   ];
   if (result.mismatches.length === 0)
-    return [...lines, 'No mismatches: the gateway, the stock, the sagas and AUDIT agree.'].join('\n');
+    return [...lines, 'No mismatches in that window: the gateway, the stock, the sagas and AUDIT agree.'].join('\n');
   lines.push(`${count(result.mismatches.length, 'mismatch', 'mismatches')}:`);
   for (const m of result.mismatches) {
     lines.push(`  ${m.kind}  ${m.orderId ? `order ${m.orderId}: ` : ''}${m.detail}`);

@@ -73,6 +73,11 @@ export interface Evidence {
   audit: AuditRecord[];
   /** Orders the ingress accepted in the window (OrderCreated on ORDERS), with when. */
   accepted: { orderId: string; at: string }[];
+  /** Left out as still settling: orders accepted, and saga runs started, at or after the window's end. */
+  acceptedAfter: number;
+  sagasAfter: number;
+  /** When the evidence was read (charges and reservations are read up to then). */
+  readAt: Date;
   /** Order ids of the events on ORDERS_DLQ, and how many events it holds (unreadable ones too). */
   deadLettered: Set<string>;
   deadLetterTotal: number;
@@ -93,14 +98,16 @@ export async function gatherEvidence(sources: EvidenceSources, window: Reconcile
   const js = jetstream(sources.nc);
   const jsm = await jetstreamManager(sources.nc);
   const now = new Date();
-  const [sagas, charges, reservations, audit, accepted, deadLettered] = await Promise.all([
-    sagasOf(sources.temporal, window),
-    chargesSince(sources.gatewayUrl, window.from),
-    reservationsSince(sources.nc, window.from, now, sources.requestTimeoutMs ?? 10_000),
-    auditSince(js, jsm, window.from),
-    acceptedIn(js, jsm, window),
-    deadLetteredOrders(js, jsm),
-  ]);
+  const [sagas, charges, reservations, audit, { accepted, acceptedAfter }, deadLettered, sagasAfter] =
+    await Promise.all([
+      sagasOf(sources.temporal, window),
+      chargesSince(sources.gatewayUrl, window.from),
+      reservationsSince(sources.nc, window.from, now, sources.requestTimeoutMs ?? 10_000),
+      auditSince(js, jsm, window.from),
+      acceptedIn(js, jsm, window),
+      deadLetteredOrders(js, jsm),
+      sagasStartedSince(sources.temporal, window.until),
+    ]);
   const strangers = new Set<string>([
     ...charges.map((c) => c.reference),
     ...reservations.map((r) => r.orderId),
@@ -112,7 +119,20 @@ export async function gatherEvidence(sources: EvidenceSources, window: Reconcile
     sagaExists.set(orderId, await sagaExistsFor(sources.temporal, orderId));
   });
   const deadLetterTotal = (await jsm.streams.info(STREAMS.deadLetters.name)).state.messages;
-  return { window, sagas, charges, reservations, audit, accepted, deadLettered, deadLetterTotal, sagaExists };
+  return {
+    window,
+    sagas,
+    charges,
+    reservations,
+    audit,
+    accepted,
+    acceptedAfter,
+    sagasAfter,
+    readAt: now,
+    deadLettered,
+    deadLetterTotal,
+    sagaExists,
+  };
 }
 
 /** Runs `work` over `items`, at most `width` at a time. */
@@ -147,6 +167,12 @@ async function sagasOf(temporal: Client, window: ReconcileWindow): Promise<Map<s
       .result();
   });
   return sagas;
+}
+
+/** How many saga runs started at or after `since` (left out of a window that ends there). */
+async function sagasStartedSince(temporal: Client, since: Date): Promise<number> {
+  const query = `WorkflowType = '${ORDER_SAGA_WORKFLOW_TYPE}' AND StartTime >= '${since.toISOString()}'`;
+  return (await temporal.workflow.count(query)).count;
 }
 
 async function sagaExistsFor(temporal: Client, orderId: string): Promise<boolean> {
@@ -262,15 +288,18 @@ async function auditSince(js: JetStreamClient, jsm: JetStreamManager, from: Date
   });
 }
 
+/** The orders accepted in the window, and how many were accepted after it. */
 async function acceptedIn(
   js: JetStreamClient,
   jsm: JetStreamManager,
   window: ReconcileWindow,
-): Promise<{ orderId: string; at: string }[]> {
+): Promise<{ accepted: { orderId: string; at: string }[]; acceptedAfter: number }> {
   const stored = await readSince(js, jsm, STREAMS.orders.name, SUBJECTS.orderCreated, window.from);
-  return stored
-    .filter(({ envelope, storedAt }) => envelope.type === ORDER_CREATED && storedAt < window.until)
+  const created = stored.filter(({ envelope }) => envelope.type === ORDER_CREATED);
+  const accepted = created
+    .filter(({ storedAt }) => storedAt < window.until)
     .map(({ envelope, storedAt }) => ({ orderId: envelope.aggregate_id, at: storedAt.toISOString() }));
+  return { accepted, acceptedAfter: created.length - accepted.length };
 }
 
 async function deadLetteredOrders(js: JetStreamClient, jsm: JetStreamManager): Promise<Set<string>> {

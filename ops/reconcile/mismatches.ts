@@ -46,6 +46,12 @@ export interface Mismatch {
 
 export interface Reconciliation {
   window: { from: string; until: string };
+  /**
+   * What is newer than the window's end and so was not checked (it may still be settling): charges
+   * and reservations of orders with no saga in the window, orders accepted and saga runs started
+   * after it. `readAt`: when the evidence was read, the end of a window that would include them.
+   */
+  leftOut: { readAt: string; charges: number; reservations: number; accepted: number; sagas: number };
   /** Sagas started in the window, by the status they are in. */
   sagas: Record<string, number>;
   /** Sagas still running (not yet ended, and not waiting for an operator). */
@@ -139,8 +145,17 @@ export function findMismatches(evidence: Evidence): Reconciliation {
     if (records.length > 1)
       found.push(mismatch('audit-doubled', records[0]!.orderId, `audit id ${id} stored ${records.length} times`));
 
+  // What the window's end left out: the strays above are reported by a later window.
+  const afterWindow = (time: string, orderId: string) => !inWindow(time) && !evidence.sagas.has(orderId);
   return {
     window: { from: evidence.window.from.toISOString(), until: evidence.window.until.toISOString() },
+    leftOut: {
+      readAt: evidence.readAt.toISOString(),
+      charges: evidence.charges.filter((c) => afterWindow(c.createdAt, c.reference)).length,
+      reservations: evidence.reservations.filter((r) => afterWindow(r.createdAt, r.orderId)).length,
+      accepted: evidence.acceptedAfter,
+      sagas: evidence.sagasAfter,
+    },
     sagas,
     inFlight,
     counted: {

@@ -231,6 +231,27 @@ describe.skipIf(!postgresUrl)('npm run reconcile', () => {
     }
   });
 
+  it('with no arguments, says the window it checked and the charges it left out as still settling', async () => {
+    // Two stray charges made just now: newer than the default window's end (5 minutes ago).
+    for (let i = 0; i < 2; i += 1)
+      expect(
+        await gatewayCall('/v1/charges', { amount: 990, currency: 'EUR', source: 'tok_visa', reference: randomUUID() }),
+      ).toBe(201);
+    const { out } = await reconcile([]);
+    const window =
+      /^Checked: sagas started, and charges, reservations and accepted orders, from (\S+) to (\S+)\.$/m.exec(out);
+    expect(window, out).not.toBeNull();
+    const until = Date.parse(window![2]!);
+    expect(Date.now() - until).toBeGreaterThanOrEqual(5 * 60_000);
+    expect(Date.now() - until).toBeLessThan(6 * 60_000);
+    // The gateway's charges newer than that, the two strays among them, were left out, and counted.
+    const ledger = await fetch(`${tier.gateway.url}/v1/charges?limit=1000&created_gte=${window![2]}`);
+    const newer = ((await ledger.json()) as { data: unknown[] }).data.length;
+    expect(newer).toBeGreaterThanOrEqual(2);
+    expect(out).toContain(`Not checked, newer than ${window![2]} (still settling): ${newer} charges`);
+    expect(out).toMatch(/run with --until \S+ \(now\) or --settle 0s to include them/);
+  });
+
   it('leaves out what happened after its window, and refuses a window or a system it cannot use', async () => {
     // A window that ended before any of this test's orders: their sagas are outside it, and so are
     // the stray charge and reservation made later.
