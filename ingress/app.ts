@@ -381,6 +381,40 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     return error;
   }
 
+  /**
+   * A decision whose update timed out: Temporal unreachable, or Temporal answers but the saga did
+   * not take the update in time because no worker completed its workflow task (its worker is down,
+   * or the task fails on every attempt). Told apart by asking Temporal about the saga, so the log
+   * and the answer send the operator to the saga, not to a Temporal server that is fine.
+   */
+  async function updateTimedOut(error: unknown, orderId: string): Promise<unknown> {
+    const workflowId = orderWorkflowId(orderId);
+    let description: WorkflowExecutionDescription;
+    try {
+      description = await withinMs(QUERY_DEADLINE_MS, () => temporal.workflow.getHandle(workflowId).describe());
+    } catch {
+      return temporalProblem(error, orderId, 'the order'); // Temporal does not answer either
+    }
+    const attempt = description.raw.pendingWorkflowTask?.attempt ?? 0;
+    const task =
+      attempt > 1
+        ? `its workflow task has failed ${attempt - 1} time(s) in a row`
+        : 'its workflow task was not completed (no worker took it, or it failed)';
+    logger.warn(
+      { err: error, orderId, workflowId, workflowStatus: description.status.name, workflowTaskAttempt: attempt },
+      'the saga did not answer in time (its workflow task may be failing; see the Web UI)',
+    );
+    return new HttpProblem(
+      503,
+      'Service Unavailable',
+      `the saga of order ${orderId} did not answer in time: Temporal answers, but ${task}; see workflow ${workflowId} ` +
+        'in the Temporal Web UI (its worker may be down, or the task fails: the error is on the task). The decision may ' +
+        `still take effect once the task completes: check GET /orders/${orderId} before you retry, after ${retryAfter} seconds`,
+      {},
+      { 'Retry-After': retryAfter },
+    );
+  }
+
   /** A worker's answer to a stock request, its level without the `ok` flag; a failure as a problem. */
   async function inventoryAdmin(request: InventoryAdminRequest) {
     let reply: InventoryAdminReply;
@@ -512,6 +546,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
           const { status } = (refusal.details?.[0] ?? {}) as { status?: string };
           throw new HttpProblem(409, refusedTitle, refusal.message, { orderStatus: status });
         }
+        if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw await updateTimedOut(error, orderId);
         if (!(error instanceof WorkflowNotFoundError)) throw temporalProblem(error, orderId, 'the order');
       }
       const description = await describe(handle, orderId); // 404 for an order with no saga
