@@ -94,11 +94,16 @@ const js = jetstream(nc);
 const idempotency = await untilAvailable(
   'the idempotency bucket',
   () =>
-    openIdempotencyBucket(js, jsm, {
-      ttlMs: config.idempotencyTtlMs,
-      replicas: config.nats.streamReplicas,
-      maxBytes: config.nats.idempotencyMaxBytes,
-    }),
+    openIdempotencyBucket(
+      js,
+      jsm,
+      {
+        ttlMs: config.idempotencyTtlMs,
+        replicas: config.nats.streamReplicas,
+        maxBytes: config.nats.idempotencyMaxBytes,
+      },
+      logger,
+    ),
   logger,
 );
 

@@ -8,9 +8,10 @@
 // definitely refused is withdrawn, so the client may correct the body and reuse the key.
 import { createHash, randomUUID } from 'node:crypto';
 import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { NoRespondersError } from '@nats-io/transport-node';
+import { millis, nanos, NoRespondersError } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Histogram } from 'prom-client';
+import type { Logger } from '../lib/logger.js';
 import { newTraceId, publishEnvelope } from '../lib/envelope.js';
 import { SUBJECTS } from '../lib/nats.js';
 import { PAYMENT_TOKEN_PURPOSE, type Keyring } from '../lib/encryption.js';
@@ -23,14 +24,21 @@ import { canonicalRequest, type OrderRequest } from './order-request.js';
 /** KV bucket of idempotency keys (JetStream); entries expire after IDEMPOTENCY_TTL. */
 export const IDEMPOTENCY_BUCKET = 'ORDER_IDEMPOTENCY';
 
+/** JetStream's duplicate window when none is given: two minutes, or the max age of a stream that keeps messages less. */
+const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
+
 /**
- * Opens the idempotency bucket, creating it when missing, with a size limit at which new keys are
- * refused (so an order is answered 503, never accepted without its key); an existing bucket gets the limit too.
+ * Opens the idempotency bucket, creating it when missing, and brings an existing one to the settings, as a restarted
+ * ingress must: its age to IDEMPOTENCY_TTL (a bucket left at the age it was created with would keep keys past the TTL
+ * or forget them before it: a late retry after a raised TTL would become a second order), and its size limit, at which
+ * new keys are refused (so an order is answered 503, never accepted without its key). JetStream applies a new age to the
+ * keys already stored: a raised TTL keeps them longer, a lowered one drops at once those older than it.
  */
 export async function openIdempotencyBucket(
   js: JetStreamClient,
   jsm: JetStreamManager,
   settings: { ttlMs: number; replicas: number; maxBytes: number },
+  logger?: Pick<Logger, 'warn'>,
 ): Promise<KV> {
   const bucket = await new Kvm(js).create(IDEMPOTENCY_BUCKET, {
     ttl: settings.ttlMs,
@@ -40,8 +48,27 @@ export async function openIdempotencyBucket(
   });
   const stream = `KV_${IDEMPOTENCY_BUCKET}`;
   const { config } = await jsm.streams.info(stream);
-  if (config.max_bytes !== settings.maxBytes)
-    await jsm.streams.update(stream, { ...config, max_bytes: settings.maxBytes });
+  const wanted = {
+    max_age: nanos(settings.ttlMs),
+    // Set with the age: JetStream refuses a duplicate window longer than the max age (the window of a bucket
+    // created with a long TTL is two minutes), and this is the window it gives a new bucket of this TTL.
+    duplicate_window: nanos(
+      settings.ttlMs > 0 ? Math.min(settings.ttlMs, DEFAULT_DUPLICATE_WINDOW_MS) : DEFAULT_DUPLICATE_WINDOW_MS,
+    ),
+    max_bytes: settings.maxBytes,
+  };
+  if (Object.entries(wanted).some(([name, value]) => config[name as keyof typeof wanted] !== value)) {
+    await jsm.streams.update(stream, { ...config, ...wanted });
+  }
+  if (config.max_age !== wanted.max_age) {
+    const was = millis(config.max_age);
+    logger?.warn(
+      { bucket: IDEMPOTENCY_BUCKET, ttlMs: settings.ttlMs, previousTtlMs: was },
+      settings.ttlMs !== 0 && (was === 0 || settings.ttlMs < was)
+        ? 'IDEMPOTENCY_TTL lowered: keys older than it were dropped, and a retry of their orders starts a new order'
+        : 'IDEMPOTENCY_TTL raised: the keys stored are kept for the new TTL',
+    );
+  }
   return bucket;
 }
 
