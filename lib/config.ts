@@ -22,26 +22,41 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(Number(match[1]) * DURATION_UNITS_MS[match[2] ?? 'ms']!);
 }
 
-const duration = (fallback: string) =>
-  z
+/** Writes milliseconds in the largest unit that divides them, as an operator would (60000 → "1m"). */
+export function formatDuration(ms: number): string {
+  const unit = ['d', 'h', 'm', 's'].find((u) => ms >= DURATION_UNITS_MS[u]! && ms % DURATION_UNITS_MS[u]! === 0);
+  return unit ? `${ms / DURATION_UNITS_MS[unit]!}${unit}` : `${ms}ms`;
+}
+
+/**
+ * A duration with the range that makes sense for it: 0 or a few milliseconds would make a timer
+ * fire at once or a retry spin, and a huge value would wait for ever (the saga's settings travel
+ * in its input, so a bad one breaks every saga started under it). The range is given as written.
+ */
+const duration = (fallback: string, bounds: { min: string; max: string }) => {
+  const [min, max] = [parseDuration(bounds.min)!, parseDuration(bounds.max)!];
+  const message = `expected a duration between ${bounds.min} and ${bounds.max} (e.g. 500ms, 30s, 15m, 24h)`;
+  return z
     .string()
     .default(fallback)
     .transform((text, ctx) => {
       const ms = parseDuration(text);
-      if (ms === undefined) {
-        ctx.addIssue({ code: 'custom', message: `expected a duration such as 500ms, 30s, 15m, 24h` });
+      if (ms === undefined || ms < min || ms > max) {
+        ctx.addIssue({ code: 'custom', message });
         return z.NEVER;
       }
       return ms;
     });
+};
 
-const integer = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce
-    .number({ error: 'expected a whole number' })
-    .int('expected a whole number')
-    .min(min, `expected at least ${min}`)
-    .max(max, `expected at most ${max}`)
+/** A whole number in [min, max]; every one has a maximum, so a stray digit is refused, not obeyed. */
+const integer = (fallback: number, min: number, max: number) => {
+  const message = `expected a whole number between ${min} and ${max}`;
+  return z.coerce
+    .number({ error: message })
+    .refine((n) => Number.isInteger(n) && n >= min && n <= max, { message })
     .default(fallback);
+};
 
 const port = (fallback: number) => integer(fallback, 0, 65_535);
 
@@ -59,6 +74,27 @@ const list = (fallback: string) =>
         .map((entry) => entry.trim())
         .filter(Boolean),
     );
+
+/** A name matched exactly elsewhere (namespace, claim, user): a space in it is a typo that never matches. */
+const word = (maxLength: number) =>
+  z.string().regex(new RegExp(`^\\S{1,${maxLength}}$`), `expected 1 to ${maxLength} characters without spaces`);
+
+/** The path of a file the process reads; pasting the PEM or creds text itself is the usual mistake. */
+const filePath = z.string().refine((text) => /^[^\r\n\0]{1,4096}$/.test(text) && !text.startsWith('-----BEGIN'), {
+  message: 'expected the path of a file, not its contents (one line, at most 4096 characters)',
+});
+
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z\d](?:[A-Za-z\d-]*[A-Za-z\d])?(?:\.[A-Za-z\d](?:[A-Za-z\d-]*[A-Za-z\d])?)*$/;
+
+/** A browser's Origin header is scheme://host[:port] exactly: anything more never matches. */
+function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return ['http:', 'https:'].includes(url.protocol) && url.origin === text;
+  } catch {
+    return false;
+  }
+}
 
 const urlWith = (protocols: string[]) =>
   z.string().refine(
@@ -80,27 +116,31 @@ const schema = z.object({
   PORT: port(8080),
   METRICS_PORT: port(9464),
   CODEC_PORT: port(0).optional(),
-  CODEC_CORS_ORIGINS: list(''),
-  HTTP_HEADERS_TIMEOUT: duration('5s'),
-  HTTP_REQUEST_TIMEOUT: duration('10s'),
-  HTTP_KEEP_ALIVE_TIMEOUT: duration('5s'),
+  CODEC_CORS_ORIGINS: list('').refine((entries) => entries.every(isOrigin), {
+    message:
+      'expected comma-separated origins such as https://temporal-ui.example (scheme, host and port only: no path, no trailing slash)',
+  }),
+  // The server checks deadlines every 500 ms, so less than 1 s is not kept; 0 would switch them off.
+  HTTP_HEADERS_TIMEOUT: duration('5s', { min: '1s', max: '5m' }),
+  HTTP_REQUEST_TIMEOUT: duration('10s', { min: '1s', max: '10m' }),
+  HTTP_KEEP_ALIVE_TIMEOUT: duration('5s', { min: '1s', max: '10m' }),
   TRUST_PROXY: integer(0, 0, 10),
 
   AUTH_DISABLED: flag('false'),
   AUTH_JWKS_URL: urlWith(['http:', 'https:']).optional(),
-  AUTH_JWT_ISSUER: z.string().min(1).optional(),
-  AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
+  AUTH_JWT_ISSUER: word(2048).optional(),
+  AUTH_JWT_AUDIENCE: word(2048).optional(),
   AUTH_JWT_ALGORITHMS: list('RS256,ES256').refine(
     (algorithms) => algorithms.length > 0 && algorithms.every((a) => JWT_ALGORITHMS.includes(a)),
     { message: `expected a comma-separated list of ${JWT_ALGORITHMS.join(', ')}` },
   ),
-  AUTH_JWT_ROLES_CLAIM: z.string().min(1).default('roles'),
+  AUTH_JWT_ROLES_CLAIM: word(256).default('roles'),
   AUTH_API_KEYS: list('').refine((entries) => entries.every((entry) => API_KEY_ENTRY.test(entry)), {
     message:
       'expected name:role:sha256-hex entries, comma-separated (role operator or service); make one with npm run api-key',
   }),
-  RATE_LIMIT_PER_IDENTITY: integer(600, 0),
-  RATE_LIMIT_PER_ADDRESS: integer(1_200, 0),
+  RATE_LIMIT_PER_IDENTITY: integer(600, 0, 1_000_000),
+  RATE_LIMIT_PER_ADDRESS: integer(1_200, 0, 1_000_000),
 
   PAYLOAD_ENCRYPTION_KEYS: list('').refine((entries) => entries.every((entry) => ENCRYPTION_KEY_ENTRY.test(entry)), {
     message: 'expected key-id=base64 entries of 32-byte keys, comma-separated, the key to encrypt with first',
@@ -109,15 +149,24 @@ const schema = z.object({
 
   TEMPORAL_ADDRESS: z
     .string()
-    .regex(/^[^\s:]+:\d+$/, 'expected host:port, e.g. localhost:7233')
+    .refine(
+      (text) => {
+        const port = Number(/^[^\s:]+:(\d+)$/.exec(text)?.[1]);
+        return port >= 1 && port <= 65_535;
+      },
+      { message: 'expected host:port with a port between 1 and 65535, e.g. localhost:7233' },
+    )
     .default('localhost:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default('orders'),
+  TEMPORAL_NAMESPACE: word(255).default('default'),
+  TEMPORAL_TASK_QUEUE: word(255).default('orders'),
   TEMPORAL_TLS: flag('false'),
-  TEMPORAL_TLS_CA: z.string().min(1).optional(),
-  TEMPORAL_TLS_CERT: z.string().min(1).optional(),
-  TEMPORAL_TLS_KEY: z.string().min(1).optional(),
-  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+  TEMPORAL_TLS_CA: filePath.optional(),
+  TEMPORAL_TLS_CERT: filePath.optional(),
+  TEMPORAL_TLS_KEY: filePath.optional(),
+  TEMPORAL_TLS_SERVER_NAME: z
+    .string()
+    .regex(HOST_NAME, 'expected a host name such as temporal.example.com (no scheme, port or path)')
+    .optional(),
 
   NATS_URL: z
     .string()
@@ -126,46 +175,66 @@ const schema = z.object({
       message: 'expected nats://host:port (several may be given, comma-separated)',
     }),
   NATS_STREAM_REPLICAS: integer(1, 1, 5),
-  NATS_TLS_CA: z.string().min(1).optional(),
-  NATS_TLS_CERT: z.string().min(1).optional(),
-  NATS_TLS_KEY: z.string().min(1).optional(),
-  NATS_USER: z.string().min(1).optional(),
-  NATS_PASSWORD: z.string().min(1).optional(),
-  NATS_CREDS_FILE: z.string().min(1).optional(),
-  ORDERS_STREAM_MAX_BYTES: integer(1024 ** 3, 1024 ** 2),
-  IDEMPOTENCY_BUCKET_MAX_BYTES: integer(256 * 1024 ** 2, 1024 ** 2),
+  NATS_TLS_CA: filePath.optional(),
+  NATS_TLS_CERT: filePath.optional(),
+  NATS_TLS_KEY: filePath.optional(),
+  NATS_USER: word(256).optional(),
+  NATS_PASSWORD: z
+    .string()
+    .regex(/^[^\r\n\0]{1,1024}$/, 'expected 1 to 1024 characters on one line')
+    .optional(),
+  NATS_CREDS_FILE: filePath.optional(),
+  ORDERS_STREAM_MAX_BYTES: integer(1024 ** 3, 1024 ** 2, 1024 ** 4),
+  IDEMPOTENCY_BUCKET_MAX_BYTES: integer(256 * 1024 ** 2, 1024 ** 2, 1024 ** 4),
 
   DATABASE_URL: urlWith(['postgres:', 'postgresql:']).optional(),
-  EMBEDDED_DATABASE_DIR: z.string().default('.data/inventory'),
+  EMBEDDED_DATABASE_DIR: z
+    .string()
+    .regex(/^[^\r\n\0]{1,4096}$/, 'expected the path of a directory (one line, at most 4096 characters)')
+    .default('.data/inventory'),
   INVENTORY_SEED_DEMO: z.enum(['true', 'false'], { error: 'expected true or false' }).default('false'),
 
   PAYMENT_GATEWAY_URL: urlWith(['http:', 'https:']).default('http://localhost:4010'),
-  PAYMENT_TIMEOUT: duration('10s'),
-  BREAKER_FAILURE_THRESHOLD: integer(5, 1),
-  BREAKER_HALF_OPEN_AFTER: duration('30s'),
+  PAYMENT_TIMEOUT: duration('10s', { min: '100ms', max: '5m' }),
+  BREAKER_FAILURE_THRESHOLD: integer(5, 1, 1_000),
+  // 0 would close the breaker again at once: it would never spare a gateway that is down.
+  BREAKER_HALF_OPEN_AFTER: duration('30s', { min: '100ms', max: '1h' }),
 
-  WORKER_MAX_CONCURRENT_ACTIVITIES: integer(100, 1),
-  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: integer(100, 1),
-  WORKER_SHUTDOWN_GRACE: duration('20s'),
+  WORKER_MAX_CONCURRENT_ACTIVITIES: integer(100, 1, 10_000),
+  // The SDK raises anything below 2 to 2 (one slot for the sticky queue, one for the normal one).
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: integer(100, 2, 10_000),
+  WORKER_SHUTDOWN_GRACE: duration('20s', { min: '1s', max: '1h' }),
   STARTER_ENABLED: z.enum(['true', 'false'], { error: 'expected true or false' }).default('true'),
   STARTER_MAX_IN_FLIGHT: integer(64, 1, 10_000),
-  STARTER_MAX_DELIVER: integer(10, 1),
-  STARTER_ACK_WAIT: duration('30s'),
+  STARTER_MAX_DELIVER: integer(10, 1, 1_000),
+  // The starter extends an event's ack deadline every third of this while a start runs: at 3 s that
+  // is every second, well above a NATS round trip and an event-loop stall; 0 spun that timer.
+  STARTER_ACK_WAIT: duration('30s', { min: '3s', max: '10m' }),
   /** Consumer-wide; unset: 2 × STARTER_MAX_IN_FLIGHT (one or two workers). */
   STARTER_MAX_ACK_PENDING: integer(0, 0, 1_000_000),
 
-  APPROVAL_THRESHOLD: integer(100_000, 0),
-  APPROVAL_TIMEOUT: duration('24h'),
-  ACTIVITY_TIMEOUT: duration('30s'),
-  RETRY_INITIAL_INTERVAL: duration('1s'),
-  RETRY_MAX_INTERVAL: duration('1m'),
-  STEP_MAX_ATTEMPTS: integer(10, 1),
-  COMPENSATION_MAX_ATTEMPTS: integer(20, 1),
+  // Saga policy: travels in each saga's input, so a value refused here is one no saga ever runs with.
+  APPROVAL_THRESHOLD: integer(100_000, 0, 1_000_000_000_000),
+  APPROVAL_TIMEOUT: duration('24h', { min: '1s', max: '30d' }),
+  ACTIVITY_TIMEOUT: duration('30s', { min: '1s', max: '1h' }),
+  // The SDK refuses a retry policy with an initial interval of 0, or a maximum below the initial
+  // interval, inside the workflow task: every saga's task would fail for good. The audit's retries
+  // start at 200 ms and share RETRY_MAX_INTERVAL (workflows/order-saga/activities.ts): hence its minimum.
+  RETRY_INITIAL_INTERVAL: duration('1s', { min: '100ms', max: '10m' }),
+  RETRY_MAX_INTERVAL: duration('1m', { min: '200ms', max: '1h' }),
+  // 0 would mean "retry for ever" to Temporal, holding stock while a step can never succeed.
+  STEP_MAX_ATTEMPTS: integer(10, 1, 100),
+  COMPENSATION_MAX_ATTEMPTS: integer(20, 1, 1_000),
 
-  IDEMPOTENCY_TTL: duration('24h'),
+  // At most ORDERS' age (7 days; lib/nats.ts): a key must not outlive the order it names.
+  IDEMPOTENCY_TTL: duration('24h', { min: '1s', max: '7d' }),
 
   OTEL_EXPORTER_OTLP_ENDPOINT: urlWith(['http:', 'https:']).optional(),
 });
+
+/** Every environment variable the schema reads (test/lib/config.test.ts gives each one bad values). */
+export type ConfigVariable = keyof typeof schema.shape;
+export const CONFIG_VARIABLES = Object.keys(schema.shape) as ConfigVariable[];
 
 /** Files of a TLS client: the CA that signed the server's certificate, and the client's own pair for mutual TLS. */
 export interface TlsFiles {
@@ -252,7 +321,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   const e = parsed.data;
-  const problems = combinationProblems(e, options);
+  const problems = [...combinationProblems(e, options), ...disagreements(e, present)];
   if (problems.length > 0) throw new ConfigError(problems);
   const tlsFiles = (ca?: string, cert?: string, key?: string): TlsFiles => ({
     ...(ca && { ca }),
@@ -390,11 +459,51 @@ function combinationProblems(e: z.infer<typeof schema>, options: ConfigOptions):
   return problems;
 }
 
+/** Settings each in range but that break sagas or requests together; each message names both and their values. */
+function disagreements(e: z.infer<typeof schema>, present: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  /** The value as given, or the default the schema filled in. */
+  const given = (name: ConfigVariable, parsed: number, format: (n: number) => string = formatDuration) =>
+    present[name] !== undefined ? JSON.stringify(present[name]) : `${JSON.stringify(format(parsed))}, the default`;
+  if (e.RETRY_MAX_INTERVAL < e.RETRY_INITIAL_INTERVAL) {
+    problems.push(
+      `RETRY_MAX_INTERVAL: expected at least RETRY_INITIAL_INTERVAL (${given('RETRY_INITIAL_INTERVAL', e.RETRY_INITIAL_INTERVAL)}): ` +
+        `retries back off from the initial interval up to this one, and Temporal refuses a maximum below it ` +
+        `(got ${given('RETRY_MAX_INTERVAL', e.RETRY_MAX_INTERVAL)})`,
+    );
+  }
+  if (e.HTTP_HEADERS_TIMEOUT > e.HTTP_REQUEST_TIMEOUT) {
+    problems.push(
+      `HTTP_HEADERS_TIMEOUT: expected at most HTTP_REQUEST_TIMEOUT (${given('HTTP_REQUEST_TIMEOUT', e.HTTP_REQUEST_TIMEOUT)}): ` +
+        `the headers are part of the request (got ${given('HTTP_HEADERS_TIMEOUT', e.HTTP_HEADERS_TIMEOUT)})`,
+    );
+  }
+  // chargePayment publishes its audit events, then makes one gateway call bounded by PAYMENT_TIMEOUT.
+  // An attempt cut short by its start-to-close timeout loses the answer of a charge that may have
+  // gone through, and the breaker never sees the gateway's slowness.
+  if (e.ACTIVITY_TIMEOUT < e.PAYMENT_TIMEOUT + 1_000) {
+    problems.push(
+      `ACTIVITY_TIMEOUT: expected at least PAYMENT_TIMEOUT (${given('PAYMENT_TIMEOUT', e.PAYMENT_TIMEOUT)}) + 1s: ` +
+        `a step's attempt must outlast its gateway call (got ${given('ACTIVITY_TIMEOUT', e.ACTIVITY_TIMEOUT)})`,
+    );
+  }
+  if (e.STARTER_MAX_ACK_PENDING !== 0 && e.STARTER_MAX_ACK_PENDING < e.STARTER_MAX_IN_FLIGHT) {
+    problems.push(
+      `STARTER_MAX_ACK_PENDING: expected 0 (unset) or at least STARTER_MAX_IN_FLIGHT (${given('STARTER_MAX_IN_FLIGHT', e.STARTER_MAX_IN_FLIGHT, String)}): ` +
+        `fewer would leave a single worker's in-flight slots idle; set 2 × STARTER_MAX_IN_FLIGHT × workers ` +
+        `(got ${given('STARTER_MAX_ACK_PENDING', e.STARTER_MAX_ACK_PENDING, String)})`,
+    );
+  }
+  return problems;
+}
+
+/** The value given, for the message; withheld for variables that may hold a secret (keys, passwords, URLs with credentials). */
 function describeGiven(env: Record<string, string | undefined>, path: PropertyKey[]): string {
   const name = String(path[0]);
   const value = env[name];
-  if (value === undefined || /URL|TOKEN|SECRET|PASSWORD|KEYS/.test(name)) return '';
-  return ` (got "${value}")`;
+  if (value === undefined) return '';
+  if (/URL|TOKEN|SECRET|PASSWORD|KEY|CREDS/.test(name)) return ' (value not shown: it may be secret)';
+  return ` (got ${JSON.stringify(value)})`;
 }
 
 /** For process entry points: the config, or a clear message on stderr and exit code 2. */
