@@ -204,7 +204,8 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     if (!parsed.ok) throw invalidOrder(parsed.problems);
     const traceId = activeTraceId(); // the request's server span: the caller's trace when it sent one
     try {
-      const accepted = await intake.accept(parsed.value, key, traceId);
+      const idempotency = key === undefined ? undefined : { key, caller: callerOf(res) };
+      const accepted = await intake.accept(parsed.value, idempotency, traceId);
       trace.getActiveSpan()?.setAttribute('order.id', accepted.orderId);
       logger.info(
         { orderId: accepted.orderId, workflowId: accepted.workflowId, replayed: accepted.replayed },

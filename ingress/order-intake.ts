@@ -19,6 +19,7 @@ import { ORDER_CREATED } from '../domain/events.js';
 import { orderTotal } from '../domain/order.js';
 import { orderWorkflowId } from '../workflows/contract.js';
 import type { Order } from '../domain/order.js';
+import type { Caller } from './callers.js';
 import { canonicalRequest, type OrderRequest } from './order-request.js';
 
 /** KV bucket of idempotency keys (JetStream); entries expire after IDEMPOTENCY_TTL. */
@@ -88,6 +89,23 @@ export class OrderNotStoredError extends Error {
   }
 }
 
+/** An Idempotency-Key and who sent it: each caller's keys are its own. */
+export interface IdempotencyKey {
+  key: string;
+  caller: Pick<Caller, 'id' | 'via'>;
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/**
+ * The KV key of a caller's Idempotency-Key: a hash of who sent it and the key, so one caller's key never answers or
+ * blocks another's (a 422 would tell that the key exists), and any key, of any characters, is a valid KV key. How the
+ * caller proved who it is is part of it: a token's subject may read like an API key's name.
+ */
+function callerKvKey({ key, caller }: IdempotencyKey): string {
+  return `caller-key.${sha256(JSON.stringify([caller.via, caller.id, key]))}`;
+}
+
 export interface AcceptedOrder {
   orderId: string;
   workflowId: string;
@@ -127,7 +145,7 @@ export class OrderIntake {
   /** Stores the order as an OrderCreated event; throws IdempotencyConflictError or OrderNotStoredError. */
   async accept(
     request: OrderRequest,
-    idempotencyKey: string | undefined,
+    idempotency: IdempotencyKey | undefined,
     traceId = newTraceId(),
   ): Promise<AcceptedOrder> {
     if (!this.deps.connected()) throw new OrderNotStoredError({ cause: new Error('NATS is disconnected') });
@@ -139,8 +157,8 @@ export class OrderIntake {
       withdraw?: () => Promise<void>;
     };
     try {
-      identity = idempotencyKey
-        ? await this.claimKey(idempotencyKey, request, traceId)
+      identity = idempotency
+        ? await this.claimKey(idempotency, request, traceId)
         : { orderId: randomUUID(), traceId, createdAt: new Date().toISOString(), replayed: false };
     } catch (error) {
       if (error instanceof IdempotencyConflictError) throw error;
@@ -182,9 +200,11 @@ export class OrderIntake {
   }
 
   /** Records the key with the body's fingerprint, or finds the earlier record; concurrent claims agree. */
-  private async claimKey(key: string, request: OrderRequest, traceId: string) {
-    const fingerprint = createHash('sha256').update(canonicalRequest(request)).digest('hex');
-    const kvKey = `key.${createHash('sha256').update(key, 'utf8').digest('hex')}`;
+  private async claimKey(idempotency: IdempotencyKey, request: OrderRequest, traceId: string) {
+    const fingerprint = sha256(canonicalRequest(request));
+    const before = await this.acceptedBeforeKeysWerePerCaller(idempotency.key, fingerprint);
+    if (before) return { ...before, replayed: true };
+    const kvKey = callerKvKey(idempotency);
     const fresh: IdempotencyRecord = {
       fingerprint,
       orderId: randomUUID(),
@@ -202,5 +222,19 @@ export class OrderIntake {
       if (earlier.fingerprint !== fingerprint) throw new IdempotencyConflictError();
       return { ...earlier, replayed: true };
     }
+  }
+
+  /**
+   * The order that a version before per-caller keys accepted with this key and body, whose record it stored for every
+   * caller under `key.<sha256 of the key>`: without this, a retry of it after the upgrade would be a second order. Only
+   * the same body counts (the old record does not say who sent it; the body, with its customer and payment token, ties
+   * a retry to it); under another body the key is the caller's own, as every key is now. Those records expire one
+   * IDEMPOTENCY_TTL after the last such version stopped: then this lookup finds nothing and may go.
+   */
+  private async acceptedBeforeKeysWerePerCaller(key: string, fingerprint: string) {
+    const entry = await this.deps.idempotency.get(`key.${sha256(key)}`);
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    const earlier = entry.json<IdempotencyRecord>();
+    return earlier.fingerprint === fingerprint ? earlier : undefined;
   }
 }

@@ -169,6 +169,28 @@ describe('authorization', () => {
     expect(await terminal(mine.body.orderId as string)).toBe('COMPLETED');
   });
 
+  it("when a customer uses another customer's Idempotency-Key, then it gets an order of its own (no 422 that tells the key exists); the owner's reuse is still 422", async () => {
+    const a = await idp.token(`c-key-a-${randomUUID().slice(0, 6)}`);
+    const b = await idp.token(`c-key-b-${randomUUID().slice(0, 6)}`);
+    const key = { 'idempotency-key': randomUUID() };
+    const byA = await call('POST', '/orders', { ...bearer(a), ...key }, order());
+    const byB = await call('POST', '/orders', { ...bearer(b), ...key }, order());
+    expect([byA.status, byB.status]).toEqual([202, 202]);
+    expect(byB.body.orderId).not.toBe(byA.body.orderId);
+    // Each caller's key still names its own order: a retry replays it, another body is refused.
+    expect((await call('POST', '/orders', { ...bearer(a), ...key }, order())).body.orderId).toBe(byA.body.orderId);
+    expect((await call('POST', '/orders', { ...bearer(b), ...key }, order())).body.orderId).toBe(byB.body.orderId);
+    const aChanged = await call('POST', '/orders', { ...bearer(a), ...key }, order({ paymentToken: 'tok_other' }));
+    expect(aChanged.status).toBe(422);
+    // Two backends sending the same key and body are two callers too.
+    const bySvc = await call('POST', '/orders', { ...asService, ...key }, order({ customerId: 'c-key-svc' }));
+    const byOps = await call('POST', '/orders', { ...asOperator, ...key }, order({ customerId: 'c-key-svc' }));
+    expect([bySvc.status, byOps.status]).toEqual([202, 202]);
+    expect(byOps.body.orderId).not.toBe(bySvc.body.orderId);
+    for (const placed of [byA, byB, bySvc, byOps])
+      expect(await terminal(placed.body.orderId as string)).toBe('COMPLETED');
+  });
+
   it("when a customer reads or cancels another customer's order, then it is 404 as for an unknown order, and the order goes on", async () => {
     const owner = await idp.token(`c-owner-${randomUUID().slice(0, 6)}`);
     const intruder = await idp.token(`c-intruder-${randomUUID().slice(0, 6)}`);
