@@ -20,4 +20,6 @@ export const FailureType = {
   approvalTimedOut: 'ApprovalTimedOut',
   /** A cancelOrder or approveOrder update that no longer applies; details carry `{ status }`. */
   updateRefused: 'UpdateRefused',
+  /** A decision whose input does not fit (wrong type, too long); its message says which field and why. */
+  decisionInputInvalid: 'DecisionInputInvalid',
 } as const;

@@ -20,6 +20,7 @@ import { activeTraceId, contextFromHeaders, SpanKind, tracer } from '../lib/tele
 import {
   approveOrderUpdate,
   cancelOrderUpdate,
+  decisionUpdateId,
   CustomerIdKey,
   getStatusQuery,
   orderWorkflowId,
@@ -259,7 +260,10 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     const reason = optionalText(req.body, 'reason') ?? `cancelled by the ${caller.role}`;
     if (caller.role === 'customer') await requireOwnOrder(caller, orderId);
     const decision = await decide(orderId, 'Order cannot be cancelled', (handle) =>
-      handle.executeUpdate(cancelOrderUpdate, { args: [{ reason, cancelledBy: caller.id }] }),
+      handle.executeUpdate(cancelOrderUpdate, {
+        args: [{ reason, cancelledBy: caller.id }],
+        updateId: decisionUpdateId('cancelOrder', orderId),
+      }),
     );
     res.status(202).json({ orderId, update: 'cancelOrder', ...decision, links: { self: `/orders/${orderId}` } });
   });
@@ -280,7 +284,10 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     const claimed = optionalText(req.body, 'approvedBy');
     const approvedBy = caller.via === 'open' ? `unverified:${claimed ?? 'anonymous'}` : caller.id;
     const decision = await decide(orderId, 'Order cannot be approved', (handle) =>
-      handle.executeUpdate(approveOrderUpdate, { args: [{ approvedBy }] }),
+      handle.executeUpdate(approveOrderUpdate, {
+        args: [{ approvedBy }],
+        updateId: decisionUpdateId('approveOrder', orderId),
+      }),
     );
     res.status(202).json({ orderId, update: 'approveOrder', ...decision, links: { self: `/orders/${orderId}` } });
   });
@@ -530,6 +537,10 @@ export function createIngressApp(deps: IngressDeps): express.Express {
    * closed → 409, running → the update is sent again within the deadline, then 503 (nothing was
    * decided; the client retries). It used to be answered 409 "it has ended", with the saga still
    * waiting for the approval that was dropped.
+   *
+   * Each decision has one update id per order (decisionUpdateId): a repeat of a decision the saga
+   * took, by a client's retry or by the resend above, is answered by Temporal with the first one's
+   * answer, also after the saga closed; a refused update is not kept, so a repeat is asked anew.
    */
   async function decide(
     orderId: string,

@@ -28,13 +28,16 @@ export { ORDER_STATUSES, type OrderStatus };
 /** Statuses in which the workflow has ended. */
 export const TERMINAL_STATUSES: readonly OrderStatus[] = ['COMPLETED', 'COMPENSATED', 'CANCELLED', 'REJECTED'];
 
-/** Statuses in which cancelOrder still applies: until the confirmation is sent. */
+/**
+ * Statuses in which cancelOrder still applies: until the confirmation is being sent. Once the saga
+ * is NOTIFYING the order stands (a cancel then is refused with the status); sagas started before
+ * this rule still take a cancel while NOTIFYING (DECISIONS_HOLD in order-saga/activities.ts).
+ */
 export const CANCELLABLE_STATUSES: readonly OrderStatus[] = [
   'RECEIVED',
   'AWAITING_APPROVAL',
   'RESERVING_INVENTORY',
   'CHARGING_PAYMENT',
-  'NOTIFYING',
 ];
 
 /** Input of orderSaga. */
@@ -72,7 +75,18 @@ export interface OrderStatusDocument {
   updatedAt: string;
 }
 
-/** Signal inputs are plain JSON objects so `temporal` and `tctl` can send them. Fields may be missing. */
+/**
+ * The longest text each decision field takes (characters). Longer input is refused where it
+ * arrives: the text is carried by the status document, every later audit event and the notice.
+ * `actor`: approvedBy and cancelledBy.
+ */
+export const DECISION_TEXT_LIMITS = { reason: 500, note: 2_000, actor: 512 } as const;
+
+/**
+ * Signal inputs are plain JSON objects so `temporal` and `tctl` can send them. Fields may be
+ * missing; a field of the wrong type or over its limit (DECISION_TEXT_LIMITS) makes the saga drop
+ * the signal (logged, counted in `saga_signals_dropped`) or refuse the update.
+ */
 export interface CancelOrderInput {
   reason?: string;
   /** Who asks: the ingress sets the authenticated caller; an operator's signal may name itself. */
@@ -100,6 +114,15 @@ export interface DecisionAccepted {
  */
 export const cancelOrderUpdate = defineUpdate<DecisionAccepted, [CancelOrderInput]>('cancelOrder');
 export const approveOrderUpdate = defineUpdate<DecisionAccepted, [ApproveOrderInput]>('approveOrder');
+/**
+ * The update id of a decision on an order: one per order and decision, so a caller's retry (an
+ * HTTP client, the ingress resending after Temporal lost the update) is the same update, which
+ * Temporal answers with the first one's outcome instead of deciding again.
+ */
+export function decisionUpdateId(update: 'cancelOrder' | 'approveOrder', orderId: string): string {
+  return `${update}:${orderId}`;
+}
+
 export const retryCompensationSignal = defineSignal<[Record<string, never>?]>('retryCompensation');
 export const resolveManuallySignal = defineSignal<[ResolveManuallyInput?]>('resolveManually');
 export const getStatusQuery = defineQuery<OrderStatusDocument>('getStatus');

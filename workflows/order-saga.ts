@@ -28,7 +28,7 @@ export async function orderSaga({ order, settings }: OrderSagaInput): Promise<Or
     activities.auditWithSteps,
     activities.finalAudit,
   );
-  const decisions = new SagaDecisions(record);
+  const decisions = new SagaDecisions(record, activities.decisionsHold);
   const forward = new ForwardSteps(record, decisions, activities, settings);
 
   const outcome = await goForward(forward, record, decisions, settings.approvalTimeoutMs);

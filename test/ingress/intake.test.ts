@@ -197,7 +197,7 @@ describe('POST /orders → JetStream → saga', () => {
     expect(await waitForTerminal(next.body.orderId)).toBe('COMPLETED');
   });
 
-  it('when an order above the approval threshold is approved over HTTP, then it completes; a second approve is refused', async () => {
+  it('when an order above the approval threshold is approved over HTTP, then it completes; a repeated approve is answered as taken, a late cancel is refused', async () => {
     const { orderId } = (
       await post(orderBody({ items: [{ sku: SKU, quantity: 6, unitPrice: 1_000 }] }), {
         'idempotency-key': randomUUID(),
@@ -210,20 +210,28 @@ describe('POST /orders → JetStream → saga', () => {
       body: JSON.stringify({ approvedBy: 'ops-lead' }),
     });
     expect(approve.status).toBe(202);
-    expect(await approve.json()).toMatchObject({ update: 'approveOrder', accepted: true });
+    const approved = await approve.json();
+    expect(approved).toMatchObject({ update: 'approveOrder', accepted: true, status: 'AWAITING_APPROVAL' });
+    // A client's retry (its first answer lost on the way) is the same decision, answered the same.
+    const retried = await fetch(`${api}/orders/${orderId}/approve`, { method: 'POST' });
+    expect(retried.status).toBe(202);
+    expect(await retried.json()).toEqual(approved);
     expect(await waitForTerminal(orderId)).toBe('COMPLETED');
     const document = (await (await fetch(`${api}/orders/${orderId}`)).json()) as { approval: unknown };
     // This ingress runs without authentication: the body's name is kept, marked as unverified.
     expect(document.approval).toEqual({ required: true, approvedBy: 'unverified:ops-lead' });
     const again = await fetch(`${api}/orders/${orderId}/approve`, { method: 'POST' });
-    expect(again.status).toBe(409);
-    expect(await again.json()).toMatchObject({
+    expect(again.status).toBe(202); // also once the saga has closed
+    expect(await again.json()).toEqual(approved);
+    const cancel = await fetch(`${api}/orders/${orderId}/cancel`, { method: 'POST' });
+    expect(cancel.status).toBe(409);
+    expect(await cancel.json()).toMatchObject({
       orderStatus: 'COMPLETED',
       detail: expect.stringContaining('COMPLETED'),
     });
   });
 
-  it('when an order is cancelled over HTTP, then it ends CANCELLED; bad cancel requests get clear errors', async () => {
+  it('when an order is cancelled over HTTP, then it ends CANCELLED and a repeated cancel is answered as taken; bad cancel requests get clear errors', async () => {
     const { orderId } = (
       await post(orderBody({ items: [{ sku: SKU, quantity: 6, unitPrice: 1_000 }] }), {
         'idempotency-key': randomUUID(),
@@ -250,12 +258,37 @@ describe('POST /orders → JetStream → saga', () => {
       body: JSON.stringify({ reason: 'ordered twice' }),
     });
     expect(cancel.status).toBe(202);
+    const cancelled = await cancel.json();
     expect(await waitForTerminal(orderId)).toBe('CANCELLED');
-    const late = await fetch(`${api}/orders/${orderId}/cancel`, { method: 'POST' });
-    expect(late.status).toBe(409);
-    expect(await late.json()).toMatchObject({ orderStatus: 'CANCELLED' });
+    const repeated = await fetch(`${api}/orders/${orderId}/cancel`, { method: 'POST' });
+    expect(repeated.status).toBe(202);
+    expect(await repeated.json()).toEqual(cancelled);
+    const approve = await fetch(`${api}/orders/${orderId}/approve`, { method: 'POST' });
+    expect(approve.status).toBe(409);
+    expect(await approve.json()).toMatchObject({ orderStatus: 'CANCELLED' });
     expect((await fetch(`${api}/orders/${randomUUID()}/cancel`, { method: 'POST' })).status).toBe(404);
     expect((await gateway.ledger(orderId)).calls.charges).toBe(0);
+  });
+
+  it('when an operator signals a decision with input that does not fit, then the saga drops it, the worker counts it, and the order goes on', async () => {
+    const { orderId } = (
+      await post(orderBody({ items: [{ sku: SKU, quantity: 6, unitPrice: 1_000 }] }), {
+        'idempotency-key': randomUUID(),
+      })
+    ).body;
+    await expect.poll(() => statusOf(orderId), { timeout: 15_000 }).toBe('AWAITING_APPROVAL');
+    const dropped = async () =>
+      sumOf(await scrape(workerMetricsUrl), 'saga_signals_dropped_total', {
+        signal: 'cancelOrder',
+        cause: 'invalid_input',
+      });
+    const before = await dropped();
+    await client.workflow.getHandle(orderWorkflowId(orderId)).signal('cancelOrder', { reason: 1 });
+    await expect.poll(dropped, { timeout: 10_000 }).toBe(before + 1);
+
+    const approve = await fetch(`${api}/orders/${orderId}/approve`, { method: 'POST' });
+    expect(approve.status).toBe(202);
+    expect(await waitForTerminal(orderId)).toBe('COMPLETED');
   });
 
   it('when input is hostile or malformed, then each gets a clear 4xx, nothing is published and the ingress keeps serving', async () => {

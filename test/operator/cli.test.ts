@@ -2,6 +2,9 @@
 // toolchain provides, against the test server. Each test checks the saga's reaction.
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import type { Client } from '@temporalio/client';
@@ -192,5 +195,56 @@ describe('operator CLI', () => {
     expect(result.status).toBe('COMPENSATED');
     expect(result.resolution).toEqual({ note: 'refund issued by hand, OPS-12', step: 'refund' });
     expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 10, reserved: 0 }]);
+  });
+});
+
+describe('operator CLI input that does not fit', () => {
+  it('when temporal and tctl send decision signals with wrong types, then the saga drops each and takes the valid approval after them', async () => {
+    const { handle } = await startSaga({}, { approvalThreshold: 1_000 });
+    await waitForStatus(handle.workflowId, 'AWAITING_APPROVAL');
+    // As operators mistype them. Each used to fail every workflow task of the saga from then on.
+    await temporalSignal(handle.workflowId, 'resolveManually', '{"note": 5}');
+    await temporalSignal(handle.workflowId, 'cancelOrder', '{"reason": 1}');
+    await tctlSignal(handle.workflowId, 'approveOrder', '{"approvedBy": 1}');
+    await temporalSignal(handle.workflowId, 'approveOrder', '[1, 2]');
+    await tctlSignal(handle.workflowId, 'cancelOrder', '"stop it"');
+    await temporalSignal(handle.workflowId, 'retryCompensation', '7');
+    await waitForStatus(handle.workflowId, 'AWAITING_APPROVAL'); // queries still answer: no task failed
+
+    await temporalSignal(handle.workflowId, 'approveOrder', '{"approvedBy": "night-shift"}');
+    const result = await Promise.race([
+      handle.result(),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('the saga did not finish: a bad signal wedged it')), 20_000),
+      ),
+    ]);
+    expect(result).toMatchObject({ status: 'COMPLETED', approval: { approvedBy: 'night-shift' } });
+    expect(result.cancellation).toBeUndefined();
+    const { events } = await handle.fetchHistory();
+    expect(events?.filter((event) => event.workflowTaskFailedEventAttributes)).toEqual([]);
+  });
+
+  it('when temporal sends a cancel whose reason is 1.5 MB (from a file), then the saga drops it: its audit events stay within the NATS payload limit and it goes on', async () => {
+    const { handle, order } = await startSaga({}, { approvalThreshold: 1_000 });
+    await waitForStatus(handle.workflowId, 'AWAITING_APPROVAL');
+    const inputFile = join(mkdtempSync(join(tmpdir(), 'cli-input-')), 'cancel.json');
+    writeFileSync(inputFile, JSON.stringify({ reason: 'x'.repeat(1_500_000) }));
+    await temporal(
+      'workflow',
+      'signal',
+      '--workflow-id',
+      handle.workflowId,
+      '--name',
+      'cancelOrder',
+      '--input-file',
+      inputFile,
+    );
+    await waitForStatus(handle.workflowId, 'AWAITING_APPROVAL');
+
+    await tctlSignal(handle.workflowId, 'approveOrder', '{"approvedBy": "night-shift"}');
+    expect((await handle.result()).status).toBe('COMPLETED');
+    const audit = await auditEventsOf(stack, order.orderId);
+    expect(audit.map((event) => event.type)).toContain('OrderCompleted');
+    expect(Math.max(...audit.map((event) => JSON.stringify(event).length))).toBeLessThan(10_000);
   });
 });

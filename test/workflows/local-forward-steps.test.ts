@@ -14,10 +14,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import type { Client } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import {
   approveOrderSignal,
+  approveOrderUpdate,
   cancelOrderSignal,
+  cancelOrderUpdate,
   getStatusQuery,
   OrderStatusKey,
   orderWorkflowId,
@@ -28,6 +30,7 @@ import type { orderSaga } from '../../workflows/order-saga.js';
 import type { Order } from '../../domain/order.js';
 import type { SagaSettings } from '../../domain/saga-settings.js';
 import { newTraceId } from '../../lib/envelope.js';
+import { auditEventTypeFor } from '../../domain/events.js';
 import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../../workers/order-worker.js';
 import { startActivityTier, type ActivityTier } from '../support/activity-tier.js';
 import { auditEventsOf } from '../support/streams.js';
@@ -81,16 +84,16 @@ function order(sku: string): Order {
 /** Starts the saga; with `loseTaskAfter`, every workflow task that runs that local step is lost. */
 async function start(
   o: Order,
-  loseTaskAfter: 'reserveInventory' | 'chargePayment' | undefined,
+  loseTaskAfter: 'reserveInventory' | 'chargePayment' | 'publishAuditEvents' | undefined,
   settings: Partial<SagaSettings> = {},
-  faults: { failReserveOnRetry?: true } = {},
+  faults: { failReserveOnRetry?: true; loseApprovalTaskUntil?: number } = {},
 ) {
   const input: OrderSagaInput = { order: o, settings: fastSagaSettings(settings) };
   return client.workflow.start<typeof orderSaga>('orderSaga', {
     workflowId: orderWorkflowId(o.orderId),
     taskQueue: worker.taskQueue,
     args: [input],
-    ...(loseTaskAfter && { memo: { loseTaskAfter, ...faults } }),
+    memo: { ...(loseTaskAfter && { loseTaskAfter }), ...faults },
   });
 }
 
@@ -155,7 +158,7 @@ describe('a workflow task lost after its local steps, with a cancel in between',
       expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual(cancelledAfter('OrderReceived'));
     }, 60_000);
 
-  it('when the task that took the approval reserved, charged and was lost, then the cancelled saga refunds and releases', async () => {
+  it('when the task after an approval charged and was lost, then the cancelled saga refunds and releases', async () => {
     const sku = await newSku(5);
     const o = order(sku);
     const handle = await start(o, 'chargePayment', { approvalThreshold: 1_000 });
@@ -167,9 +170,65 @@ describe('a workflow task lost after its local steps, with a cancel in between',
     await handle.signal(cancelOrderSignal, { reason: 'changed my mind' });
 
     await expectUndone(o, sku, await handle.result(), true);
+    // After an approval the reservation is a regular activity (its task commits first), so the
+    // reservation's status is audited; the lost task is the one that charged.
     expect(typesOf(await auditEventsOf(stack, o.orderId))).toEqual(
-      cancelledAfter('OrderReceived', 'OrderAwaitingApproval'),
+      cancelledAfter('OrderReceived', 'OrderAwaitingApproval', 'OrderReservingInventory'),
     );
+  }, 60_000);
+});
+
+describe('a decision meeting a lost workflow task', () => {
+  it('when the task that took an approval update is lost, then nothing it could have run is left behind: the approval is taken once committed and the order completes, charged once', async () => {
+    const sku = await newSku(5);
+    const o = order(sku);
+    const handle = await start(
+      o,
+      undefined,
+      { approvalThreshold: 1_000, approvalTimeoutMs: 8_000 },
+      { loseApprovalTaskUntil: Date.now() + 4_000 },
+    );
+    await expect
+      .poll(async () => (await handle.query(getStatusQuery)).status, { timeout: 15_000 })
+      .toBe('AWAITING_APPROVAL');
+    // One approval, as an HTTP caller sends it. Every task that takes it and runs a local step is
+    // lost for 4 s, then the update is gone (see the fault module). Had a lost task reserved and
+    // charged, the saga would not know it, and the approval timeout would reject an order whose card
+    // is charged and whose stock is held.
+    await client.connection
+      .withDeadline(Date.now() + 3_000, () =>
+        handle.executeUpdate(approveOrderUpdate, { args: [{ approvedBy: 'ops-lead' }] }),
+      )
+      .catch(() => undefined);
+    const result = await handle.result();
+
+    const ledger = await stack.gateway.ledger(o.orderId);
+    const levels = await stack.inventory.levels(sku);
+    expect({ status: result.status, netCaptured: ledger.netCaptured, levels }).toEqual({
+      status: 'COMPLETED',
+      netCaptured: o.total,
+      levels: [{ sku, available: 3, reserved: 2 }],
+    });
+    expect(ledger.charges).toHaveLength(1);
+    expect(result.approval.approvedBy).toBe('ops-lead');
+  }, 60_000);
+
+  it('when the last task stored OrderCompleted and was lost, and a cancel came before its retry, then the order completes and AUDIT holds only the statuses it lived', async () => {
+    const sku = await newSku(5);
+    const o = order(sku);
+    const handle = await start(o, 'publishAuditEvents');
+    await expect
+      .poll(async () => typesOf(await auditEventsOf(stack, o.orderId)), { timeout: 15_000, interval: 50 })
+      .toContain('OrderCompleted');
+    await handle.signal(cancelOrderSignal, { reason: 'changed my mind, too late' });
+    const result = await handle.result();
+
+    // The confirmation was sent before the cancel arrived: the order stands, as its audit trail says.
+    expect(result.status).toBe('COMPLETED');
+    const audit = await auditEventsOf(stack, o.orderId);
+    expect(typesOf(audit)).toEqual(result.history.map(({ status }) => auditEventTypeFor(status)));
+    expect((await stack.gateway.ledger(o.orderId)).netCaptured).toBe(o.total);
+    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 3, reserved: 2 }]);
   }, 60_000);
 });
 
@@ -206,7 +265,7 @@ describe('a workflow task lost after its local steps, with a failure in its retr
 });
 
 describe('a slow local step', () => {
-  it('when the first charge attempt takes longer than a workflow task may, then the saga shows CHARGING_PAYMENT meanwhile and a cancel sent then still undoes the order', async () => {
+  it('when the first charge attempt takes longer than a workflow task may, then the saga shows CHARGING_PAYMENT meanwhile, and a cancel sent then is answered as the saga decides it, nothing left behind', async () => {
     const sku = await newSku(5);
     const o = order(sku);
     await stack.gateway.setFaults({ chargeLatencyMs: 11_000 }); // beyond the 10 s workflow task timeout
@@ -231,14 +290,32 @@ describe('a slow local step', () => {
       .toBe(orderWorkflowId(o.orderId));
     expect(Date.now()).toBeLessThan(chargeLandedBy);
     expect((await stack.gateway.ledger(o.orderId)).charges).toHaveLength(0);
-    await handle.signal(cancelOrderSignal, { reason: 'too slow' });
+    // The cancel waits for the task running the charge: it is decided when the saga next meets it.
+    // Taken while CHARGING_PAYMENT, it undoes the order; met once the charge was taken (NOTIFYING,
+    // the point of no return), it is refused and the order completes. Either way answer and
+    // outcome agree, and no money or stock is left behind.
+    const answer = await handle
+      .executeUpdate(cancelOrderUpdate, { args: [{ reason: 'too slow' }] })
+      .then(() => 'accepted' as const)
+      .catch((error: unknown) => {
+        expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
+        expect((error as WorkflowUpdateFailedError).cause?.message).toContain('NOTIFYING');
+        return 'refused' as const;
+      });
     const result = await handle.result();
-
-    expect(result.status).toBe('CANCELLED');
-    const ledger = await stack.gateway.ledger(o.orderId);
-    expect(ledger.charges).toHaveLength(1); // it landed after the cancel...
-    expect(ledger.netCaptured).toBe(0); // ...and was refunded
-    expect(await stack.inventory.levels(sku)).toEqual([{ sku, available: 5, reserved: 0 }]);
     await stack.gateway.setFaults(NO_FAULTS);
+
+    const ledger = await stack.gateway.ledger(o.orderId);
+    expect(ledger.charges).toHaveLength(1); // it landed after the cancel was sent
+    const levels = await stack.inventory.levels(sku);
+    if (answer === 'accepted') {
+      expect(result.status).toBe('CANCELLED');
+      expect(ledger.netCaptured).toBe(0); // ...and was refunded
+      expect(levels).toEqual([{ sku, available: 5, reserved: 0 }]);
+    } else {
+      expect(result.status).toBe('COMPLETED');
+      expect(ledger.netCaptured).toBe(o.total);
+      expect(levels).toEqual([{ sku, available: 3, reserved: 2 }]);
+    }
   }, 60_000);
 });

@@ -12,18 +12,21 @@ import { tracingWorkerOptions } from '../../workers/order-worker.js';
  * Sagas started in the earlier shapes must keep replaying too: audit publishes as local activities
  * (local-audit/), then one regular activity per audit event (audit-per-event/), then audit events
  * carried by the steps with the final one in a regular activity (audit-with-steps/), then the
- * final one by a local activity with the reservation still a regular one (final-audit-local/).
+ * final one by a local activity with the reservation still a regular one (final-audit-local/), then
+ * the reservation and the first charge as local activities in every saga, a cancel taken while
+ * NOTIFYING (forward-local/).
  */
 const LOCAL_AUDIT_DIR = 'local-audit/';
 const AUDIT_PER_EVENT_DIR = 'audit-per-event/';
 const AUDIT_WITH_STEPS_DIR = 'audit-with-steps/';
 const FINAL_AUDIT_LOCAL_DIR = 'final-audit-local/';
+const FORWARD_LOCAL_DIR = 'forward-local/';
 const jsonIn = (dir: string) =>
   readdirSync(`${HISTORIES_DIR}${dir}`)
     .filter((name) => name.endsWith('.json'))
     .sort()
     .map((name) => `${dir}${name}`);
-const EARLIER_SHAPES = [FINAL_AUDIT_LOCAL_DIR, AUDIT_WITH_STEPS_DIR, AUDIT_PER_EVENT_DIR, LOCAL_AUDIT_DIR];
+const EARLIER_SHAPES = [FORWARD_LOCAL_DIR, FINAL_AUDIT_LOCAL_DIR, AUDIT_WITH_STEPS_DIR, AUDIT_PER_EVENT_DIR, LOCAL_AUDIT_DIR];
 const files = [...jsonIn(''), ...EARLIER_SHAPES.flatMap(jsonIn)];
 const SAGA_PATHS = [
   'approved',

@@ -68,7 +68,28 @@ const FINAL_AUDIT_LOCAL = 'final-audit-local';
  */
 const FORWARD_LOCAL = 'forward-local';
 
+/**
+ * Decisions hold whether or not a workflow task that took them was lost. Two races closed:
+ * - An approval given by update is not in the history until the workflow task that took it is
+ *   committed: when that task is lost, Temporal drops the update, and its retry waits for the
+ *   approval again. Had that task also reserved and charged by local activity (FORWARD_LOCAL),
+ *   the saga would not know it, and a later cancel or the approval timeout would end the order
+ *   with the card charged and the stock held. So after an approval the reservation is a regular
+ *   activity, scheduled by (and run only after the commit of) the task that took the approval.
+ * - The final status's audit event is stored by a local activity (FINAL_AUDIT_LOCAL) in the task
+ *   that learns the confirmation was sent. When that task is lost after storing OrderCompleted
+ *   and a cancel arrives before its retry, the retry meets the cancel first (the SDK hands a task
+ *   its signals and updates before activity results) while the saga is still NOTIFYING: the
+ *   cancel was taken and the order ended CANCELLED, with OrderCompleted in AUDIT under the id of
+ *   its next event. So a cancel applies only until the confirmation is being sent: NOTIFYING is
+ *   past the point of no return, whichever attempt of a task decides.
+ * Implies FORWARD_LOCAL (one marker per saga).
+ */
+const DECISIONS_HOLD = 'decisions-hold';
+
 export interface SagaActivities {
+  /** DECISIONS_HOLD: the reservation after an approval is a regular activity; NOTIFYING cannot be cancelled. */
+  decisionsHold: boolean;
   /** Forward steps: a cancel lets a running attempt finish (it may have charged) but stops pending retries. */
   steps: ActivityInterfaceFor<OrderActivities>;
   /**
@@ -102,7 +123,8 @@ export function sagaActivities(settings: SagaSettings): SagaActivities {
     nonRetryableErrorTypes: Object.values(BusinessFailure),
   });
   // A saga with a newer patch has no need for the older ones' markers: each implies those before it.
-  const forwardLocal = patched(FORWARD_LOCAL);
+  const decisionsHold = patched(DECISIONS_HOLD);
+  const forwardLocal = decisionsHold || patched(FORWARD_LOCAL);
   const finalAuditLocal = forwardLocal || patched(FINAL_AUDIT_LOCAL);
   const auditWithSteps = finalAuditLocal || patched(AUDIT_WITH_STEPS);
   const auditAsActivity = auditWithSteps || patched(AUDIT_AS_ACTIVITY);
@@ -120,6 +142,7 @@ export function sagaActivities(settings: SagaSettings): SagaActivities {
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   };
   return {
+    decisionsHold,
     auditWithSteps,
     finalAudit: finalAuditLocal ? proxyLocalActivities<OrderActivities>(auditOptions) : undefined,
     steps: proxyActivities<OrderActivities>(stepOptions),

@@ -1,7 +1,7 @@
 // What people decide about a running saga, and when it still may: a customer's cancel, an
 // operator's approval (each by signal for `temporal`/`tctl`, or by update of the same name for
 // the HTTP routes), and an operator's answer to a failed compensation.
-import { ApplicationFailure, CancellationScope, condition, log, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, log, metricMeter, setHandler } from '@temporalio/workflow';
 import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import { FailureType } from '../../domain/failures.js';
 import {
@@ -14,9 +14,16 @@ import {
   getStatusQuery,
   resolveManuallySignal,
   retryCompensationSignal,
-  type CancelOrderInput,
   type DecisionAccepted,
 } from '../contract.js';
+import {
+  parseApproveInput,
+  parseCancelInput,
+  parseResolveInput,
+  parseRetryInput,
+  type CancelDecision,
+  type Parsed,
+} from './decision-inputs.js';
 import type { SagaRecord } from './record.js';
 
 /** Raised inside the saga when a cancel was accepted between steps. */
@@ -38,27 +45,44 @@ export class SagaDecisions {
   private runningStep: CancellationScope | undefined;
   /** The outcome is decided: a cancel can no longer change it. */
   private settled = false;
+  /** The wait for an approval has ended (approved, timed out or cancelled): a late approval is refused. */
+  private approvalClosed = false;
+  private readonly signalsDropped = metricMeter.createCounter(
+    'saga_signals_dropped',
+    'signals',
+    'Signals the saga logged and dropped: input that does not fit, or a decision that no longer applies',
+  );
 
-  /** Registers the query and every handler; call once, first thing in the saga. */
-  constructor(private readonly record: SagaRecord) {
+  /**
+   * Registers the query and every handler; call once, first thing in the saga. `notifyingIsFinal`:
+   * a cancel no longer applies once the confirmation is being sent (false for sagas started before).
+   */
+  constructor(
+    private readonly record: SagaRecord,
+    private readonly notifyingIsFinal = true,
+  ) {
     setHandler(getStatusQuery, () => record.doc);
     this.handle(
       cancelOrderSignal,
       cancelOrderUpdate,
+      parseCancelInput,
       () => this.cancelRefusal(),
       (input) => this.acceptCancel(input),
     );
     this.handle(
       approveOrderSignal,
       approveOrderUpdate,
+      parseApproveInput,
       () => this.approveRefusal(),
       (input) => {
-        this.approvedBy = input?.approvedBy?.trim() || 'unknown';
+        this.approvedBy = input.approvedBy ?? 'unknown';
       },
     );
-    setHandler(retryCompensationSignal, () => this.operatorAnswers('retryCompensation', { retry: true }));
-    setHandler(resolveManuallySignal, (input) =>
-      this.operatorAnswers('resolveManually', { note: input?.note?.trim() || 'resolved manually' }),
+    this.signal(retryCompensationSignal, parseRetryInput, () =>
+      this.operatorAnswers('retryCompensation', { retry: true }),
+    );
+    this.signal(resolveManuallySignal, parseResolveInput, (input) =>
+      this.operatorAnswers('resolveManually', { note: input.note ?? 'resolved manually' }),
     );
   }
 
@@ -71,9 +95,13 @@ export class SagaDecisions {
     if (this.cancelRequest) throw new CancelRequested();
   }
 
-  /** Waits for an approval: true when approved, false when `timeoutMs` passed; a cancel throws CancelRequested. */
+  /**
+   * Waits for an approval: true when approved, false when `timeoutMs` passed; a cancel throws
+   * CancelRequested. Either way the approval is then closed: a late one is refused, not taken.
+   */
   async approval(timeoutMs: number): Promise<boolean> {
     const decided = await condition(() => this.approvedBy !== undefined || this.cancelRequest !== undefined, timeoutMs);
+    this.approvalClosed = true;
     this.throwIfCancelRequested();
     return decided;
   }
@@ -107,56 +135,90 @@ export class SagaDecisions {
    */
   private cancelRefusal(): string | undefined {
     const { status } = this.record;
-    const applies =
-      !TERMINAL_STATUSES.includes(status) &&
-      (this.cancelRequest || (!this.settled && CANCELLABLE_STATUSES.includes(status)));
-    return applies ? undefined : `order is ${status}; only an order still in progress can be cancelled`;
+    const cancellable = CANCELLABLE_STATUSES.includes(status) || (status === 'NOTIFYING' && !this.notifyingIsFinal);
+    const applies = !TERMINAL_STATUSES.includes(status) && (this.cancelRequest || (!this.settled && cancellable));
+    if (applies) return undefined;
+    if (status === 'NOTIFYING') return `order is ${status}: its confirmation is being sent, so it completes`;
+    return `order is ${status}; only an order still in progress can be cancelled`;
   }
 
+  /** Why an approval does not apply, or undefined while the saga waits for it. */
   private approveRefusal(): string | undefined {
     const { status } = this.record;
-    if (status === 'AWAITING_APPROVAL' && this.approvedBy === undefined && !this.cancelRequest) return undefined;
     // Approved a moment ago (the saga moves on in this same workflow task): say so, not just the status.
     if (this.approvedBy !== undefined && status === 'AWAITING_APPROVAL')
       return `order is ${status} and was just approved by ${this.approvedBy}; it goes on`;
-    return `order is ${status}; only an order in AWAITING_APPROVAL can be approved, once`;
+    if (status !== 'AWAITING_APPROVAL' || this.approvedBy !== undefined)
+      return `order is ${status}; only an order in AWAITING_APPROVAL can be approved, once`;
+    if (this.cancelRequest)
+      return `order is being cancelled (${this.cancelRequest.reason}); it can no longer be approved`;
+    if (this.approvalClosed)
+      return `order was not approved within its approval timeout and is being rejected; it can no longer be approved`;
+    return undefined;
   }
 
-  private acceptCancel(input: CancelOrderInput | undefined): void {
+  private acceptCancel(input: CancelDecision): void {
     if (this.cancelRequest) return;
-    const by = input?.cancelledBy?.trim();
-    this.cancelRequest = { reason: input?.reason?.trim() || 'no reason given', ...(by && { by }) };
+    const { reason, cancelledBy } = input;
+    this.cancelRequest = { reason: reason ?? 'no reason given', ...(cancelledBy && { by: cancelledBy }) };
     this.runningStep?.cancel();
   }
 
   private operatorAnswers(signal: string, decision: OperatorDecision): void {
     if (this.record.status === 'COMPENSATION_FAILED') this.operatorDecision = decision;
-    else log.warn(`${signal} ignored: the saga is not in COMPENSATION_FAILED`, { status: this.record.status });
+    else this.drop(signal, 'not_applicable', 'the saga is not in COMPENSATION_FAILED');
+  }
+
+  /** Logs and counts a signal the saga does not take; `problem` says why, for the operator who sent it. */
+  private drop(signal: string, cause: 'invalid_input' | 'not_applicable', problem: string): void {
+    log.warn(`${signal} signal dropped: ${problem}`, { status: this.record.status, signal, cause });
+    this.signalsDropped.add(1, { signal, cause });
+  }
+
+  /** A signal whose input is checked first: input that does not fit is logged, counted and dropped. */
+  private signal<Input, Decision>(
+    definition: SignalDefinition<[Input?]>,
+    parse: (input: unknown) => Parsed<Decision>,
+    take: (decision: Decision) => void,
+  ): void {
+    setHandler(definition, (input) => {
+      const parsed = parse(input);
+      if (!parsed.ok) return this.drop(definition.name, 'invalid_input', parsed.problem);
+      this.noteIgnoredFields(definition.name, parsed.ignoredFields);
+      take(parsed.value);
+    });
   }
 
   /**
-   * A decision by signal (fire-and-forget: one that no longer applies is logged and dropped) or by
-   * update of the same name (the validator refuses what no longer applies, before anything changes).
+   * A decision by signal (fire-and-forget: input that does not fit, or a decision that no longer
+   * applies, is logged, counted and dropped) or by update of the same name (the validator refuses
+   * either with the reason, before anything changes).
    */
-  private handle<Input>(
+  private handle<Input, Decision>(
     signal: SignalDefinition<[Input?]>,
     update: UpdateDefinition<DecisionAccepted, [Input]>,
+    parse: (input: unknown) => Parsed<Decision>,
     refusal: () => string | undefined,
-    accept: (input: Input | undefined) => void,
+    accept: (decision: Decision) => void,
   ): void {
-    setHandler(signal, (input) => {
+    this.signal(signal, parse, (decision) => {
       const reason = refusal();
-      if (reason) log.warn(`${signal.name} ignored: ${reason}`, { status: this.record.status });
-      else accept(input);
+      if (reason) this.drop(signal.name, 'not_applicable', reason);
+      else accept(decision);
     });
     setHandler(
       update,
       (input) => {
-        accept(input);
+        // The validator passed it (it does not run again when the history is replayed).
+        const parsed = parse(input);
+        if (!parsed.ok) throw invalidInput(update.name, parsed.problem);
+        accept(parsed.value);
         return { accepted: true, status: this.record.status };
       },
       {
-        validator: (_input: Input) => {
+        validator: (input: Input) => {
+          const parsed = parse(input);
+          if (!parsed.ok) throw invalidInput(update.name, parsed.problem);
           const reason = refusal();
           if (reason)
             throw ApplicationFailure.create({
@@ -168,4 +230,25 @@ export class SagaDecisions {
       },
     );
   }
+
+  private noteIgnoredFields(signal: string, fields: string[]): void {
+    if (fields.length > 0)
+      log.warn(
+        `${signal}: ignored unknown field(s) ${fields
+          .slice(0, 5)
+          .map((f) => `"${f.slice(0, 40)}"`)
+          .join(', ')}`,
+        {
+          signal,
+        },
+      );
+  }
+}
+
+function invalidInput(update: string, problem: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.decisionInputInvalid,
+    message: `${update}: ${problem}`,
+    nonRetryable: true,
+  });
 }

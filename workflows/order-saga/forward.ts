@@ -27,7 +27,7 @@ export class ForwardSteps {
   constructor(
     private readonly record: SagaRecord,
     private readonly decisions: SagaDecisions,
-    private readonly activities: Pick<SagaActivities, 'steps' | 'local'>,
+    private readonly activities: Pick<SagaActivities, 'steps' | 'local' | 'decisionsHold'>,
     private readonly settings: SagaSettings,
   ) {}
 
@@ -62,8 +62,10 @@ export class ForwardSteps {
     }
     const reserveInput = { orderId: order.orderId, items: order.items };
     const reserveSummary = { summary: `Reserve ${order.items.length} SKU(s)` };
+    // After an approval the reservation is a regular activity (DECISIONS_HOLD in activities.ts).
+    const reserveLocally = local && !(record.doc.approval.required && this.activities.decisionsHold);
     const reservation = await this.step('RESERVING_INVENTORY', 'Reserving inventory', 'release', (carry) =>
-      local
+      reserveLocally
         ? local.reserve.reserveInventory.executeWithOptions(reserveSummary, [reserveInput])
         : steps.reserveInventory.executeWithOptions(reserveSummary, withAudit(reserveInput, carry())),
     );
