@@ -20,6 +20,7 @@ import { activeTraceId, contextFromHeaders, SpanKind, tracer } from '../lib/tele
 import {
   approveOrderUpdate,
   cancelOrderUpdate,
+  DECISION_TEXT_LIMITS,
   decisionUpdateId,
   CustomerIdKey,
   getStatusQuery,
@@ -558,6 +559,9 @@ export function createIngressApp(deps: IngressDeps): express.Express {
           const { status } = (refusal.details?.[0] ?? {}) as { status?: string };
           throw new HttpProblem(409, refusedTitle, refusal.message, { orderStatus: status });
         }
+        // The saga's bounds on a decision's text (e.g. a caller id longer than an actor may be).
+        if (refusal instanceof ApplicationFailure && refusal.type === FailureType.decisionInputInvalid)
+          throw new HttpProblem(422, refusedTitle, refusal.message);
         if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw await updateTimedOut(error, orderId);
         if (!(error instanceof WorkflowNotFoundError)) throw temporalProblem(error, orderId, 'the order');
       }
@@ -691,13 +695,15 @@ function optionalText(body: unknown, field: string): string | undefined {
   if (body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && !(field in body)))
     return undefined;
   const value = typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>)[field] : undefined;
-  if (typeof value !== 'string' || value.length > 500) {
+  // The saga's own bound for a reason; a claimed approver stays within its actor bound with its prefix.
+  const limit = DECISION_TEXT_LIMITS.reason;
+  if (typeof value !== 'string' || value.length > limit) {
     throw new HttpProblem(
       400,
       'Invalid request body',
-      `expected a JSON object with an optional "${field}" string of at most 500 characters`,
+      `expected a JSON object with an optional "${field}" string of at most ${limit} characters`,
       {
-        errors: [{ field, message: 'must be a string of at most 500 characters' }],
+        errors: [{ field, message: `must be a string of at most ${limit} characters` }],
       },
     );
   }

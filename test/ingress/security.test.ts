@@ -251,6 +251,12 @@ describe('authorization', () => {
     await expect.poll(() => statusAsOperator(orderId), { timeout: 15_000 }).toBe('AWAITING_APPROVAL');
     const operator = await idp.token('alice@ops.example', ['operator']);
     expect((await call('GET', `/orders/${orderId}`, bearer(operator))).body.customerId).toBe('c-via-storefront');
+    // A subject longer than the saga takes for an approver is refused by name, not a 500, and decides nothing.
+    const longNamed = await idp.token(`${'x'.repeat(600)}@ops.example`, ['operator']);
+    const refused = await call('POST', `/orders/${orderId}/approve`, bearer(longNamed));
+    expect(refused.status).toBe(422);
+    expect(refused.body.detail).toContain('approvedBy');
+    expect(await statusAsOperator(orderId)).toBe('AWAITING_APPROVAL');
     expect((await call('POST', `/orders/${orderId}/approve`, bearer(operator))).status).toBe(202);
     expect(await terminal(orderId)).toBe('COMPLETED');
     expect((await call('GET', `/orders/${orderId}`, asOperator)).body.approval).toEqual({
