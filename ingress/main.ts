@@ -8,8 +8,8 @@ import type { Connection } from '@temporalio/client';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { loadConfigOrExit } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
-import { createRegistry, orderPublishDurationHistogram } from '../lib/metrics.js';
-import { connectNats, ensureStreams, watchConnection } from '../lib/nats.js';
+import { createRegistry, orderPublishDurationHistogram, streamFillMetrics } from '../lib/metrics.js';
+import { connectNats, ensureStreams, readStreamFill, watchConnection } from '../lib/nats.js';
 import { readinessReport, startOpsServer, temporalReachable, type ReadinessChecks } from '../lib/ops-server.js';
 import { untilAvailable } from '../lib/dependencies.js';
 import { startTelemetry } from '../lib/telemetry.js';
@@ -20,7 +20,7 @@ import { createIngressApp, OPEN_API_WARNING } from './app.js';
 import { Authenticator } from './callers.js';
 import { startCodecServer } from './codec-server.js';
 import { createPublicServer } from './http-server.js';
-import { openIdempotencyBucket, OrderIntake } from './order-intake.js';
+import { IDEMPOTENCY_BUCKET, openIdempotencyBucket, OrderIntake } from './order-intake.js';
 
 const config = loadConfigOrExit(process.env, { ingress: true });
 const logger = createLogger('ingress', config.logLevel);
@@ -85,11 +85,7 @@ const natsConnected = watchConnection(nc, (change) => logger.warn({ nats: change
 waiting.nats = natsConnected;
 const jsm = await jetstreamManager(nc);
 // A cluster still electing leaders, or busy creating replicas, times out: wait, as for the connection.
-await untilAvailable(
-  'the JetStream streams',
-  () => ensureStreams(jsm, { replicas: config.nats.streamReplicas, ordersMaxBytes: config.nats.ordersMaxBytes }),
-  logger,
-);
+await untilAvailable('the JetStream streams', () => ensureStreams(jsm, config.nats), logger);
 const js = jetstream(nc);
 const idempotency = await untilAvailable(
   'the idempotency bucket',
@@ -106,6 +102,8 @@ const idempotency = await untilAvailable(
     ),
   logger,
 );
+// The bucket's stream: full, it refuses new keys and the API answers 503 (the worker reports the contract streams).
+streamFillMetrics(registry, () => readStreamFill(jsm, [`KV_${IDEMPOTENCY_BUCKET}`]));
 
 const { client: temporal, connection: temporalConnection } = await untilAvailable(
   `Temporal at ${config.temporal.address}`,

@@ -186,6 +186,16 @@ const schema = z.object({
   NATS_CREDS_FILE: filePath.optional(),
   ORDERS_STREAM_MAX_BYTES: integer(1024 ** 3, 1024 ** 2, 1024 ** 4),
   IDEMPOTENCY_BUCKET_MAX_BYTES: integer(256 * 1024 ** 2, 1024 ** 2, 1024 ** 4),
+  // The other streams' limits; lib/nats.ts says what each does at its byte limit, and why. The ages
+  // are how long each keeps an event: AUDIT and ORDERS_DLQ at least as long as ORDERS (7 days), whose
+  // orders reconcile compares with AUDIT and whose originals a dead letter points to; NOTIFICATIONS at
+  // least its duplicate window (1 day), which JetStream refuses to exceed the age.
+  AUDIT_STREAM_MAX_BYTES: integer(4 * 1024 ** 3, 1024 ** 2, 1024 ** 4),
+  AUDIT_STREAM_MAX_AGE: duration('90d', { min: '7d', max: '3650d' }),
+  NOTIFICATIONS_STREAM_MAX_BYTES: integer(512 * 1024 ** 2, 1024 ** 2, 1024 ** 4),
+  NOTIFICATIONS_STREAM_MAX_AGE: duration('30d', { min: '1d', max: '365d' }),
+  ORDERS_DLQ_STREAM_MAX_BYTES: integer(256 * 1024 ** 2, 1024 ** 2, 1024 ** 4),
+  ORDERS_DLQ_STREAM_MAX_AGE: duration('30d', { min: '7d', max: '365d' }),
 
   DATABASE_URL: urlWith(['postgres:', 'postgresql:']).optional(),
   EMBEDDED_DATABASE_DIR: z
@@ -245,6 +255,12 @@ export interface TlsFiles {
 
 export type ApiKeyRole = 'operator' | 'service';
 
+/** How much a stream may hold and for how long (lib/nats.ts: what it does at the byte limit). */
+export interface StreamRetention {
+  maxBytes: number;
+  maxAgeMs: number;
+}
+
 export interface Config {
   /**
    * `metricsPort`: the operations endpoints (/health, /ready with details, /metrics), never the public API.
@@ -288,6 +304,8 @@ export interface Config {
     credentials: { user: string; password: string } | { credsFile: string } | undefined;
     ordersMaxBytes: number;
     idempotencyMaxBytes: number;
+    /** The limits of AUDIT, NOTIFICATIONS and ORDERS_DLQ (ORDERS keeps 7 days, up to ordersMaxBytes). */
+    streams: { audit: StreamRetention; notifications: StreamRetention; deadLetters: StreamRetention };
   };
   database: { url: string | undefined; embeddedDir: string; seedDemoCatalog: boolean };
   payment: { gatewayUrl: string; timeoutMs: number; breakerFailureThreshold: number; breakerHalfOpenAfterMs: number };
@@ -390,6 +408,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           : undefined,
       ordersMaxBytes: e.ORDERS_STREAM_MAX_BYTES,
       idempotencyMaxBytes: e.IDEMPOTENCY_BUCKET_MAX_BYTES,
+      streams: {
+        audit: { maxBytes: e.AUDIT_STREAM_MAX_BYTES, maxAgeMs: e.AUDIT_STREAM_MAX_AGE },
+        notifications: { maxBytes: e.NOTIFICATIONS_STREAM_MAX_BYTES, maxAgeMs: e.NOTIFICATIONS_STREAM_MAX_AGE },
+        deadLetters: { maxBytes: e.ORDERS_DLQ_STREAM_MAX_BYTES, maxAgeMs: e.ORDERS_DLQ_STREAM_MAX_AGE },
+      },
     },
     database: {
       url: e.DATABASE_URL,

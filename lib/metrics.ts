@@ -153,6 +153,50 @@ export function consumerBacklogMetrics(registry: Registry, read: () => Promise<C
   );
 }
 
+/** A stream's size against its byte limit (lib/nats.ts readStreamFill; maxBytes -1: no limit). */
+export interface StreamFill {
+  stream: string;
+  bytes: number;
+  maxBytes: number;
+}
+
+/**
+ * jetstream_stream_bytes, jetstream_stream_max_bytes and jetstream_stream_fill_ratio {stream}: each
+ * stream's size against its byte limit, read from JetStream at each scrape (alert OrderSagaStreamFilling).
+ * The worker reports the contract streams, the ingress its idempotency bucket.
+ */
+export function streamFillMetrics(registry: Registry, read: () => Promise<StreamFill[]>): void {
+  let last: Promise<StreamFill[]> | undefined;
+  // One read per scrape for the three gauges; a failed read leaves the last values.
+  const current = () =>
+    (last ??= read()
+      .catch(() => [])
+      .finally(() => setTimeout(() => (last = undefined), 1_000)));
+  const gauge = (name: string, help: string, pick: (fill: StreamFill) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['stream'],
+      registers: [registry],
+      async collect() {
+        for (const fill of await current()) {
+          const value = pick(fill);
+          if (value !== undefined) this.set({ stream: fill.stream }, value);
+        }
+      },
+    });
+  const limited = (fill: StreamFill) => fill.maxBytes > 0;
+  gauge('jetstream_stream_bytes', 'Bytes a JetStream stream holds', (fill) => fill.bytes);
+  gauge('jetstream_stream_max_bytes', "A JetStream stream's byte limit", (fill) =>
+    limited(fill) ? fill.maxBytes : undefined,
+  );
+  gauge(
+    'jetstream_stream_fill_ratio',
+    'Bytes a JetStream stream holds over its byte limit (1: full; see lib/nats.ts for what each stream does then)',
+    (fill) => (limited(fill) ? fill.bytes / fill.maxBytes : undefined),
+  );
+}
+
 /** order_publish_duration_seconds: the ingress storing OrderCreated events in JetStream. */
 export function orderPublishDurationHistogram(registry: Registry): Histogram<'outcome'> {
   return new Histogram({

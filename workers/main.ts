@@ -13,8 +13,16 @@ import {
   sagaMetrics,
   starterMetrics,
   consumerBacklogMetrics,
+  streamFillMetrics,
 } from '../lib/metrics.js';
-import { connectNats, ensureStreams, ORDERS_MAX_AGE_MS, watchConnection } from '../lib/nats.js';
+import {
+  connectNats,
+  ensureStreams,
+  ORDERS_MAX_AGE_MS,
+  readStreamFill,
+  STREAMS,
+  watchConnection,
+} from '../lib/nats.js';
 import { startOpsServer, temporalReachable } from '../lib/ops-server.js';
 import {
   assertRetentionCoversOrders,
@@ -77,11 +85,10 @@ const natsConnected = watchConnection(nc, (change) => logger.warn({ nats: change
 readiness.nats = natsConnected;
 const jsm = await jetstreamManager(nc);
 // A cluster still electing leaders, or busy creating replicas, times out: wait, as for the connection.
-await untilAvailable(
-  'the JetStream streams',
-  () => ensureStreams(jsm, { replicas: config.nats.streamReplicas, ordersMaxBytes: config.nats.ordersMaxBytes }),
-  logger,
-);
+await untilAvailable('the JetStream streams', () => ensureStreams(jsm, config.nats), logger);
+// Each contract stream against its byte limit (the ingress reports the idempotency bucket).
+const streamNames = Object.values(STREAMS).map((stream) => stream.name);
+streamFillMetrics(registry, () => readStreamFill(jsm, streamNames));
 const js = jetstream(nc);
 
 const inventory = await refusingToStartOn(EmbeddedDatabaseInUseError, () => openInventory(config.database));

@@ -212,6 +212,8 @@ describe('Helm chart', () => {
       expect(config.worker.shutdownGraceMs).toBeGreaterThan(0);
       // A production NATS is a 3-node cluster: every stream and the idempotency bucket get 3 copies.
       expect(config.nats.streamReplicas).toBe(3);
+      // Every stream gets a byte limit and an age from the chart: the service's defaults unless set.
+      expect(config.nats.streams).toEqual(loadConfig({}).nats.streams);
       // The shared consumer leaves room for every worker the chart may run (2 × in-flight each).
       expect(config.starter.maxAckPending).toBe(2 * config.starter.maxInFlight * (args.length === 0 ? 2 : 30));
     }
@@ -227,6 +229,7 @@ describe('Helm chart', () => {
     ['a negative replica count', ['--set', 'worker.replicaCount=-1'], '/worker/replicaCount'],
     ['an unknown log level', ['--set', 'logLevel=loud'], '/logLevel'],
     ['a malformed duration', ['--set', 'saga.approvalTimeout=tomorrow'], '/saga/approvalTimeout'],
+    ['a stream byte limit below 1 MiB', ['--set', 'nats.auditMaxBytes=1000'], '/nats/auditMaxBytes'],
     ['an unknown key', ['--set', 'worker.replicas=3'], 'additional properties'],
     ['no database at all', ['--set', 'database.existingSecret='], '/database'],
     [

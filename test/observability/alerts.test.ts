@@ -2,8 +2,9 @@
 // the real worker and ingress: the rule file loads (a broken rule stops Prometheus, failing the
 // test), every rule evaluates, every dashboard query returns data after a few orders, and an
 // induced fault fires the matching alert: a poison event → OrderSagaDeadLettersGrowing, the
-// gateway down → OrderSagaPaymentCircuitOpen. The rules are loaded with their `for:` set to 0s
-// (the only change), so a test need not wait minutes for the pending period.
+// gateway down → OrderSagaPaymentCircuitOpen, AUDIT past 80 % of its byte limit → OrderSagaStreamFilling.
+// The rules are loaded with their `for:` set to 0s (the only change), so a test need not wait
+// minutes for the pending period.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { ensureTool } from '../../scripts/toolchain.mjs';
 import { freePort, stopProcess } from '../../scripts/local-servers.mjs';
 import { connectNats } from '../../lib/nats.js';
@@ -25,6 +26,7 @@ const IMAGES = fileURLToPath(
   new URL(process.env.UPDATE_SCREENSHOTS ? '../../docs/images/' : '../../.data/screenshots/', import.meta.url),
 );
 const startedAt = Date.now() / 1_000;
+const AUDIT_MAX_BYTES = 1024 ** 2;
 let stack: ProcessTier;
 let dir: string;
 let prometheus: ChildProcess;
@@ -58,6 +60,8 @@ beforeAll(async () => {
     BREAKER_FAILURE_THRESHOLD: '2',
     BREAKER_HALF_OPEN_AFTER: '60s',
     STEP_MAX_ATTEMPTS: '3',
+    // The smallest AUDIT allowed (1 MiB), which a test fills; the orders of this file take a few KiB of it.
+    AUDIT_STREAM_MAX_BYTES: String(AUDIT_MAX_BYTES),
   });
   await Promise.all([stack.start('workers/main.ts'), stack.start('ingress/main.ts')]);
   dir = mkdtempSync(join(tmpdir(), 'order-saga-prometheus-'));
@@ -127,6 +131,7 @@ describe('alerts and dashboard on a real Prometheus', () => {
       'OrderSagaPaymentCircuitOpen',
       'OrderSagaProcessNotReady',
       'OrderSagaSlowCompletion',
+      'OrderSagaStreamFilling',
     ]);
     await expect
       .poll(async () => (await rulesNow()).filter((rule) => rule.health !== 'ok').map((rule) => rule.name), {
@@ -193,6 +198,33 @@ describe('alerts and dashboard on a real Prometheus', () => {
     } finally {
       await stack.gateway.setFaults({ outage: false });
     }
+  });
+
+  it('when AUDIT passes 80 % of its byte limit, then the worker exports its fill and the stream alert fires for AUDIT', async () => {
+    const nc = await connectNats([stack.nats.url], 'alerts-test-fill');
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const auditFill = async () =>
+      Number((await query('jetstream_stream_fill_ratio{stream="AUDIT"}'))[0]?.value[1] ?? Number.NaN);
+    const streamAlerts = async () =>
+      (await api<{ alerts: { labels: Record<string, string>; state: string }[] }>('alerts')).alerts
+        .filter((alert) => alert.labels.alertname === 'OrderSagaStreamFilling' && alert.state === 'firing')
+        .map((alert) => alert.labels.stream);
+    try {
+      expect((await jsm.streams.info('AUDIT')).config.max_bytes).toBe(AUDIT_MAX_BYTES);
+      expect(await auditFill()).toBeLessThan(0.8);
+      expect(await streamAlerts()).toEqual([]);
+      // Events on a subject of their own, so they can be purged after.
+      while ((await jsm.streams.info('AUDIT')).state.bytes < 0.85 * AUDIT_MAX_BYTES)
+        await js.publish('audit.test.filler', new Uint8Array(64 * 1024), { msgID: randomUUID() });
+      await expect.poll(auditFill, { timeout: 15_000, interval: 500 }).toBeGreaterThan(0.8);
+      await expect.poll(streamAlerts, { timeout: 30_000, interval: 1_000 }).toEqual(['AUDIT']);
+    } finally {
+      await jsm.streams.purge('AUDIT', { filter: 'audit.test.>' });
+      await nc.close();
+    }
+    // Room again: the alert resolves.
+    await expect.poll(streamAlerts, { timeout: 30_000, interval: 1_000 }).toEqual([]);
   });
 
   it('when the run is over, then every dashboard panel can be drawn from what Prometheus recorded', async () => {
