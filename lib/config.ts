@@ -216,7 +216,6 @@ const schema = z.object({
   WORKER_SHUTDOWN_GRACE: duration('20s', { min: '1s', max: '1h' }),
   STARTER_ENABLED: z.enum(['true', 'false'], { error: 'expected true or false' }).default('true'),
   STARTER_MAX_IN_FLIGHT: integer(64, 1, 10_000),
-  STARTER_MAX_DELIVER: integer(10, 1, 1_000),
   // The starter extends an event's ack deadline every third of this while a start runs: at 3 s that
   // is every second, well above a NATS round trip and an event-loop stall; 0 spun that timer.
   STARTER_ACK_WAIT: duration('30s', { min: '3s', max: '10m' }),
@@ -314,7 +313,7 @@ export interface Config {
    * `maxAckPending`: events delivered and not yet acknowledged across every worker (the durable
    * consumer's max_ack_pending); each worker holds up to 2 × maxInFlight of them.
    */
-  starter: { enabled: boolean; maxInFlight: number; maxDeliver: number; ackWaitMs: number; maxAckPending: number };
+  starter: { enabled: boolean; maxInFlight: number; ackWaitMs: number; maxAckPending: number };
   saga: SagaSettings;
   /** How long an Idempotency-Key names its order; used again after that, it starts a new one. */
   idempotencyTtlMs: number;
@@ -433,7 +432,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     starter: {
       enabled: e.STARTER_ENABLED === 'true',
       maxInFlight: e.STARTER_MAX_IN_FLIGHT,
-      maxDeliver: e.STARTER_MAX_DELIVER,
       ackWaitMs: e.STARTER_ACK_WAIT,
       maxAckPending: e.STARTER_MAX_ACK_PENDING || 2 * e.STARTER_MAX_IN_FLIGHT,
     },

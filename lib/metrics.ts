@@ -80,12 +80,17 @@ export function paymentCircuitGauge<Operation extends string>(
   });
 }
 
-/** The starter's figures: events in hand, redeliveries, dead letters, starts by result. */
+/**
+ * The starter's figures: events in hand, redeliveries, dead letters, starts by result, events held
+ * and starts refused by outcome (the starter sets each label value of its rules to 0 at start).
+ */
 export interface StarterMetrics {
   inFlight: Gauge;
   redeliveries: Counter;
   deadLettered: Counter<'reason'>;
   started: Counter<'result'>;
+  held: Gauge<'outcome'>;
+  refused: Counter<'outcome'>;
 }
 
 export function starterMetrics(registry: Registry): StarterMetrics {
@@ -100,20 +105,28 @@ export function starterMetrics(registry: Registry): StarterMetrics {
       help: 'OrderCreated events delivered more than once',
       registers: [registry],
     }),
-    deadLettered: withZeroes(
-      new Counter({
-        name: 'starter_dead_lettered_total',
-        help: 'Events moved to ORDERS_DLQ',
-        labelNames: ['reason'],
-        registers: [registry],
-      }),
-      'reason',
-      ['poison', 'stale', 'delivery_limit'],
-    ),
+    deadLettered: new Counter({
+      name: 'starter_dead_lettered_total',
+      help: 'Events moved to ORDERS_DLQ, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     started: new Counter({
       name: 'starter_sagas_total',
       help: 'Saga starts by result',
       labelNames: ['result'],
+      registers: [registry],
+    }),
+    held: new Gauge({
+      name: 'starter_held_events',
+      help: 'OrderCreated events held in hand until Temporal takes their start, by what the last attempt came to',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    refused: new Counter({
+      name: 'starter_start_refused_total',
+      help: 'Saga starts Temporal refused for a cause an operator must fix, by outcome (the event is held, not dead-lettered)',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
   };

@@ -39,7 +39,6 @@ let SKU: string;
 
 beforeAll(async () => {
   stack = await startProcessTier('intake', {
-    STARTER_MAX_DELIVER: '3',
     APPROVAL_THRESHOLD: '5000',
     STARTER_ACK_WAIT: '5s',
     IDEMPOTENCY_TTL: '5s', // short, so a test can see a key expire

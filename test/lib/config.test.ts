@@ -97,7 +97,6 @@ const BAD_VALUES: Record<ConfigVariable, { bad: string[]; accepts: string; secre
   STARTER_ENABLED: { bad: ['yes'], accepts: 'true or false' },
   STARTER_MAX_IN_FLIGHT: { bad: ['0', '10001'], accepts: 'between 1 and 10000' },
   STARTER_ACK_WAIT: { bad: ['0', '1s', '11m'], accepts: 'between 3s and 10m' },
-  STARTER_MAX_DELIVER: { bad: ['0', '1001'], accepts: 'between 1 and 1000' },
   STARTER_MAX_ACK_PENDING: { bad: ['-1', '1000001'], accepts: 'between 0 and 1000000' },
   APPROVAL_THRESHOLD: { bad: ['-1', '1000000000001'], accepts: 'between 0 and 1000000000000' },
   APPROVAL_TIMEOUT: { bad: ['0', '31d'], accepts: 'between 1s and 30d' },

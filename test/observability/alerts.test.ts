@@ -131,6 +131,7 @@ describe('alerts and dashboard on a real Prometheus', () => {
       'OrderSagaPaymentCircuitOpen',
       'OrderSagaProcessNotReady',
       'OrderSagaSlowCompletion',
+      'OrderSagaStartsRefused',
       'OrderSagaStreamFilling',
     ]);
     await expect

@@ -37,18 +37,22 @@ export interface RunningWorker {
 
 /**
  * Starts an order worker on its own task queue (one per test file keeps files independent), on
- * the harness's workflow bundle or on `workflowBundlePath` (a bundle with a test's own interceptors).
+ * the harness's workflow bundle or on `workflowBundlePath` (a bundle with a test's own interceptors),
+ * in the `default` namespace or in `namespace`, on `taskQueue` when given.
  */
 export async function startInProcessWorker(
   clients: ActivityClients,
-  { workflowBundlePath = inject('workflowBundlePath') }: { workflowBundlePath?: string } = {},
+  {
+    workflowBundlePath = inject('workflowBundlePath'),
+    namespace = 'default',
+    taskQueue = `orders-test-${randomUUID()}`,
+  }: { workflowBundlePath?: string; namespace?: string; taskQueue?: string } = {},
 ): Promise<RunningWorker> {
-  const taskQueue = `orders-test-${randomUUID()}`;
   const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   const worker = await createOrderWorker({
     connection,
     config: {
-      temporal: { address: inject('temporalAddress'), namespace: 'default', taskQueue, tls: undefined },
+      temporal: { address: inject('temporalAddress'), namespace, taskQueue, tls: undefined },
       worker: { maxConcurrentActivities: 50, maxConcurrentWorkflowTasks: 50, shutdownGraceMs: 1_000 },
     },
     clients,
