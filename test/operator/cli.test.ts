@@ -1,7 +1,6 @@
 // Operators act on sagas from the command line: the real `temporal` and `tctl` binaries the
 // toolchain provides, against the test server. Each test checks the saga's reaction.
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,14 +8,13 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { ensureTool } from '../../scripts/toolchain.mjs';
-import { newTraceId } from '../../lib/envelope.js';
-import { getStatusQuery, orderWorkflowId, type OrderStatus } from '../../workflows/contract.js';
+import { getStatusQuery, type OrderStatus } from '../../workflows/contract.js';
 import type { Order } from '../../domain/order.js';
 import type { SagaSettings } from '../../domain/saga-settings.js';
-import type { orderSaga } from '../../workflows/order-saga.js';
 import { auditEventsOf } from '../support/streams.js';
+import { startTestSaga } from '../support/orders.js';
 import type { ActivityTier } from '../support/activity-tier.js';
-import { fastSagaSettings, type RunningWorker } from '../support/temporal.js';
+import type { RunningWorker } from '../support/temporal.js';
 import { startSagaTier, type SagaTier } from '../support/saga-tier.js';
 
 const run = promisify(execFile);
@@ -62,26 +60,8 @@ function tctlSignal(workflowId: string, name: string, input: string): Promise<st
   return tctlRun('workflow', 'signal', '--workflow_id', workflowId, '--name', name, '--input', input);
 }
 
-async function startSaga(overrides: Partial<Order> = {}, settings: Partial<SagaSettings> = {}) {
-  const sku = `SKU-${randomUUID().slice(0, 8)}`;
-  await stack.inventory.restock(sku, 10);
-  const order: Order = {
-    orderId: randomUUID(),
-    customerId: `c-cli-${randomUUID().slice(0, 4)}`,
-    items: [{ sku, quantity: 1, unitPrice: 5_000 }],
-    currency: 'EUR',
-    total: 5_000,
-    paymentToken: 'tok_visa',
-    createdAt: new Date().toISOString(),
-    traceId: newTraceId(),
-    ...overrides,
-  };
-  const handle = await client.workflow.start<typeof orderSaga>('orderSaga', {
-    workflowId: orderWorkflowId(order.orderId),
-    taskQueue: worker.taskQueue,
-    args: [{ order, settings: fastSagaSettings(settings) }],
-  });
-  return { order, handle, sku };
+function startSaga(order: Partial<Order> = {}, settings: Partial<SagaSettings> = {}) {
+  return startTestSaga({ client, taskQueue: worker.taskQueue, inventory: stack.inventory }, { order, settings });
 }
 
 async function waitForStatus(workflowId: string, status: OrderStatus) {

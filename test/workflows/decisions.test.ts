@@ -4,7 +4,6 @@
 // saga has decided to reject is refused (it used to be accepted while the order ended REJECTED).
 // The saga's notices go through a gate this file holds closed, so a test can act while the saga
 // is between its decision and its final status.
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -14,16 +13,14 @@ import {
   approveOrderUpdate,
   cancelOrderUpdate,
   getStatusQuery,
-  orderWorkflowId,
   type OrderStatus,
 } from '../../workflows/contract.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
-import type { Order } from '../../domain/order.js';
 import type { SagaSettings } from '../../domain/saga-settings.js';
 import { FailureType } from '../../domain/failures.js';
-import { newTraceId } from '../../lib/envelope.js';
 import { startActivityTier, type ActivityTier } from '../support/activity-tier.js';
-import { connectClient, fastSagaSettings, startInProcessWorker, type RunningWorker } from '../support/temporal.js';
+import { startTestSaga } from '../support/orders.js';
+import { connectClient, startInProcessWorker, type RunningWorker } from '../support/temporal.js';
 
 let stack: ActivityTier;
 let client: Client;
@@ -71,23 +68,8 @@ afterAll(async () => {
 });
 
 async function startSaga(settings: Partial<SagaSettings>): Promise<WorkflowHandle<typeof orderSaga>> {
-  const sku = `SKU-${randomUUID().slice(0, 8)}`;
-  await stack.inventory.restock(sku, 10);
-  const order: Order = {
-    orderId: randomUUID(),
-    customerId: 'c-decisions',
-    items: [{ sku, quantity: 1, unitPrice: 5_000 }],
-    currency: 'EUR',
-    total: 5_000,
-    paymentToken: 'tok_visa',
-    createdAt: new Date().toISOString(),
-    traceId: newTraceId(),
-  };
-  return client.workflow.start<typeof orderSaga>('orderSaga', {
-    workflowId: orderWorkflowId(order.orderId),
-    taskQueue: worker.taskQueue,
-    args: [{ order, settings: fastSagaSettings(settings) }],
-  });
+  const inventory = stack.inventory;
+  return (await startTestSaga({ client, taskQueue: worker.taskQueue, inventory }, { settings })).handle;
 }
 
 async function statusOf(handle: WorkflowHandle): Promise<OrderStatus> {
