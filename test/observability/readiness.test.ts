@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { freePort, startTemporal, stopProcess } from '../../scripts/local-servers.mjs';
 import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
 import type { ProductProcess } from '../support/processes.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { randomUUID } from 'node:crypto';
 
 type Temporal = Awaited<ReturnType<typeof startTemporal>>;
@@ -16,6 +17,7 @@ const temporalDir = mkdtempSync(join(tmpdir(), 'order-saga-readiness-temporal-')
 let temporalPort: number;
 let temporal: Temporal;
 let stack: ProcessTier;
+let temporalProxy: TcpProxy;
 
 const launchTemporal = () =>
   startTemporal({ binary: inject('temporalBinary'), port: temporalPort, dataDir: temporalDir });
@@ -24,19 +26,28 @@ let processes: ProductProcess[];
 
 beforeAll(async () => {
   temporalPort = await freePort();
-  // Temporal is started by the first test, after the processes: they must wait for it.
-  stack = await startProcessTier('readiness', { TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}` });
+  // Temporal is started by the first test, after the processes: they must wait for it. They reach
+  // it through a proxy opened once it is set up as a deployment's is (its namespace's retention
+  // raised): a worker that met the dev server's one-day default would rightly refuse to start.
+  temporalProxy = await startTcpProxy(`127.0.0.1:${temporalPort}`);
+  await temporalProxy.cut();
+  stack = await startProcessTier('readiness', { TEMPORAL_ADDRESS: temporalProxy.address });
   processes = [stack.launch('workers/main.ts'), stack.launch('ingress/main.ts')];
 });
 
 afterAll(async () => {
   await stack?.close();
+  await temporalProxy?.close();
   await stopProcess(temporal?.process);
   rmSync(temporalDir, { recursive: true, force: true });
 });
 
 /** What each process's /ready answers: status and which checks failed. */
 async function readiness() {
+  // A process that exited by itself is the failure to report, with what it printed last.
+  for (const process of processes ?? [])
+    if (process.child.exitCode !== null)
+      throw new Error(`a process exited (${process.child.exitCode}):\n${process.output().slice(-3000)}`);
   const probe = async (url: string) => {
     const response = await fetch(`${url}/ready`);
     const body = (await response.json()) as { checks: Record<string, boolean> };
@@ -66,6 +77,7 @@ describe('/ready', () => {
     expect(api.headers.get('retry-after')).toBe('5');
 
     temporal = await launchTemporal();
+    await temporalProxy.restore();
     await expect.poll(readiness, { timeout: 60_000, interval: 500 }).toEqual({ ingress: '200', worker: '200' });
     await orderCompletes();
   }, 120_000);
