@@ -37,7 +37,7 @@ describe('embedded database', () => {
 
     const second = await worker();
     const code = await new Promise<number | null>((resolve) => second.process.child.once('exit', resolve));
-    expect(code).toBe(2);
+    expect(code, `the second worker exited ${code}:\n${second.process.output().slice(-3000)}`).toBe(2);
     expect(second.process.output()).toContain(`is open in process ${first.process.child.pid}`);
     expect(second.process.output()).toContain('set DATABASE_URL to PostgreSQL');
     expect((await fetch(`${first.ops}/ready`)).status).toBe(200);
