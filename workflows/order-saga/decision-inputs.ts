@@ -24,31 +24,37 @@ export interface ResolveDecision {
   note: string | undefined;
 }
 
-export function parseCancelInput(input: unknown): Parsed<CancelDecision> {
-  return parseObject(input, {
-    reason: DECISION_TEXT_LIMITS.reason,
-    cancelledBy: DECISION_TEXT_LIMITS.actor,
-  }) as Parsed<CancelDecision>;
+export function parseCancelInput(input: unknown, bounded = true): Parsed<CancelDecision> {
+  return parseObject(
+    input,
+    { reason: DECISION_TEXT_LIMITS.reason, cancelledBy: DECISION_TEXT_LIMITS.actor },
+    bounded,
+  ) as Parsed<CancelDecision>;
 }
 
-export function parseApproveInput(input: unknown): Parsed<ApproveDecision> {
-  return parseObject(input, { approvedBy: DECISION_TEXT_LIMITS.actor }) as Parsed<ApproveDecision>;
+export function parseApproveInput(input: unknown, bounded = true): Parsed<ApproveDecision> {
+  return parseObject(input, { approvedBy: DECISION_TEXT_LIMITS.actor }, bounded) as Parsed<ApproveDecision>;
 }
 
-export function parseResolveInput(input: unknown): Parsed<ResolveDecision> {
-  return parseObject(input, { note: DECISION_TEXT_LIMITS.note }) as Parsed<ResolveDecision>;
+export function parseResolveInput(input: unknown, bounded = true): Parsed<ResolveDecision> {
+  return parseObject(input, { note: DECISION_TEXT_LIMITS.note }, bounded) as Parsed<ResolveDecision>;
 }
 
-export function parseRetryInput(input: unknown): Parsed<Record<string, never>> {
-  return parseObject(input, {}) as Parsed<Record<string, never>>;
+export function parseRetryInput(input: unknown, bounded = true): Parsed<Record<string, never>> {
+  return parseObject(input, {}, bounded) as Parsed<Record<string, never>>;
 }
 
 /**
  * An input is absent, or a JSON object whose known fields are each absent, null or a string within
  * its limit (trimmed; empty counts as absent). Unknown fields are ignored and reported, not refused:
- * a saga that took such a signal before must take it again when its history is replayed.
+ * a saga that took such a signal before must take it again when its history is replayed. Not
+ * `bounded`: a saga started before the limits took text of any length, and replays it alike.
  */
-function parseObject(input: unknown, limits: Record<string, number>): Parsed<Record<string, string | undefined>> {
+function parseObject(
+  input: unknown,
+  limits: Record<string, number>,
+  bounded: boolean,
+): Parsed<Record<string, string | undefined>> {
   const expected = describeExpected(limits);
   if (input === undefined || input === null) return { ok: true, value: {}, ignoredFields: [] };
   if (typeof input !== 'object' || Array.isArray(input))
@@ -63,7 +69,7 @@ function parseObject(input: unknown, limits: Record<string, number>): Parsed<Rec
         ok: false,
         problem: `"${field}" must be a string of at most ${limit} characters, got ${describe(given)}`,
       };
-    if (given.length > limit)
+    if (bounded && given.length > limit)
       return {
         ok: false,
         problem: `"${field}" is ${given.length} characters long; at most ${limit} are allowed`,

@@ -47,19 +47,18 @@ export class SagaDecisions {
   private settled = false;
   /** The wait for an approval has ended (approved, timed out or cancelled): a late approval is refused. */
   private approvalClosed = false;
-  private readonly signalsDropped = metricMeter.createCounter(
-    'saga_signals_dropped',
-    'signals',
-    'Signals the saga logged and dropped: input that does not fit, or a decision that no longer applies',
-  );
+  /** Made on the first dropped signal: most sagas never drop one. */
+  private signalsDropped: ReturnType<typeof metricMeter.createCounter> | undefined;
 
   /**
-   * Registers the query and every handler; call once, first thing in the saga. `notifyingIsFinal`:
-   * a cancel no longer applies once the confirmation is being sent (false for sagas started before).
+   * Registers the query and every handler; call once, first thing in the saga. `decisionsHold`
+   * (DECISIONS_HOLD in activities.ts): a cancel no longer applies once the confirmation is being
+   * sent, a late approval is refused, decision text is bounded. Sagas started before keep taking
+   * what they took then, so their histories replay alike.
    */
   constructor(
     private readonly record: SagaRecord,
-    private readonly notifyingIsFinal = true,
+    private readonly decisionsHold = true,
   ) {
     setHandler(getStatusQuery, () => record.doc);
     this.handle(
@@ -135,7 +134,7 @@ export class SagaDecisions {
    */
   private cancelRefusal(): string | undefined {
     const { status } = this.record;
-    const cancellable = CANCELLABLE_STATUSES.includes(status) || (status === 'NOTIFYING' && !this.notifyingIsFinal);
+    const cancellable = CANCELLABLE_STATUSES.includes(status) || (status === 'NOTIFYING' && !this.decisionsHold);
     const applies = !TERMINAL_STATUSES.includes(status) && (this.cancelRequest || (!this.settled && cancellable));
     if (applies) return undefined;
     if (status === 'NOTIFYING') return `order is ${status}: its confirmation is being sent, so it completes`;
@@ -152,7 +151,7 @@ export class SagaDecisions {
       return `order is ${status}; only an order in AWAITING_APPROVAL can be approved, once`;
     if (this.cancelRequest)
       return `order is being cancelled (${this.cancelRequest.reason}); it can no longer be approved`;
-    if (this.approvalClosed)
+    if (this.approvalClosed && this.decisionsHold)
       return `order was not approved within its approval timeout and is being rejected; it can no longer be approved`;
     return undefined;
   }
@@ -172,17 +171,22 @@ export class SagaDecisions {
   /** Logs and counts a signal the saga does not take; `problem` says why, for the operator who sent it. */
   private drop(signal: string, cause: 'invalid_input' | 'not_applicable', problem: string): void {
     log.warn(`${signal} signal dropped: ${problem}`, { status: this.record.status, signal, cause });
+    this.signalsDropped ??= metricMeter.createCounter(
+      'saga_signals_dropped',
+      'signals',
+      'Signals the saga logged and dropped: input that does not fit, or a decision that no longer applies',
+    );
     this.signalsDropped.add(1, { signal, cause });
   }
 
   /** A signal whose input is checked first: input that does not fit is logged, counted and dropped. */
   private signal<Input, Decision>(
     definition: SignalDefinition<[Input?]>,
-    parse: (input: unknown) => Parsed<Decision>,
+    parse: (input: unknown, bounded: boolean) => Parsed<Decision>,
     take: (decision: Decision) => void,
   ): void {
     setHandler(definition, (input) => {
-      const parsed = parse(input);
+      const parsed = parse(input, this.decisionsHold);
       if (!parsed.ok) return this.drop(definition.name, 'invalid_input', parsed.problem);
       this.noteIgnoredFields(definition.name, parsed.ignoredFields);
       take(parsed.value);
@@ -197,7 +201,7 @@ export class SagaDecisions {
   private handle<Input, Decision>(
     signal: SignalDefinition<[Input?]>,
     update: UpdateDefinition<DecisionAccepted, [Input]>,
-    parse: (input: unknown) => Parsed<Decision>,
+    parse: (input: unknown, bounded: boolean) => Parsed<Decision>,
     refusal: () => string | undefined,
     accept: (decision: Decision) => void,
   ): void {
@@ -210,14 +214,14 @@ export class SagaDecisions {
       update,
       (input) => {
         // The validator passed it (it does not run again when the history is replayed).
-        const parsed = parse(input);
+        const parsed = parse(input, this.decisionsHold);
         if (!parsed.ok) throw invalidInput(update.name, parsed.problem);
         accept(parsed.value);
         return { accepted: true, status: this.record.status };
       },
       {
         validator: (input: Input) => {
-          const parsed = parse(input);
+          const parsed = parse(input, this.decisionsHold);
           if (!parsed.ok) throw invalidInput(update.name, parsed.problem);
           const reason = refusal();
           if (reason)
