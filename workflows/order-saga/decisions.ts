@@ -147,7 +147,7 @@ export class SagaDecisions {
     // Approved a moment ago (the saga moves on in this same workflow task): say so, not just the status.
     if (this.approvedBy !== undefined && status === 'AWAITING_APPROVAL')
       return `order is ${status} and was just approved by ${this.approvedBy}; it goes on`;
-    if (status !== 'AWAITING_APPROVAL' || this.approvedBy !== undefined)
+    if (status !== 'AWAITING_APPROVAL')
       return `order is ${status}; only an order in AWAITING_APPROVAL can be approved, once`;
     if (this.cancelRequest)
       return `order is being cancelled (${this.cancelRequest.reason}); it can no longer be approved`;
