@@ -79,6 +79,15 @@ const list = (fallback: string) =>
 const word = (maxLength: number) =>
   z.string().regex(new RegExp(`^\\S{1,${maxLength}}$`), `expected 1 to ${maxLength} characters without spaces`);
 
+/** A Worker Deployment name or a build id: the server joins them with a colon into the version's name. */
+const versionPart = (maxLength: number) =>
+  z
+    .string()
+    .regex(
+      new RegExp(`^[^\\s:]{1,${maxLength}}$`),
+      `expected 1 to ${maxLength} characters without spaces or colons`,
+    );
+
 /** The path of a file the process reads; pasting the PEM or creds text itself is the usual mistake. */
 const filePath = z.string().refine((text) => /^[^\r\n\0]{1,4096}$/.test(text) && !text.startsWith('-----BEGIN'), {
   message: 'expected the path of a file, not its contents (one line, at most 4096 characters)',
@@ -159,6 +168,23 @@ const schema = z.object({
     .default('localhost:7233'),
   TEMPORAL_NAMESPACE: word(255).default('default'),
   TEMPORAL_TASK_QUEUE: word(255).default('orders'),
+  // Worker Versioning (README, Deploying a new build of the saga). The Temporal Worker Controller
+  // sets TEMPORAL_DEPLOYMENT_NAME and TEMPORAL_WORKER_BUILD_ID in the pods it runs.
+  TEMPORAL_WORKER_VERSIONING: z
+    .enum(['versioned', 'unversioned'], {
+      error: 'expected versioned (the worker joins a Worker Deployment) or unversioned (a cluster without Worker Versioning)',
+    })
+    .default('versioned'),
+  // The server keeps "deploymentName:buildId" as a version's name, so neither may hold a colon.
+  TEMPORAL_DEPLOYMENT_NAME: versionPart(255).default('order-saga'),
+  /** Unset: derived from the workflow bundle's content (workers/worker-versioning.ts). */
+  TEMPORAL_WORKER_BUILD_ID: versionPart(255).optional(),
+  TEMPORAL_WORKER_BECOME_CURRENT: z
+    .enum(['never', 'if-none', 'always'], {
+      error:
+        'expected never (a rollout decides, e.g. the Temporal Worker Controller), if-none (only when the deployment has no current build yet) or always',
+    })
+    .default('if-none'),
   TEMPORAL_TLS: flag('false'),
   TEMPORAL_TLS_CA: filePath.optional(),
   TEMPORAL_TLS_CERT: filePath.optional(),
@@ -260,6 +286,20 @@ export interface StreamRetention {
   maxAgeMs: number;
 }
 
+/**
+ * `versioned`: the worker polls as build `buildId` (unset: derived from the workflow bundle) of the
+ * Worker Deployment `deploymentName`; `becomeCurrent` says whether it makes that build the one new
+ * sagas start on when it starts. `unversioned`: a cluster without Worker Versioning.
+ */
+export type WorkerVersioningConfig =
+  | {
+      mode: 'versioned';
+      deploymentName: string;
+      buildId: string | undefined;
+      becomeCurrent: 'never' | 'if-none' | 'always';
+    }
+  | { mode: 'unversioned' };
+
 export interface Config {
   /**
    * `metricsPort`: the operations endpoints (/health, /ready with details, /metrics), never the public API.
@@ -295,6 +335,8 @@ export interface Config {
     /** Undefined: plaintext gRPC. `serverName` overrides the name checked in the server's certificate. */
     tls: (TlsFiles & { serverName?: string }) | undefined;
   };
+  /** How the worker joins Temporal's Worker Versioning: workers/worker-versioning.ts. */
+  versioning: WorkerVersioningConfig;
   /** `streamReplicas`: copies JetStream keeps of each stream and the idempotency bucket (3 on a cluster). */
   nats: {
     servers: string[];
@@ -396,6 +438,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       tls: temporalTls,
     },
+    versioning:
+      e.TEMPORAL_WORKER_VERSIONING === 'versioned'
+        ? {
+            mode: 'versioned' as const,
+            deploymentName: e.TEMPORAL_DEPLOYMENT_NAME,
+            buildId: e.TEMPORAL_WORKER_BUILD_ID,
+            becomeCurrent: e.TEMPORAL_WORKER_BECOME_CURRENT,
+          }
+        : { mode: 'unversioned' as const },
     nats: {
       servers,
       streamReplicas: e.NATS_STREAM_REPLICAS,

@@ -40,6 +40,7 @@ import { PAYMENT_OPERATIONS, PaymentGatewayClient } from '../activities/payment/
 import { installTemporalRuntime } from './temporal-runtime.js';
 import { freeLoopbackPort } from '../lib/free-port.js';
 import { createOrderWorker, WORKFLOW_BUNDLE_PATH } from './order-worker.js';
+import { becomeCurrentIfAsked } from './worker-versioning.js';
 import { existsSync } from 'node:fs';
 import { EmbeddedDatabaseInUseError } from '../activities/inventory/sql-client.js';
 import { serveInventoryAdmin } from './inventory-admin.js';
@@ -132,6 +133,17 @@ const worker = await createOrderWorker({
   telemetry,
 });
 const workerRun = worker.run();
+// A versioned worker's build (workers/worker-versioning.ts). Made current, when configured so,
+// before the starter starts sagas: a saga started while no build is current waits for one.
+const build = worker.options.workerDeploymentOptions?.version;
+if (build && config.versioning.mode === 'versioned')
+  await becomeCurrentIfAsked(clientConnection.workflowService, {
+    namespace: config.temporal.namespace,
+    build,
+    becomeCurrent: config.versioning.becomeCurrent,
+    identity: worker.options.identity,
+    logger,
+  });
 const inventoryAdmin = serveInventoryAdmin({
   nc,
   js,
@@ -161,6 +173,7 @@ if (starter) consumerBacklogMetrics(registry, () => readConsumerBacklog(jsm));
 logger.info(
   {
     taskQueue: config.temporal.taskQueue,
+    build: build ? `${build.deploymentName}:${build.buildId}` : 'unversioned',
     starter: config.starter.enabled,
     opsPort: ops.port,
     database: config.database.url ? 'postgres' : 'embedded',

@@ -1,7 +1,7 @@
 // Builds the Temporal worker of the orders task queue: the saga's workflow code (a
 // prebuilt bundle in production, bundled on the fly in development) and its activities.
 import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Resource } from '@opentelemetry/resources';
 import { NoopSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import {
@@ -23,6 +23,7 @@ import type { Config } from '../lib/config.js';
 import { dataConverter } from '../lib/temporal-client.js';
 import type { Telemetry } from '../lib/telemetry.js';
 import { createActivities, type ActivityClients } from '../activities/index.js';
+import { deploymentOptions, workerBuild } from './worker-versioning.js';
 
 /**
  * The prebuilt workflow bundle, next to this module: `npm run build` writes it beside the
@@ -113,8 +114,11 @@ export const ISOLATE_EXECUTION_TIMEOUT = '60s';
 
 export interface OrderWorkerOptions {
   connection: NativeConnection;
-  /** `payloadKeys`: encrypt payloads (absent or empty: stored as they are). */
-  config: Pick<Config, 'temporal' | 'worker'> & Partial<Pick<Config, 'payloadKeys'>>;
+  /**
+   * `payloadKeys`: encrypt payloads (absent or empty: stored as they are). `versioning`: absent,
+   * an unversioned worker (tests on a task queue of their own).
+   */
+  config: Pick<Config, 'temporal' | 'worker'> & Partial<Pick<Config, 'payloadKeys' | 'versioning'>>;
   clients: ActivityClients;
   /** A prebuilt bundle's code path; default: dist/workflow-bundle.js when present, else bundle workflows/ now. */
   workflowBundlePath?: string;
@@ -132,14 +136,15 @@ export async function createOrderWorker({
   telemetry,
 }: OrderWorkerOptions): Promise<Worker> {
   const bundlePath = workflowBundlePath ?? (existsSync(WORKFLOW_BUNDLE_PATH) ? WORKFLOW_BUNDLE_PATH : undefined);
-  const workflowSource: Pick<WorkerOptions, 'workflowBundle'> = {
-    workflowBundle: bundlePath ? { codePath: bundlePath } : { code: await bundleOrderWorkflows() },
-  };
+  // Read once: the build id of a versioned worker is derived from it unless configured.
+  const code = bundlePath ? readFileSync(bundlePath, 'utf8') : await bundleOrderWorkflows();
+  const workflowSource: Pick<WorkerOptions, 'workflowBundle'> = { workflowBundle: { code } };
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...workflowSource,
+    ...deploymentOptions(workerBuild(config.versioning ?? { mode: 'unversioned' }, code)),
     ...tracingWorkerOptions(telemetry),
     dataConverter: dataConverter(config.payloadKeys ?? []),
     activities: createActivities(clients),

@@ -35,6 +35,9 @@ export function productEnv(overrides: Record<string, string>): Record<string, st
     AUTH_DISABLED: 'true',
     RATE_LIMIT_PER_ADDRESS: '0',
     RATE_LIMIT_PER_IDENTITY: '0',
+    // Versioned, as in production; each test's workers join a Worker Deployment of their own, named
+    // after their task queue, so one test's rollout never moves another's routing.
+    ...(overrides.TEMPORAL_TASK_QUEUE && { TEMPORAL_DEPLOYMENT_NAME: overrides.TEMPORAL_TASK_QUEUE }),
     ...overrides,
   };
 }

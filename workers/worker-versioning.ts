@@ -1,0 +1,108 @@
+// How the orders worker joins Temporal's Worker Versioning. A versioned worker polls as one build
+// of a Worker Deployment; every saga is pinned to the build it started on (workflows/order-saga.ts),
+// so two builds of the saga can run side by side during a rollout. The build id is the
+// TEMPORAL_WORKER_BUILD_ID given (the Temporal Worker Controller sets it from the pod template) or,
+// unset, one derived from the workflow bundle's content: a change to the saga's code is a new
+// build, a change to activities or configuration alone is not.
+import { createHash } from 'node:crypto';
+import type { Connection } from '@temporalio/client';
+import type { WorkerOptions } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import type { WorkerVersioningConfig } from '../lib/config.js';
+import {
+  buildNotRegisteredYet,
+  describeDeployment,
+  routingChangedMeanwhile,
+  setCurrentBuild,
+} from './worker-deployments.js';
+
+/** The build id derived from a workflow bundle: `bundle-` and 16 hex digits of its SHA-256. */
+export function buildIdOfBundle(bundleCode: string): string {
+  return `bundle-${createHash('sha256').update(bundleCode).digest('hex').slice(0, 16)}`;
+}
+
+/** The version a versioned worker polls as, or undefined for an unversioned one. */
+export interface WorkerBuild {
+  deploymentName: string;
+  buildId: string;
+}
+
+export function workerBuild(versioning: WorkerVersioningConfig, bundleCode: string): WorkerBuild | undefined {
+  if (versioning.mode === 'unversioned') return undefined;
+  return { deploymentName: versioning.deploymentName, buildId: versioning.buildId ?? buildIdOfBundle(bundleCode) };
+}
+
+/** The worker options of a build: pinned by default (orderSaga also declares it). */
+export function deploymentOptions(build: WorkerBuild | undefined): Pick<WorkerOptions, 'workerDeploymentOptions'> {
+  if (!build) return {};
+  return {
+    workerDeploymentOptions: {
+      version: build,
+      useWorkerVersioning: true,
+      defaultVersioningBehavior: 'PINNED',
+    },
+  };
+}
+
+/** How long a starting worker waits for Temporal to know its build (its first poll registers it). */
+const REGISTRATION_DEADLINE_MS = 60_000;
+
+/**
+ * Makes this worker's build the one new sagas start on, when `becomeCurrent` asks for it: `always`,
+ * or `if-none` and the deployment has no current build yet (its first deploy). Otherwise, and when
+ * another build is current, logs how to move the routing. Call once the worker polls: Temporal
+ * knows a build only after one of its workers has asked for a task.
+ */
+export async function becomeCurrentIfAsked(
+  service: Connection['workflowService'],
+  {
+    namespace,
+    build,
+    becomeCurrent,
+    identity,
+    logger,
+  }: {
+    namespace: string;
+    build: WorkerBuild;
+    becomeCurrent: 'never' | 'if-none' | 'always';
+    identity: string;
+    logger: Logger;
+  },
+): Promise<void> {
+  const deadline = Date.now() + REGISTRATION_DEADLINE_MS;
+  for (;;) {
+    const routing = await describeDeployment(service, namespace, build.deploymentName);
+    const registered = routing?.builds.some((known) => known.buildId === build.buildId) ?? false;
+    const current = routing?.currentBuildId;
+    if (registered && routing) {
+      if (current === build.buildId) {
+        logger.info({ ...build }, 'this build is current: new sagas start on it');
+        return;
+      }
+      if (becomeCurrent === 'never' || (becomeCurrent === 'if-none' && current !== undefined)) {
+        logger.warn(
+          { ...build, currentBuildId: current ?? null, becomeCurrent },
+          current
+            ? `this build is not current: new sagas start on build ${current}; ramp or promote this one with npm run saga-builds`
+            : 'no build of this deployment is current: new sagas wait until one is promoted (npm run saga-builds -- promote)',
+        );
+        return;
+      }
+      try {
+        await setCurrentBuild(service, { namespace, ...build, identity, conflictToken: routing.conflictToken });
+        logger.info({ ...build, previousBuildId: current ?? null }, 'made this build current: new sagas start on it');
+        return;
+      } catch (error) {
+        // Not registered on every task queue yet, or another worker changed the routing meanwhile
+        // (the conflict token no longer matches): look again.
+        if (!(buildNotRegisteredYet(error) || routingChangedMeanwhile(error)) || Date.now() > deadline) throw error;
+      }
+    } else if (Date.now() > deadline) {
+      throw new Error(
+        `Temporal does not list build ${build.buildId} of Worker Deployment ${build.deploymentName} ` +
+          `${REGISTRATION_DEADLINE_MS / 1000} s after the worker started polling; is Worker Versioning enabled on the namespace?`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
