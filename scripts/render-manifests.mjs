@@ -16,7 +16,12 @@ export async function renderManifests() {
     { encoding: 'utf8' },
   );
   if (result.status !== 0) throw new Error(`helm template failed:\n${result.stderr}`);
-  return `# Rendered from deploy/helm/order-saga with its default values (npm run render-manifests).\n# Apply with: kubectl apply -n orders -f order-saga.yaml   (create the Secret order-saga-database first)\n${result.stdout}`;
+  return (
+    '# Rendered from deploy/helm/order-saga with its default values (npm run render-manifests).\n' +
+    '# The worker is a TemporalWorkerDeployment: install the Temporal Worker Controller first (README, "Temporal Worker Controller");\n' +
+    '# without it, render with --set worker.versioning.mode=unversioned for a plain Deployment.\n' +
+    `# Apply with: kubectl apply -n orders -f order-saga.yaml   (create the Secret order-saga-database first)\n${result.stdout}`
+  );
 }
 
 if (process.argv[1] === new URL(import.meta.url).pathname) {

@@ -1,14 +1,16 @@
 // Deployment artefacts, validated offline (no cluster, no Docker engine here): the Helm chart
 // is linted and rendered with the pinned helm, every rendered object is validated against the
-// Kubernetes (and KEDA / Prometheus Operator) schemas, bad values are refused, and the
-// environment the chart and docker-compose.yml give the processes is valid configuration.
+// Kubernetes (and KEDA / Prometheus Operator / Temporal Worker Controller) schemas, bad values are
+// refused, and the environment the chart and docker-compose.yml give the processes is valid
+// configuration.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { ConfigMap, Namespace, PodTemplateSpec, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { CronJob, Job } from 'kubernetes-models/batch/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
@@ -27,6 +29,27 @@ const CHART = `${ROOT}deploy/helm/order-saga`;
 const PRODUCTION_VALUES = `${CHART}/ci/production-values.yaml`;
 
 type Manifest = { apiVersion: string; kind: string; metadata: { name: string }; [key: string]: unknown };
+
+/**
+ * A Temporal Worker Controller resource checked against the JSON Schema written from its CRD
+ * (test/deploy/schemas/, which names the CRD file and commit it follows) and, for the
+ * TemporalWorkerDeployment, its pod template against Kubernetes' PodTemplateSpec, which the CRD embeds.
+ */
+const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false });
+function crdModel(schemaFile: string, podTemplateOf?: (manifest: any) => unknown) {
+  const schema = JSON.parse(readFileSync(`${ROOT}test/deploy/schemas/${schemaFile}`, 'utf8')) as object;
+  const matchesCrd = ajv.compile(schema);
+  return class {
+    constructor(private readonly manifest: Manifest) {}
+    validate(): void {
+      if (!matchesCrd(this.manifest)) throw new Error(`${schemaFile}: ${ajv.errorsText(matchesCrd.errors)}`);
+      if (podTemplateOf) new PodTemplateSpec(podTemplateOf(this.manifest) as never).validate();
+    }
+  };
+}
+const TemporalWorkerDeployment = crdModel('temporalworkerdeployment.schema.json', (twd) => twd.spec?.template);
+const TemporalConnection = crdModel('temporalconnection.schema.json');
+
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'v1/ConfigMap': ConfigMap,
   'v1/Secret': Secret,
@@ -42,6 +65,8 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
   'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
+  'temporal.io/v1alpha1/TemporalWorkerDeployment': TemporalWorkerDeployment,
+  'temporal.io/v1alpha1/TemporalConnection': TemporalConnection,
 };
 
 let helm: string;
@@ -78,6 +103,28 @@ function validateAll(manifests: Manifest[]): void {
 const find = (manifests: Manifest[], kind: string, nameEnd: string) =>
   manifests.find((m) => m.kind === kind && m.metadata.name.endsWith(nameEnd)) as any;
 
+/** The worker's pod template: the TemporalWorkerDeployment's (versioning mode controller) or the plain Deployment's. */
+const workerPod = (manifests: Manifest[]) =>
+  (find(manifests, 'TemporalWorkerDeployment', '-worker') ?? find(manifests, 'Deployment', '-worker')).spec.template;
+const UNVERSIONED = ['--set', 'worker.versioning.mode=unversioned'];
+
+/** The variables a container's env sets to a value (not those taken from Secrets). */
+const plainEnv = (container: { env?: { name: string; value?: string }[] }) =>
+  Object.fromEntries((container.env ?? []).flatMap((e) => (e.value === undefined ? [] : [[e.name, e.value]])));
+
+// What the Temporal Worker Controller adds to each container and pod of a build
+// (internal/k8s/deployments.go): a template that sets them too would give the pod two values.
+const CONTROLLER_ENV = [
+  'TEMPORAL_ADDRESS',
+  'TEMPORAL_NAMESPACE',
+  'TEMPORAL_DEPLOYMENT_NAME',
+  'TEMPORAL_WORKER_BUILD_ID',
+  'TEMPORAL_TLS',
+  'TEMPORAL_TLS_CLIENT_KEY_PATH',
+  'TEMPORAL_TLS_CLIENT_CERT_PATH',
+];
+const CONTROLLER_VOLUME = 'temporal-tls';
+
 describe('Helm chart', () => {
   it('passes helm lint --strict with its defaults and with production-like values', async () => {
     for (const args of [[], ['-f', PRODUCTION_VALUES]]) {
@@ -87,7 +134,7 @@ describe('Helm chart', () => {
     }
   });
 
-  it('renders its defaults into objects that the Kubernetes schemas accept', async () => {
+  it('renders its defaults into objects that the Kubernetes schemas and the Temporal Worker Controller CRDs accept', async () => {
     const manifests = await render();
     validateAll(manifests);
     expect(manifests.map((m) => m.kind).sort()).toEqual(
@@ -95,8 +142,9 @@ describe('Helm chart', () => {
         'ConfigMap',
         'ConfigMap',
         'CronJob',
-        'Deployment',
-        'Deployment',
+        'Deployment', // the ingress; the worker is the TemporalWorkerDeployment
+        'TemporalWorkerDeployment',
+        'TemporalConnection',
         'Job',
         'NetworkPolicy',
         'NetworkPolicy',
@@ -111,24 +159,150 @@ describe('Helm chart', () => {
     );
   });
 
-  it('renders production-like values (KEDA, ServiceMonitor, HPA, own Secret) into valid objects', async () => {
+  it('deploys the worker by default through the Temporal Worker Controller: a progressive rollout, a sunset, the connection from the Temporal settings, a versioned worker that never makes its build current', async () => {
+    const manifests = await render();
+    const twd = find(manifests, 'TemporalWorkerDeployment', '-worker');
+    const connection = find(manifests, 'TemporalConnection', '-temporal');
+    expect(find(manifests, 'Deployment', '-worker')).toBeUndefined();
+    expect(twd.spec).toMatchObject({
+      replicas: 2,
+      workerOptions: { connectionRef: { name: connection.metadata.name }, temporalNamespace: 'default' },
+      rollout: {
+        strategy: 'Progressive',
+        steps: [
+          { rampPercentage: 10, pauseDuration: '5m' },
+          { rampPercentage: 50, pauseDuration: '10m' },
+        ],
+      },
+      sunset: { scaledownDelay: '1h', deleteDelay: '24h' },
+    });
+    expect(twd.spec.rollout.gate).toBeUndefined();
+    expect(connection.spec).toEqual({ hostPort: 'temporal-frontend.temporal.svc:7233' });
+    // The pod keeps the labels the PodDisruptionBudget, the NetworkPolicy and the metrics Service select.
+    const pod = workerPod(manifests);
+    for (const [kind, nameEnd, selectorOf] of [
+      ['PodDisruptionBudget', '-worker', (m: any) => m.spec.selector.matchLabels],
+      ['NetworkPolicy', '-worker', (m: any) => m.spec.podSelector.matchLabels],
+      ['Service', '-worker-metrics', (m: any) => m.spec.selector],
+    ] as const)
+      expect(pod.metadata.labels, kind).toMatchObject(selectorOf(find(manifests, kind, nameEnd)));
+    const container = pod.spec.containers[0];
+    expect(plainEnv(container)).toEqual({
+      TEMPORAL_WORKER_VERSIONING: 'versioned',
+      TEMPORAL_WORKER_BECOME_CURRENT: 'never',
+    });
+    // Nothing the controller adds to a build's pods is set twice.
+    for (const name of CONTROLLER_ENV) expect(container.env.map((e: { name: string }) => e.name)).not.toContain(name);
+    const withTls = workerPod(await render('-f', PRODUCTION_VALUES)).spec;
+    expect(withTls.volumes.map((v: { name: string }) => v.name)).not.toContain(CONTROLLER_VOLUME);
+  });
+
+  it('checks the Temporal Worker Controller resources against their CRDs: what the controller refuses, the checks refuse', async () => {
+    const manifests = await render('-f', PRODUCTION_VALUES);
+    const twd = find(manifests, 'TemporalWorkerDeployment', '-worker');
+    const connection = find(manifests, 'TemporalConnection', '-temporal');
+    expect(() => new TemporalWorkerDeployment(twd).validate()).not.toThrow();
+    expect(() => new TemporalConnection(connection).validate()).not.toThrow();
+    const broken = (manifest: any, change: (copy: any) => void) => {
+      const copy = structuredClone(manifest);
+      change(copy);
+      return copy;
+    };
+    for (const [what, manifest] of [
+      ['a ramp of 100', broken(twd, (m) => (m.spec.rollout.steps[0].rampPercentage = 100))],
+      ['an unknown strategy', broken(twd, (m) => (m.spec.rollout.strategy = 'Canary'))],
+      ['no Temporal namespace', broken(twd, (m) => delete m.spec.workerOptions.temporalNamespace)],
+      ['no sunset', broken(twd, (m) => delete m.spec.sunset)],
+      ['a misspelt field', broken(twd, (m) => (m.spec.sunset.scaleDownDelay = '1h'))],
+      ['a container without a name', broken(twd, (m) => delete m.spec.template.spec.containers[0].name)],
+      [
+        'a probe port of the wrong type',
+        broken(twd, (m) => (m.spec.template.spec.containers[0].readinessProbe.periodSeconds = '5')),
+      ],
+    ] as const)
+      expect(() => new TemporalWorkerDeployment(manifest).validate(), what).toThrow();
+    expect(() =>
+      new TemporalConnection(
+        broken(connection, (m) => (m.spec.apiKeySecretRef = { name: 'temporal-api-key', key: 'key' })),
+      ).validate(),
+    ).toThrow();
+    expect(() =>
+      new TemporalConnection(broken(connection, (m) => (m.spec.hostPort = 'temporal'))).validate(),
+    ).toThrow();
+  });
+
+  it('keeps the plain rolling Deployment of an unversioned worker in versioning mode unversioned', async () => {
+    const manifests = await render(...UNVERSIONED);
+    validateAll(manifests);
+    const kinds = manifests.map((m) => m.kind);
+    expect(kinds).not.toContain('TemporalWorkerDeployment');
+    expect(kinds).not.toContain('TemporalConnection');
+    const deployment = find(manifests, 'Deployment', '-worker');
+    expect(deployment.spec.strategy).toEqual({
+      type: 'RollingUpdate',
+      rollingUpdate: { maxUnavailable: 0, maxSurge: 1 },
+    });
+    expect(plainEnv(deployment.spec.template.spec.containers[0])).toEqual({
+      TEMPORAL_WORKER_VERSIONING: 'unversioned',
+    });
+    // Apart from that variable, the pod is the one the controller would run.
+    const versioned = workerPod(await render());
+    const withoutVersioning = (pod: any) => {
+      const copy = structuredClone(pod);
+      copy.spec.containers[0].env = copy.spec.containers[0].env.filter(
+        (e: { name: string }) => e.name === 'DATABASE_URL',
+      );
+      delete copy.metadata.annotations['checksum/config'];
+      return copy;
+    };
+    expect(withoutVersioning(deployment.spec.template)).toEqual(withoutVersioning(versioned));
+  });
+
+  it('renders production-like values (Temporal Worker Controller, ServiceMonitor, HPA, own Secret) into valid objects', async () => {
     const manifests = await render('-f', PRODUCTION_VALUES);
     validateAll(manifests);
     const kinds = new Set(manifests.map((m) => m.kind));
-    for (const kind of ['ScaledObject', 'ServiceMonitor', 'PrometheusRule', 'HorizontalPodAutoscaler', 'Secret'])
+    for (const kind of [
+      'TemporalWorkerDeployment',
+      'TemporalConnection',
+      'ServiceMonitor',
+      'PrometheusRule',
+      'HorizontalPodAutoscaler',
+      'Secret',
+    ])
       expect(kinds).toContain(kind);
+    // The controller reaches Temporal with the workers' client certificate.
+    expect(find(manifests, 'TemporalConnection', '-temporal').spec).toEqual({
+      hostPort: 'temporal-frontend.temporal.svc.cluster.local:7233',
+      mutualTLSSecretRef: { name: 'order-saga-temporal-client-tls' },
+    });
+    expect(find(manifests, 'TemporalWorkerDeployment', '-worker').spec).toMatchObject({
+      replicas: 4,
+      workerOptions: { temporalNamespace: 'orders-prod' },
+      rollout: { strategy: 'Progressive' },
+      sunset: { scaledownDelay: '2h', deleteDelay: '48h' },
+    });
+    // Metrics say which build each worker runs.
+    expect(find(manifests, 'ServiceMonitor', '').spec.podTargetLabels).toEqual(['temporal.io/build-id']);
     // The alerts link to the runbook set in the values; the dashboard ConfigMap carries the sidecar's label.
     const rule = find(manifests, 'PrometheusRule', '').spec.groups[0].rules[0];
     expect(rule.annotations.runbook_url).toMatch(/^https:\/\/wiki\.internal\.example\/order-saga\/runbook#/);
     const dashboard = find(manifests, 'ConfigMap', '-dashboard');
     expect(dashboard.metadata.labels.grafana_dashboard).toBe('1');
     expect(JSON.parse(dashboard.data['order-saga.json']).uid).toBe('order-saga');
+  });
+
+  it('scales an unversioned worker with KEDA on the task-queue backlog', async () => {
+    const manifests = await render('-f', PRODUCTION_VALUES, ...UNVERSIONED, '--set', 'worker.keda.enabled=true');
+    validateAll(manifests);
     const scaledObject = find(manifests, 'ScaledObject', '-worker');
+    expect(scaledObject.spec.scaleTargetRef.name).toBe(find(manifests, 'Deployment', '-worker').metadata.name);
     expect(scaledObject.spec.triggers[0]).toMatchObject({
       type: 'temporal',
       metadata: { taskQueue: 'orders', namespace: 'orders-prod' },
     });
     expect(find(manifests, 'Deployment', '-worker').spec.replicas).toBeUndefined(); // KEDA owns the replica count
+    expect(find(manifests, 'ServiceMonitor', '').spec.podTargetLabels).toBeUndefined();
   });
 
   it('exposes only the API through the ingress Service; metrics and the codec server have Services of their own; credentials come from Secrets', async () => {
@@ -146,7 +320,7 @@ describe('Helm chart', () => {
     const secrets = (container: { envFrom: { secretRef?: { name: string } }[] }) =>
       container.envFrom.flatMap((source) => (source.secretRef ? [source.secretRef.name] : []));
     expect(secrets(ingress)).toEqual(['order-saga-payload-keys', 'order-saga-nats-credentials', 'order-saga-api-keys']);
-    const worker = find(manifests, 'Deployment', '-worker').spec.template.spec.containers[0];
+    const worker = workerPod(manifests).spec.containers[0];
     expect(secrets(worker)).toEqual(['order-saga-payload-keys', 'order-saga-nats-credentials']); // no API keys
     expect(worker.volumeMounts.map((m: { mountPath: string }) => m.mountPath)).toEqual([
       '/tmp',
@@ -168,7 +342,7 @@ describe('Helm chart', () => {
 
   it('gives the worker probes, a non-root read-only container and a termination grace longer than its shutdown grace', async () => {
     const manifests = await render();
-    const worker = find(manifests, 'Deployment', '-worker').spec.template.spec;
+    const worker = workerPod(manifests).spec;
     const container = worker.containers[0];
     expect(container.livenessProbe.httpGet.path).toBe('/health');
     expect(container.readinessProbe.httpGet.path).toBe('/ready');
@@ -191,7 +365,7 @@ describe('Helm chart', () => {
     expect(job.template.spec.restartPolicy).toBe('Never');
     expect(cronJob.concurrencyPolicy).toBe('Forbid');
     // The same configuration, payload keys, NATS credentials and TLS mounts as the worker; no database.
-    const worker = find(manifests, 'Deployment', '-worker').spec.template.spec.containers[0];
+    const worker = workerPod(manifests).spec.containers[0];
     expect(container.envFrom).toEqual(worker.envFrom);
     expect(container.volumeMounts).toEqual(worker.volumeMounts);
     expect(container.env).toBeUndefined();
@@ -201,13 +375,34 @@ describe('Helm chart', () => {
   });
 
   it('gives the processes an environment the service accepts as configuration', async () => {
-    for (const args of [[], ['-f', PRODUCTION_VALUES]]) {
+    for (const [args, podsPerBuild, builds] of [
+      [[], 2, 2], // a rollout runs two builds' pods side by side
+      [UNVERSIONED, 2, 1],
+      [['-f', PRODUCTION_VALUES], 4, 2],
+    ] as const) {
       const manifests = await render(...args);
+      const controller = builds === 2;
       const env: Record<string, string> = {
         ...find(manifests, 'ConfigMap', 'order-saga').data,
+        ...plainEnv(workerPod(manifests).spec.containers[0]),
         DATABASE_URL: 'postgres://u:p@db:5432/inventory',
+        // What the Temporal Worker Controller sets in the pods of a build (e.g. of the image tag 0.1.0).
+        ...(controller && {
+          TEMPORAL_DEPLOYMENT_NAME: 'orders/order-saga-worker',
+          TEMPORAL_WORKER_BUILD_ID: '0.1.0-7c9f5d',
+        }),
       };
       const config = loadConfig(env);
+      expect(config.versioning).toEqual(
+        controller
+          ? {
+              mode: 'versioned',
+              deploymentName: 'orders/order-saga-worker',
+              buildId: '0.1.0-7c9f5d',
+              becomeCurrent: 'never',
+            }
+          : { mode: 'unversioned' },
+      );
       expect(config.temporal.taskQueue).toBe('orders');
       expect(config.worker.shutdownGraceMs).toBeGreaterThan(0);
       // A production NATS is a 3-node cluster: every stream and the idempotency bucket get 3 copies.
@@ -215,7 +410,7 @@ describe('Helm chart', () => {
       // Every stream gets a byte limit and an age from the chart: the service's defaults unless set.
       expect(config.nats.streams).toEqual(loadConfig({}).nats.streams);
       // The shared consumer leaves room for every worker the chart may run (2 × in-flight each).
-      expect(config.starter.maxAckPending).toBe(2 * config.starter.maxInFlight * (args.length === 0 ? 2 : 30));
+      expect(config.starter.maxAckPending).toBe(2 * config.starter.maxInFlight * podsPerBuild * builds);
     }
   });
 
@@ -224,6 +419,12 @@ describe('Helm chart', () => {
     expect(code).not.toBe(0);
     expect(out).toContain('/nats/streamReplicas');
   });
+
+  /** Values setting the rollout's steps (helm's --set of one list element would drop the others). */
+  const steps = (...list: [number, string][]) => [
+    '--set-json',
+    `worker.versioning.rollout.steps=${JSON.stringify(list.map(([rampPercentage, pauseDuration]) => ({ rampPercentage, pauseDuration })))}`,
+  ];
 
   it.each([
     ['a negative replica count', ['--set', 'worker.replicaCount=-1'], '/worker/replicaCount'],
@@ -254,6 +455,58 @@ describe('Helm chart', () => {
       'KEDA and the HPA together',
       ['--set', 'worker.keda.enabled=true', '--set', 'worker.autoscaling.enabled=true'],
       'enable one of them',
+    ],
+    ['an unknown versioning mode', ['--set', 'worker.versioning.mode=blue-green'], '/worker/versioning/mode'],
+    ['a rollout step ramping 0 %', steps([0, '5m'], [50, '10m']), '/worker/versioning/rollout/steps/0/rampPercentage'],
+    [
+      'a rollout step ramping 100 %',
+      steps([10, '5m'], [100, '10m']),
+      '/worker/versioning/rollout/steps/1/rampPercentage',
+    ],
+    [
+      'an unknown rollout strategy',
+      ['--set', 'worker.versioning.rollout.strategy=Canary'],
+      '/worker/versioning/rollout/strategy',
+    ],
+    [
+      'a Progressive rollout without steps',
+      ['--set-json', 'worker.versioning.rollout.steps=[]'],
+      '/worker/versioning/rollout/steps',
+    ],
+    [
+      'a pause that is not a duration',
+      steps([10, '5 minutes'], [50, '10m']),
+      '/worker/versioning/rollout/steps/0/pauseDuration',
+    ],
+    [
+      'a rollout whose share goes down',
+      steps([10, '5m'], [5, '10m']),
+      'steps[1].rampPercentage (5) must be larger than the step before',
+    ],
+    [
+      'a rollout step shorter than 30s',
+      steps([10, '20s'], [50, '10m']),
+      'steps[0].pauseDuration (20s) is shorter than the 30s',
+    ],
+    [
+      'a sunset delay in days',
+      ['--set', 'worker.versioning.sunset.deleteDelay=2d'],
+      '/worker/versioning/sunset/deleteDelay',
+    ],
+    [
+      'an HPA on the worker under the controller',
+      ['--set', 'worker.autoscaling.enabled=true'],
+      'set worker.autoscaling.enabled=false and size the worker with worker.replicaCount',
+    ],
+    [
+      'KEDA on the worker under the controller',
+      ['--set', 'worker.keda.enabled=true'],
+      'set worker.keda.enabled=false and size the worker with worker.replicaCount (pods per build), or set worker.versioning.mode=unversioned',
+    ],
+    [
+      'a Temporal address the TemporalConnection does not take',
+      ['--set', 'temporal.address=temporal_frontend:7233'],
+      "the Temporal Worker Controller's TemporalConnection takes host:port",
     ],
   ])('refuses %s with a message naming it', async (_name, args, message) => {
     const { code, out } = await helmRun('template', 'order-saga', CHART, ...args);

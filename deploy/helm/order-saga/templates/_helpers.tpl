@@ -45,7 +45,8 @@ envFrom:
 {{/* Secrets mounted as files (TLS material, NATS creds): the volumes, then their mounts. */}}
 {{- define "order-saga.secretVolumes" -}}
 {{- if .Values.temporal.tls.enabled }}
-- name: temporal-tls
+{{- /* Not "temporal-tls": the Temporal Worker Controller adds a volume of that name to the pods it runs. */}}
+- name: temporal-client-tls
   secret: { secretName: {{ .Values.temporal.tls.secret }}, defaultMode: 0400 }
 {{- end }}
 {{- if .Values.nats.tls.enabled }}
@@ -59,7 +60,7 @@ envFrom:
 {{- end -}}
 {{- define "order-saga.secretMounts" -}}
 {{- if .Values.temporal.tls.enabled }}
-- { name: temporal-tls, mountPath: /etc/order-saga/temporal-tls, readOnly: true }
+- { name: temporal-client-tls, mountPath: /etc/order-saga/temporal-tls, readOnly: true }
 {{- end }}
 {{- if .Values.nats.tls.enabled }}
 - { name: nats-tls, mountPath: /etc/order-saga/nats-tls, readOnly: true }
@@ -97,4 +98,124 @@ securityContext:
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/* Render-time checks of the worker's settings, in both versioning modes. */}}
+{{- define "order-saga.workerChecks" -}}
+{{- $worker := .Values.worker }}
+{{- if le (int $worker.terminationGracePeriodSeconds) (add (int $worker.shutdownGraceSeconds) 5 | int) }}
+{{- fail (printf "worker.terminationGracePeriodSeconds (%d) must exceed worker.shutdownGraceSeconds (%d) by more than 5 s, or Kubernetes kills workers before they hand back their tasks" (int $worker.terminationGracePeriodSeconds) (int $worker.shutdownGraceSeconds)) }}
+{{- end }}
+{{- if and $worker.keda.enabled $worker.autoscaling.enabled }}
+{{- fail "worker.keda.enabled and worker.autoscaling.enabled both scale the worker: enable one of them" }}
+{{- end }}
+{{- if eq $worker.versioning.mode "controller" }}
+{{- /* The TemporalWorkerDeployment has no scale subresource, and each build's Deployment is the controller's: nothing for an HPA or KEDA to target. */}}
+{{- range $setting := list "autoscaling" "keda" }}
+{{- if (index $worker $setting).enabled }}
+{{- fail (printf "worker.%s.enabled: with worker.versioning.mode=controller the Temporal Worker Controller runs each build in a Deployment of its own, which an HPA or a KEDA ScaledObject cannot follow; set worker.%s.enabled=false and size the worker with worker.replicaCount (pods per build), or set worker.versioning.mode=unversioned" $setting $setting) }}
+{{- end }}
+{{- end }}
+{{- if not (regexMatch "^[a-zA-Z0-9.-]+:[0-9]+$" .Values.temporal.address) }}
+{{- fail (printf "temporal.address %q: the Temporal Worker Controller's TemporalConnection takes host:port with a host of letters, digits, dots and dashes only; use such a name for the frontend, or set worker.versioning.mode=unversioned" .Values.temporal.address) }}
+{{- end }}
+{{- $name := printf "%s-worker" (include "order-saga.fullname" .) }}
+{{- if gt (len $name) 63 }}
+{{- fail (printf "the TemporalWorkerDeployment's name %q is longer than the 63 characters the Temporal Worker Controller accepts: choose a shorter release name" $name) }}
+{{- end }}
+{{- $rollout := $worker.versioning.rollout }}
+{{- if eq $rollout.strategy "Progressive" }}
+{{- $lastRamp := 0 }}
+{{- range $index, $step := $rollout.steps }}
+{{- if le (int $step.rampPercentage) $lastRamp }}
+{{- fail (printf "worker.versioning.rollout.steps[%d].rampPercentage (%d) must be larger than the step before's (%d): a Progressive rollout only ramps up" $index (int $step.rampPercentage) $lastRamp) }}
+{{- end }}
+{{- $lastRamp = int $step.rampPercentage }}
+{{- $hours := regexFind "[0-9]+h" $step.pauseDuration | trimSuffix "h" | default "0" | int }}
+{{- $minutes := regexFind "[0-9]+m" $step.pauseDuration | trimSuffix "m" | default "0" | int }}
+{{- $seconds := regexFind "[0-9]+s" $step.pauseDuration | trimSuffix "s" | default "0" | int }}
+{{- if lt (add (mul $hours 3600) (mul $minutes 60) $seconds) 30 }}
+{{- fail (printf "worker.versioning.rollout.steps[%d].pauseDuration (%s) is shorter than the 30s the Temporal Worker Controller accepts" $index $step.pauseDuration) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The worker's pod, the same in the plain Deployment and in the TemporalWorkerDeployment. */}}
+{{- define "order-saga.workerPodTemplate" -}}
+metadata:
+  labels:
+    {{- include "order-saga.labels" . | nindent 4 }}
+    app.kubernetes.io/component: worker
+  annotations:
+    checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+    {{- with .Values.worker.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  {{- include "order-saga.podCommon" . | nindent 2 }}
+  terminationGracePeriodSeconds: {{ .Values.worker.terminationGracePeriodSeconds }}
+  containers:
+    - name: worker
+      image: {{ include "order-saga.image" . | quote }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      args: ["dist/workers/main.js"]
+      {{- include "order-saga.env" . | nindent 6 }}
+      env:
+        - name: DATABASE_URL
+          valueFrom:
+            secretKeyRef:
+              name: {{ include "order-saga.databaseSecret" . }}
+              key: {{ .Values.database.existingSecretKey }}
+        {{- /* lib/config.ts. Under the controller, the controller sets TEMPORAL_DEPLOYMENT_NAME and
+               TEMPORAL_WORKER_BUILD_ID (and TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE from the
+               TemporalConnection) in each build's pods, and its rollout makes a build current. */}}
+        {{- if eq .Values.worker.versioning.mode "controller" }}
+        - name: TEMPORAL_WORKER_VERSIONING
+          value: versioned
+        - name: TEMPORAL_WORKER_BECOME_CURRENT
+          value: never
+        {{- else }}
+        - name: TEMPORAL_WORKER_VERSIONING
+          value: unversioned
+        {{- end }}
+      ports:
+        - name: metrics
+          containerPort: {{ .Values.worker.metricsPort }}
+      startupProbe:
+        httpGet: { path: /health, port: metrics }
+        periodSeconds: 2
+        failureThreshold: 60
+      livenessProbe:
+        httpGet: { path: /health, port: metrics }
+        periodSeconds: 10
+        failureThreshold: 3
+      readinessProbe:
+        httpGet: { path: /ready, port: metrics }
+        periodSeconds: 5
+        failureThreshold: 2
+      resources:
+        {{- toYaml .Values.worker.resources | nindent 8 }}
+      securityContext:
+        {{- toYaml .Values.securityContext | nindent 8 }}
+      volumeMounts:
+        - { name: tmp, mountPath: /tmp }
+        {{- include "order-saga.secretMounts" . | nindent 8 }}
+  volumes:
+    - name: tmp
+      emptyDir: {}
+    {{- include "order-saga.secretVolumes" . | nindent 4 }}
+  {{- with .Values.worker.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.worker.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.worker.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end -}}
