@@ -579,6 +579,13 @@ describe('docker-compose.yml', () => {
     expect(() => loadConfig(environmentOf('ingress', secrets), { ingress: true }), 'ingress').not.toThrow();
     const worker = loadConfig(environmentOf('worker', secrets));
     expect(worker.database.url).toContain('@postgres:5432/inventory');
+    // One build, versioned, made current as the worker starts (no rollout controller in Compose).
+    expect(worker.versioning).toEqual({
+      mode: 'versioned',
+      deploymentName: 'order-saga',
+      buildId: undefined,
+      becomeCurrent: 'always',
+    });
     // One NATS server in Compose: one copy of each stream (the chart's cluster default would not fit).
     expect(worker.nats.streamReplicas).toBe(1);
   });
