@@ -83,10 +83,7 @@ const word = (maxLength: number) =>
 const versionPart = (maxLength: number) =>
   z
     .string()
-    .regex(
-      new RegExp(`^[^\\s:]{1,${maxLength}}$`),
-      `expected 1 to ${maxLength} characters without spaces or colons`,
-    );
+    .regex(new RegExp(`^[^\\s:]{1,${maxLength}}$`), `expected 1 to ${maxLength} characters without spaces or colons`);
 
 /** The path of a file the process reads; pasting the PEM or creds text itself is the usual mistake. */
 const filePath = z.string().refine((text) => /^[^\r\n\0]{1,4096}$/.test(text) && !text.startsWith('-----BEGIN'), {
@@ -172,7 +169,8 @@ const schema = z.object({
   // sets TEMPORAL_DEPLOYMENT_NAME and TEMPORAL_WORKER_BUILD_ID in the pods it runs.
   TEMPORAL_WORKER_VERSIONING: z
     .enum(['versioned', 'unversioned'], {
-      error: 'expected versioned (the worker joins a Worker Deployment) or unversioned (a cluster without Worker Versioning)',
+      error:
+        'expected versioned (the worker joins a Worker Deployment) or unversioned (a cluster without Worker Versioning)',
     })
     .default('versioned'),
   // The server keeps "deploymentName:buildId" as a version's name, so neither may hold a colon.

@@ -177,7 +177,8 @@ function formatStatus(report: StatusReport): string {
       `  ${report.runningUnversionedSagas} saga(s) run on no build (started before versioning): keep an unversioned worker until they end.`,
     );
   const retirable = report.builds.filter(
-    (build) => build.runningSagas === 0 && build.buildId !== report.currentBuildId && build.buildId !== report.ramping?.buildId,
+    (build) =>
+      build.runningSagas === 0 && build.buildId !== report.currentBuildId && build.buildId !== report.ramping?.buildId,
   );
   if (retirable.length > 0)
     lines.push(
@@ -200,8 +201,15 @@ async function run(ctx: Context, command: Command): Promise<{ message: string; r
       const routing = await routingOf(ctx);
       if (command.percentage === 0) {
         if (!routing.ramping) return { message: 'No build is ramping: nothing to end.' };
-        await setRampingBuild(ctx.service, { ...ctx, buildId: '', percentage: 0, conflictToken: routing.conflictToken });
-        return { message: `Ended the ramp of ${routing.ramping.buildId}: every new order starts on ${routing.currentBuildId}.` };
+        await setRampingBuild(ctx.service, {
+          ...ctx,
+          buildId: '',
+          percentage: 0,
+          conflictToken: routing.conflictToken,
+        });
+        return {
+          message: `Ended the ramp of ${routing.ramping.buildId}: every new order starts on ${routing.currentBuildId}.`,
+        };
       }
       knownBuild(routing, command.buildId);
       if (command.buildId === routing.currentBuildId)
@@ -271,14 +279,19 @@ async function run(ctx: Context, command: Command): Promise<{ message: string; r
   }
 }
 
-/** The build that was current most recently before the current one: what a rollback returns to. */
+/**
+ * The build a rollback returns to: of the builds that took new orders before (current or ramping
+ * once, now draining or drained), the one that stopped most recently.
+ */
 function previousBuild(routing: DeploymentRouting): string {
+  const stoppedAt = (build: DeploymentRouting['builds'][number]) =>
+    (build.lastCurrentAt ?? build.routingChangedAt)?.getTime() ?? 0;
   const earlier = routing.builds
-    .filter((build) => build.buildId !== routing.currentBuildId && build.lastCurrentAt)
-    .sort((a, b) => b.lastCurrentAt!.getTime() - a.lastCurrentAt!.getTime())[0];
+    .filter((build) => build.buildId !== routing.currentBuildId && ['draining', 'drained'].includes(build.status))
+    .sort((a, b) => stoppedAt(b) - stoppedAt(a))[0];
   if (!earlier)
     throw new Refused(
-      `No build of ${routing.deploymentName} was current before ${routing.currentBuildId ?? 'now'}: name the build to roll back to.`,
+      `No build of ${routing.deploymentName} took orders before ${routing.currentBuildId ?? 'now'}: name the build to roll back to.`,
     );
   return earlier.buildId;
 }

@@ -20,8 +20,10 @@ export interface BuildSummary {
   /** Temporal's view: current, ramping, draining (no new sagas, some still running), drained, inactive. */
   status: 'current' | 'ramping' | 'draining' | 'drained' | 'inactive' | 'unknown';
   createdAt: Date | undefined;
-  /** When it last stopped being current (a rollback's natural target), if it ever was. */
+  /** When it was last current, where the server reports it. */
   lastCurrentAt: Date | undefined;
+  /** When its routing last changed (made current or ramping, or no longer). */
+  routingChangedAt: Date | undefined;
 }
 
 export interface DeploymentRouting {
@@ -76,6 +78,7 @@ export async function describeDeployment(
         status: buildStatus(summary.status, summary.drainageStatus),
         createdAt: seconds(summary.createTime),
         lastCurrentAt: seconds(summary.lastCurrentTime),
+        routingChangedAt: seconds(summary.routingUpdateTime),
       })),
       conflictToken: conflictToken ?? new Uint8Array(),
     };
@@ -180,7 +183,8 @@ export async function moveSaga(
         : {
             versioningOverride: {
               pinned: {
-                behavior: temporal.api.workflow.v1.VersioningOverride.PinnedOverrideBehavior.PINNED_OVERRIDE_BEHAVIOR_PINNED,
+                behavior:
+                  temporal.api.workflow.v1.VersioningOverride.PinnedOverrideBehavior.PINNED_OVERRIDE_BEHAVIOR_PINNED,
                 version: { deploymentName, buildId },
               },
             },

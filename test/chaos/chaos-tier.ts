@@ -20,6 +20,7 @@ import {
   type ChaosProcess,
   spawnProductProcess,
   waitUntilReady,
+  type ProductEntrypoint,
   type ProductProcess,
 } from '../support/processes.js';
 import { PaymentSandbox } from '../support/payment-sandbox.js';
@@ -46,6 +47,8 @@ export interface ChaosTier {
   /** Temporal client on this tier's server, and the server's address. */
   temporalClient: Client;
   temporalAddress: string;
+  /** The workers' task queue, and the Worker Deployment they join (named alike). */
+  taskQueue: string;
   sku: string;
   stock: number;
   /** When the tier started: its sagas, charges and reservations are all after this. */
@@ -54,6 +57,11 @@ export interface ChaosTier {
   output(): string;
   /** Product processes that exited without the suite killing them (each was started again). */
   unexpectedExits: UnexpectedExit[];
+  /**
+   * Starts one more worker, from `entry` (another build of the product, e.g.) with `env` added to
+   * the tier's settings; resolves once it is ready. The tier stops it on close.
+   */
+  addWorker(name: string, entry: ProductEntrypoint, env?: Record<string, string>): Promise<ChaosProcess>;
   close(): Promise<void>;
 }
 
@@ -115,7 +123,7 @@ function serverProcess(name: string, launch: () => Promise<ChildProcess>, first:
  */
 function productProcess(
   name: string,
-  entry: 'workers/main.ts' | 'ingress/main.ts',
+  entry: ProductEntrypoint,
   env: Record<string, string>,
   readyUrl: string,
   logs: string[],
@@ -244,7 +252,7 @@ export async function startChaosTier(
       ),
     );
   }
-  const products = [...ingresses, ...workers];
+  const products: (ChaosProcess & { output(): string })[] = [...ingresses, ...workers];
   const stopAll = async () => {
     await Promise.all(products.map((p) => p.stop()));
     await inventory.db.close();
@@ -285,6 +293,21 @@ export async function startChaosTier(
     startedAt,
     output: () => [...logs, ...products.map((p) => `--- ${p.name}\n${p.output()}`)].join('\n'),
     unexpectedExits,
+    taskQueue,
+    async addWorker(workerName, entry, overrides = {}) {
+      const opsPort = await freePort();
+      const worker = productProcess(
+        workerName,
+        entry,
+        env({ METRICS_PORT: String(opsPort), ...overrides }),
+        `http://127.0.0.1:${opsPort}/ready`,
+        logs,
+        unexpectedExits,
+      );
+      products.push(worker);
+      await worker.start();
+      return worker;
+    },
     async close() {
       await connection.close();
       await stopAll();

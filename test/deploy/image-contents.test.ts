@@ -65,6 +65,7 @@ describe('container image contents', () => {
         TEMPORAL_ADDRESS: inject('temporalAddress'),
         NATS_URL: inject('natsUrl'),
         TEMPORAL_TASK_QUEUE: `orders-image-${metricsPort}`,
+        TEMPORAL_DEPLOYMENT_NAME: `orders-image-${metricsPort}`,
         STARTER_ENABLED: 'false',
         METRICS_PORT: String(metricsPort),
         EMBEDDED_DATABASE_DIR: join(stage, 'data'),

@@ -50,10 +50,13 @@ export function recordPid(pid: number | undefined): void {
   if (pid !== undefined) appendFileSync(join(inject('runDir'), 'product-pids'), `${pid}\n`);
 }
 
-export function spawnProductProcess(
-  entry: 'workers/main.ts' | 'ingress/main.ts',
-  env: Record<string, string>,
-): ProductProcess {
+/**
+ * A process of the product: run from source (`workers/main.ts`), or from a build of it (the
+ * absolute path of a compiled `dist/workers/main.js`, as a container image runs it).
+ */
+export type ProductEntrypoint = 'workers/main.ts' | 'ingress/main.ts' | `/${string}/dist/workers/main.js`;
+
+export function spawnProductProcess(entry: ProductEntrypoint, env: Record<string, string>): ProductProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
     env,
