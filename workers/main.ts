@@ -40,7 +40,7 @@ import { PAYMENT_OPERATIONS, PaymentGatewayClient } from '../activities/payment/
 import { installTemporalRuntime } from './temporal-runtime.js';
 import { freeLoopbackPort } from '../lib/free-port.js';
 import { createOrderWorker, WORKFLOW_BUNDLE_PATH } from './order-worker.js';
-import { becomeCurrentIfAsked } from './worker-versioning.js';
+import { joinDeployment } from './worker-versioning.js';
 import { existsSync } from 'node:fs';
 import { EmbeddedDatabaseInUseError } from '../activities/inventory/sql-client.js';
 import { serveInventoryAdmin } from './inventory-admin.js';
@@ -135,15 +135,11 @@ const worker = await createOrderWorker({
 const workerRun = worker.run();
 // A versioned worker's build (workers/worker-versioning.ts). Made current, when configured so,
 // before the starter starts sagas: a saga started while no build is current waits for one.
-const build = worker.options.workerDeploymentOptions?.version;
-if (build && config.versioning.mode === 'versioned')
-  await becomeCurrentIfAsked(clientConnection.workflowService, {
-    namespace: config.temporal.namespace,
-    build,
-    becomeCurrent: config.versioning.becomeCurrent,
-    identity: worker.options.identity,
-    logger,
-  });
+const build = await joinDeployment(worker, clientConnection.workflowService, {
+  namespace: config.temporal.namespace,
+  versioning: config.versioning,
+  logger,
+});
 const inventoryAdmin = serveInventoryAdmin({
   nc,
   js,

@@ -6,7 +6,7 @@
 // build, a change to activities or configuration alone is not.
 import { createHash } from 'node:crypto';
 import type { Connection } from '@temporalio/client';
-import type { WorkerOptions } from '@temporalio/worker';
+import type { Worker, WorkerOptions } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import type { WorkerVersioningConfig } from '../lib/config.js';
 import {
@@ -32,7 +32,10 @@ export function workerBuild(versioning: WorkerVersioningConfig, bundleCode: stri
   return { deploymentName: versioning.deploymentName, buildId: versioning.buildId ?? buildIdOfBundle(bundleCode) };
 }
 
-/** The worker options of a build: pinned by default (orderSaga also declares it). */
+/**
+ * The worker options of a build: every workflow it runs (orderSaga) is pinned. Declared here, not
+ * on the workflow, so the same bundle runs on unversioned workers too.
+ */
 export function deploymentOptions(build: WorkerBuild | undefined): Pick<WorkerOptions, 'workerDeploymentOptions'> {
   if (!build) return {};
   return {
@@ -42,6 +45,28 @@ export function deploymentOptions(build: WorkerBuild | undefined): Pick<WorkerOp
       defaultVersioningBehavior: 'PINNED',
     },
   };
+}
+
+/**
+ * What a versioned worker does once it polls (main.ts, and tests' in-process workers): makes its
+ * build current when `versioning.becomeCurrent` asks for it. Returns the build, or undefined for
+ * an unversioned worker.
+ */
+export async function joinDeployment(
+  worker: Worker,
+  service: Connection['workflowService'],
+  { namespace, versioning, logger }: { namespace: string; versioning: WorkerVersioningConfig; logger: Logger },
+): Promise<WorkerBuild | undefined> {
+  const build = worker.options.workerDeploymentOptions?.version;
+  if (!build || versioning.mode !== 'versioned') return undefined;
+  await becomeCurrentIfAsked(service, {
+    namespace,
+    build,
+    becomeCurrent: versioning.becomeCurrent,
+    identity: worker.options.identity,
+    logger,
+  });
+  return build;
 }
 
 /** How long a starting worker waits for Temporal to know its build (its first poll registers it). */

@@ -9,7 +9,7 @@
 // The parts, in order-saga/: record.ts (the status document, entering a status, auditing),
 // decisions.ts (cancel, approve and the operator's answers), forward.ts (the steps),
 // compensations.ts (undoing), activities.ts (how each kind of activity is called).
-import { CancellationScope, isCancellation, setWorkflowOptions } from '@temporalio/workflow';
+import { CancellationScope, isCancellation } from '@temporalio/workflow';
 import { FailureType } from '../domain/failures.js';
 import type { OrderSagaInput, OrderStatusDocument } from './contract.js';
 import { sagaActivities } from './order-saga/activities.js';
@@ -19,12 +19,15 @@ import { describeFailure } from './order-saga/failures.js';
 import { ForwardSteps } from './order-saga/forward.js';
 import { SagaRecord } from './order-saga/record.js';
 
-// Pinned: a saga finishes on the build of the worker it started on, so a new build may change
-// what the saga does without a patch marker (workflows/README.md). A saga lives about as long as
-// its approval wait (APPROVAL_TIMEOUT, 24 h by default), short enough for a build's workers to stay
-// up until it drains; one stuck on a broken build is moved by an operator with a versioning
-// override (README, "Deploying a new build of the saga").
-setWorkflowOptions({ versioningBehavior: 'PINNED' }, orderSaga);
+// Pinned: a versioned worker runs every saga pinned to its build (workers/worker-versioning.ts,
+// the worker's default versioning behaviour): a saga finishes on the build it started on, so a
+// new build may change what the saga does without a patch marker (workflows/README.md). Not
+// declared here with setWorkflowOptions: an unversioned worker (TEMPORAL_WORKER_VERSIONING=
+// unversioned) fails every workflow task of a workflow that declares a behaviour
+// (test/workers/worker-versioning.test.ts). A saga lives about as long as its approval wait
+// (APPROVAL_TIMEOUT, 24 h by default), short enough for a build's workers to stay up until it
+// drains; one stuck on a broken build is moved with a versioning override (README, "Deploying a
+// new build of the saga").
 
 export async function orderSaga({ order, settings }: OrderSagaInput): Promise<OrderStatusDocument> {
   const activities = sagaActivities(settings);

@@ -6,6 +6,9 @@ import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporal
 import type { ActivityClients } from '../../activities/index.js';
 import { createOrderWorker } from '../../workers/order-worker.js';
 import type { SagaSettings } from '../../domain/saga-settings.js';
+import type { WorkerVersioningConfig } from '../../lib/config.js';
+import { joinDeployment, type WorkerBuild } from '../../workers/worker-versioning.js';
+import { pino, type Logger } from 'pino';
 
 // The SDK logs every worker state change at INFO; tests want its warnings only.
 Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] }); // Ctrl-C must end a test run, not drain its workers
@@ -32,13 +35,16 @@ export async function connectClient(): Promise<{ client: Client; close: () => Pr
 export interface RunningWorker {
   taskQueue: string;
   worker: Worker;
+  /** A versioned worker's build (undefined: unversioned). */
+  build: WorkerBuild | undefined;
   stop: () => Promise<void>;
 }
 
 /**
  * Starts an order worker on its own task queue (one per test file keeps files independent), on
  * the harness's workflow bundle or on `workflowBundlePath` (a bundle with a test's own interceptors),
- * in the `default` namespace or in `namespace`, on `taskQueue` when given.
+ * in the `default` namespace or in `namespace`, on `taskQueue` when given; unversioned unless
+ * `versioning` says otherwise (then it joins its deployment as the worker process does, logging to `logger`).
  */
 export async function startInProcessWorker(
   clients: ActivityClients,
@@ -46,7 +52,15 @@ export async function startInProcessWorker(
     workflowBundlePath = inject('workflowBundlePath'),
     namespace = 'default',
     taskQueue = `orders-test-${randomUUID()}`,
-  }: { workflowBundlePath?: string; namespace?: string; taskQueue?: string } = {},
+    versioning = { mode: 'unversioned' },
+    logger = pino({ level: 'silent' }),
+  }: {
+    workflowBundlePath?: string;
+    namespace?: string;
+    taskQueue?: string;
+    versioning?: WorkerVersioningConfig;
+    logger?: Logger;
+  } = {},
 ): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   const worker = await createOrderWorker({
@@ -54,18 +68,30 @@ export async function startInProcessWorker(
     config: {
       temporal: { address: inject('temporalAddress'), namespace, taskQueue, tls: undefined },
       worker: { maxConcurrentActivities: 50, maxConcurrentWorkflowTasks: 50, shutdownGraceMs: 1_000 },
+      versioning,
     },
     clients,
     workflowBundlePath,
   });
   const running = worker.run();
-  return {
-    taskQueue,
-    worker,
-    async stop() {
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
       await connection.close();
-    },
-  };
+    })());
+  let build: WorkerBuild | undefined;
+  if (versioning.mode === 'versioned') {
+    const client = await Connection.connect({ address: inject('temporalAddress') });
+    try {
+      build = await joinDeployment(worker, client.workflowService, { namespace, versioning, logger });
+    } catch (error) {
+      await stop();
+      throw error;
+    } finally {
+      await client.close();
+    }
+  }
+  return { taskQueue, worker, build, stop };
 }

@@ -140,6 +140,7 @@ async function startWorker(): Promise<RunningWorker> {
   return {
     taskQueue: TASK_QUEUE,
     worker: started,
+    build: undefined,
     async stop() {
       if (started.getState() === 'RUNNING') started.shutdown();
       await running;
