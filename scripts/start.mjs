@@ -121,6 +121,11 @@ const productEnv = {
   AUTH_DISABLED: env.AUTH_DISABLED ?? (env.AUTH_JWKS_URL || env.AUTH_API_KEYS ? 'false' : 'true'),
   EMBEDDED_DATABASE_DIR: env.EMBEDDED_DATABASE_DIR ?? join(dataDir, 'inventory'),
   INVENTORY_SEED_DEMO: env.INVENTORY_SEED_DEMO ?? 'true',
+  // Versioned, as in production, and the checkout's saga is the one new orders start on: a start
+  // after a change to workflows/ is a new build, made current. Sagas the earlier build started stay
+  // pinned to it (npm run saga-builds -- status; README, "Deploying a new build of the saga").
+  TEMPORAL_WORKER_VERSIONING: env.TEMPORAL_WORKER_VERSIONING ?? 'versioned',
+  TEMPORAL_WORKER_BECOME_CURRENT: env.TEMPORAL_WORKER_BECOME_CURRENT ?? 'always',
 };
 
 const COLORS = { sandbox: 35, worker: 36, ingress: 32 };
@@ -243,6 +248,7 @@ process.stdout.write(
     `  Temporal gRPC     ${temporal.address}   (temporal workflow list --address ${temporal.address})`,
     `  NATS              ${nats.url}   (monitoring ${nats.monitorUrl})`,
     `  Payment sandbox   http://127.0.0.1:${ports.PAYMENT_SANDBOX_PORT}/v1/ledger`,
+    `  Saga builds       npm run saga-builds -- status   (Worker Deployment ${env.TEMPORAL_DEPLOYMENT_NAME || 'order-saga'})`,
     `  Worker metrics    http://127.0.0.1:${ports.METRICS_PORT}/metrics`,
     `  Ingress metrics   http://127.0.0.1:${ports.INGRESS_METRICS_PORT}/metrics`,
     `  Payload codec     http://127.0.0.1:${ports.CODEC_PORT}   (the Web UI decrypts through it)`,

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../scripts/local-servers.mjs';
 import { recordPid } from '../support/processes.js';
+import { runOpsCommand } from '../support/commands.js';
 import type { Ledger } from '../support/payment-sandbox.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -105,9 +106,22 @@ afterAll(async () => {
 });
 
 describe('npm start', () => {
-  it('when it is up, then it says authentication is off and takes an order', async () => {
+  it("when it is up, then it says authentication is off and takes an order on the versioned worker's build", async () => {
     expect(output).toContain('Authentication is OFF');
+    expect(output).toContain('Saga builds       npm run saga-builds -- status   (Worker Deployment order-saga)');
     await placeOrder();
+    // The operator command finds the stack by itself, as on a developer's machine.
+    const { code, out } = await runOpsCommand('ops/saga-builds.ts', ['status', '--json'], {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      ORDER_SAGA_LOCAL_STACK_FILE: join(dataDir, 'local-stack.json'),
+    });
+    expect(code, out).toBe(0);
+    const report = JSON.parse(out.slice(out.indexOf('{'), out.lastIndexOf('}') + 1)) as {
+      currentBuildId: string;
+      builds: { buildId: string; status: string }[];
+    };
+    expect(report.builds).toEqual([expect.objectContaining({ buildId: report.currentBuildId, status: 'current' })]);
   });
 
   it('when the worker is killed, then the stack restarts it, says so, and orders complete again', async () => {
