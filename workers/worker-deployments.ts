@@ -193,12 +193,16 @@ export async function moveSaga(
   });
 }
 
-/** True when Temporal refused because the build has not registered yet (no worker of it has polled). */
+/**
+ * True when Temporal refused because the build has not registered yet: no worker of it has polled,
+ * or not yet on every task queue the current build polls (workflow and activity queues register
+ * one by one as the worker's pollers start).
+ */
 export function buildNotRegisteredYet(error: unknown): boolean {
   return (
     isGrpcServiceError(error) &&
     (Number(error.code) === GRPC.NOT_FOUND || Number(error.code) === GRPC.FAILED_PRECONDITION) &&
-    /not (found|exist)|no pollers|not registered|does not have/i.test(error.details ?? error.message)
+    /not (found|exist)|no pollers|not registered|does not have|missing active task queues/i.test(error.details ?? error.message)
   );
 }
 

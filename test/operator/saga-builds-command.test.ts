@@ -1,0 +1,145 @@
+// `npm run saga-builds` as an operator runs it, against the harness's real Temporal: what it
+// refuses (a typo, a build Temporal does not know, a change that would strand sagas) and how it
+// moves a saga stuck on a build whose workers are gone to another build, and back.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Client } from '@temporalio/client';
+import type { WorkerVersioningConfig } from '../../lib/config.js';
+import { approveOrderSignal, getStatusQuery } from '../../workflows/contract.js';
+import { startActivityTier, type ActivityTier } from '../support/activity-tier.js';
+import { runOpsCommand } from '../support/commands.js';
+import { startTestSaga } from '../support/orders.js';
+import { connectClient, startInProcessWorker, type RunningWorker } from '../support/temporal.js';
+
+let stack: ActivityTier;
+let client: Client;
+let closeClient: () => Promise<void>;
+const workers: RunningWorker[] = [];
+const deploymentName = `orders-builds-${randomUUID()}`;
+const taskQueue = deploymentName;
+
+function sagaBuilds(...args: string[]) {
+  return runOpsCommand('ops/saga-builds.ts', args, {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    TEMPORAL_DEPLOYMENT_NAME: deploymentName,
+    ORDER_SAGA_LOCAL_STACK_FILE: '/nonexistent/local-stack.json',
+  });
+}
+
+/** A worker of `buildId` (the same saga code under another build id: another image of the same code). */
+async function startBuild(buildId: string, becomeCurrent: 'never' | 'if-none' | 'always'): Promise<RunningWorker> {
+  const versioning: WorkerVersioningConfig = { mode: 'versioned', deploymentName, buildId, becomeCurrent };
+  const worker = await startInProcessWorker(stack.clients, { taskQueue, versioning });
+  workers.push(worker);
+  return worker;
+}
+
+beforeAll(async () => {
+  stack = await startActivityTier();
+  ({ client, close: closeClient } = await connectClient());
+});
+
+afterAll(async () => {
+  for (const worker of workers) await worker.stop();
+  await closeClient?.();
+  await stack?.close();
+});
+
+describe('npm run saga-builds', () => {
+  it('refuses a bad command line with exit 2 and says what it takes', async () => {
+    for (const [args, says] of [
+      [[], 'a command is needed'],
+      [['promte', 'b1'], 'unknown command promte'],
+      [['ramp', 'b1'], 'ramp takes 2 argument(s), got 1'],
+      [
+        ['ramp', 'b1', '100'],
+        'ramp takes a whole percentage from 0 to 99 (got 100); to send every new order to a build, promote it',
+      ],
+      [['ramp', 'b1', 'half'], 'ramp takes a whole percentage from 0 to 99 (got half)'],
+      [['promote', 'order-saga:b1'], 'is not a build id or workflow id'],
+      [['status', '--force'], 'unknown option --force'],
+    ] as const) {
+      const { code, out } = await sagaBuilds(...args);
+      expect(code, out).toBe(2);
+      expect(out).toContain(says);
+      expect(out).toContain('usage: npm run saga-builds');
+    }
+    const help = await sagaBuilds('--help');
+    expect(help.code).toBe(0);
+    expect(help.out).toContain('rollback [BUILD]');
+  });
+
+  it('says so, exit 1, when no worker of the deployment has polled yet', async () => {
+    const { code, out } = await sagaBuilds('status');
+    expect(code, out).toBe(1);
+    expect(out).toContain(`Temporal has no Worker Deployment ${deploymentName} in namespace default`);
+  });
+
+  it('refuses what would not do what the operator meant: an unknown build, a ramp of the current one, retiring one that takes orders', async () => {
+    await startBuild('build-x', 'if-none');
+    const unknown = await sagaBuilds('promote', 'build-typo');
+    expect(unknown.code, unknown.out).toBe(1);
+    expect(unknown.out).toContain('Temporal does not know build build-typo');
+    expect(unknown.out).toContain('known: build-x');
+    const rampCurrent = await sagaBuilds('ramp', 'build-x', '10');
+    expect(rampCurrent.code, rampCurrent.out).toBe(1);
+    expect(rampCurrent.out).toContain('build-x is the current build already');
+    const retireCurrent = await sagaBuilds('retire', 'build-x');
+    expect(retireCurrent.code, retireCurrent.out).toBe(1);
+    expect(retireCurrent.out).toContain('build-x still takes new orders (current)');
+    const promoteAgain = await sagaBuilds('promote', 'build-x');
+    expect(promoteAgain).toMatchObject({
+      code: 0,
+      out: expect.stringContaining('build-x is the current build already'),
+    });
+  });
+
+  it('moves a saga stuck on a build whose workers are gone to another build, where it finishes; unpin removes the override', async () => {
+    const [buildX] = workers;
+    const stuck = await startTestSaga(
+      { client, taskQueue, inventory: stack.inventory },
+      { settings: { approvalThreshold: 1 } },
+    );
+    const other = await startTestSaga(
+      { client, taskQueue, inventory: stack.inventory },
+      { settings: { approvalThreshold: 1 } },
+    );
+    for (const { handle } of [stuck, other])
+      await expect
+        .poll(async () => (await handle.query(getStatusQuery)).status, { timeout: 20_000 })
+        .toBe('AWAITING_APPROVAL');
+    // build-x is lost (its image will not start, say): its sagas wait for a worker that never comes.
+    await buildX!.stop();
+    await startBuild('build-y', 'always');
+    await stuck.handle.signal(approveOrderSignal, { approvedBy: 'ops' });
+
+    const retireX = await sagaBuilds('retire', 'build-x');
+    expect(retireX.code, retireX.out).toBe(1);
+    expect(retireX.out).toContain('2 saga(s) still run on build-x; retiring it would strand them');
+
+    const moved = await sagaBuilds('move', stuck.handle.workflowId, 'build-y');
+    expect(moved.code, moved.out).toBe(0);
+    expect(moved.out).toContain(`${stuck.handle.workflowId} now runs on build-y`);
+    expect((await stuck.handle.result()).status).toBe('COMPLETED');
+    const { raw } = await stuck.handle.describe();
+    expect(raw.workflowExecutionInfo?.versioningInfo?.versioningOverride?.pinned?.version).toMatchObject({
+      deploymentName,
+      buildId: 'build-y',
+    });
+
+    const movedOther = await sagaBuilds('move', other.handle.workflowId, 'build-y');
+    expect(movedOther.code, movedOther.out).toBe(0);
+    const unpinned = await sagaBuilds('unpin', other.handle.workflowId);
+    expect(unpinned.code, unpinned.out).toBe(0);
+    const afterUnpin = await other.handle.describe();
+    expect(afterUnpin.raw.workflowExecutionInfo?.versioningInfo?.versioningOverride ?? null).toBeNull();
+
+    const status = await sagaBuilds('status');
+    expect(status.code, status.out).toBe(0);
+    expect(status.out).toContain('new orders start on: build-y');
+    expect(status.out).toMatch(/build-x\s+draining\s+1\s/);
+    await other.handle.terminate('test: its build is gone');
+  });
+});
