@@ -32,8 +32,10 @@ type Manifest = { apiVersion: string; kind: string; metadata: { name: string }; 
 
 /**
  * A Temporal Worker Controller resource checked against the JSON Schema written from its CRD
- * (test/deploy/schemas/, which names the CRD file and commit it follows) and, for the
- * TemporalWorkerDeployment, its pod template against Kubernetes' PodTemplateSpec, which the CRD embeds.
+ * (test/deploy/schemas/, which names the CRD files and commits it follows) and, for the
+ * WorkerDeployment, its pod template against Kubernetes' PodTemplateSpec, which the CRD embeds.
+ * One schema serves both names of a kind: controller v1.7 renamed TemporalWorkerDeployment and
+ * TemporalConnection to WorkerDeployment and Connection with the same fields.
  */
 const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false });
 function crdModel(schemaFile: string, podTemplateOf?: (manifest: any) => unknown) {
@@ -47,8 +49,8 @@ function crdModel(schemaFile: string, podTemplateOf?: (manifest: any) => unknown
     }
   };
 }
-const TemporalWorkerDeployment = crdModel('temporalworkerdeployment.schema.json', (twd) => twd.spec?.template);
-const TemporalConnection = crdModel('temporalconnection.schema.json');
+const WorkerDeployment = crdModel('workerdeployment.schema.json', (wd) => wd.spec?.template);
+const Connection = crdModel('connection.schema.json');
 
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'v1/ConfigMap': ConfigMap,
@@ -65,8 +67,10 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
   'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
-  'temporal.io/v1alpha1/TemporalWorkerDeployment': TemporalWorkerDeployment,
-  'temporal.io/v1alpha1/TemporalConnection': TemporalConnection,
+  'temporal.io/v1alpha1/WorkerDeployment': WorkerDeployment, // controller v1.7 and later
+  'temporal.io/v1alpha1/Connection': Connection,
+  'temporal.io/v1alpha1/TemporalWorkerDeployment': WorkerDeployment, // controller v1.6 and earlier
+  'temporal.io/v1alpha1/TemporalConnection': Connection,
 };
 
 let helm: string;
@@ -103,17 +107,28 @@ function validateAll(manifests: Manifest[]): void {
 const find = (manifests: Manifest[], kind: string, nameEnd: string) =>
   manifests.find((m) => m.kind === kind && m.metadata.name.endsWith(nameEnd)) as any;
 
-/** The worker's pod template: the TemporalWorkerDeployment's (versioning mode controller) or the plain Deployment's. */
+/** The worker's pod template: the (Temporal)WorkerDeployment's (versioning mode controller) or the plain Deployment's. */
 const workerPod = (manifests: Manifest[]) =>
-  (find(manifests, 'TemporalWorkerDeployment', '-worker') ?? find(manifests, 'Deployment', '-worker')).spec.template;
+  (
+    find(manifests, 'WorkerDeployment', '-worker') ??
+    find(manifests, 'TemporalWorkerDeployment', '-worker') ??
+    find(manifests, 'Deployment', '-worker')
+  ).spec.template;
 const UNVERSIONED = ['--set', 'worker.versioning.mode=unversioned'];
+/** The kinds each worker.versioning.controllerApi renders (values.yaml), the default first. */
+const CONTROLLER_LINES = [
+  { controllerApi: 'v1.7', workerDeployment: 'WorkerDeployment', connection: 'Connection' },
+  { controllerApi: 'v1.6', workerDeployment: 'TemporalWorkerDeployment', connection: 'TemporalConnection' },
+] as const;
+const controllerApi = (line: string) => ['--set', `worker.versioning.controllerApi=${line}`];
 
 /** The variables a container's env sets to a value (not those taken from Secrets). */
 const plainEnv = (container: { env?: { name: string; value?: string }[] }) =>
   Object.fromEntries((container.env ?? []).flatMap((e) => (e.value === undefined ? [] : [[e.name, e.value]])));
 
 // What the Temporal Worker Controller adds to each container and pod of a build
-// (internal/k8s/deployments.go): a template that sets them too would give the pod two values.
+// (internal/k8s/deployments.go; the same names before and after the v1.7 rename): a template
+// that sets them too would give the pod two values.
 const CONTROLLER_ENV = [
   'TEMPORAL_ADDRESS',
   'TEMPORAL_NAMESPACE',
@@ -142,9 +157,9 @@ describe('Helm chart', () => {
         'ConfigMap',
         'ConfigMap',
         'CronJob',
-        'Deployment', // the ingress; the worker is the TemporalWorkerDeployment
-        'TemporalWorkerDeployment',
-        'TemporalConnection',
+        'Deployment', // the ingress; the worker is the WorkerDeployment
+        'WorkerDeployment',
+        'Connection',
         'Job',
         'NetworkPolicy',
         'NetworkPolicy',
@@ -161,8 +176,8 @@ describe('Helm chart', () => {
 
   it('deploys the worker by default through the Temporal Worker Controller: a progressive rollout, a sunset, the connection from the Temporal settings, a versioned worker that never makes its build current', async () => {
     const manifests = await render();
-    const twd = find(manifests, 'TemporalWorkerDeployment', '-worker');
-    const connection = find(manifests, 'TemporalConnection', '-temporal');
+    const twd = find(manifests, 'WorkerDeployment', '-worker');
+    const connection = find(manifests, 'Connection', '-temporal');
     expect(find(manifests, 'Deployment', '-worker')).toBeUndefined();
     expect(twd.spec).toMatchObject({
       replicas: 2,
@@ -197,46 +212,109 @@ describe('Helm chart', () => {
     expect(withTls.volumes.map((v: { name: string }) => v.name)).not.toContain(CONTROLLER_VOLUME);
   });
 
+  it('renders the kinds of the controller line worker.versioning.controllerApi names, with the same fields and pod in each', async () => {
+    const specs: unknown[] = [];
+    for (const line of CONTROLLER_LINES) {
+      for (const values of [[], ['-f', PRODUCTION_VALUES]]) {
+        const manifests = await render(...values, ...controllerApi(line.controllerApi));
+        validateAll(manifests);
+        const workerDeployment = find(manifests, line.workerDeployment, '-worker');
+        const connection = find(manifests, line.connection, '-temporal');
+        // Only this line's kinds: the other line's controller would refuse or ignore them.
+        const other = CONTROLLER_LINES.find((l) => l !== line)!;
+        const kinds = manifests.map((m) => m.kind);
+        expect(kinds, line.controllerApi).not.toContain(other.workerDeployment);
+        expect(kinds, line.controllerApi).not.toContain(other.connection);
+        for (const resource of [workerDeployment, connection]) expect(resource.apiVersion).toBe('temporal.io/v1alpha1');
+        expect(workerDeployment.spec.workerOptions.connectionRef).toEqual({ name: connection.metadata.name });
+        specs.push({
+          values,
+          names: [workerDeployment.metadata.name, connection.metadata.name],
+          workerDeployment: workerDeployment.spec,
+          connection: connection.spec,
+        });
+      }
+    }
+    // Both lines get the same objects but for the kind, under the same names (the controller's
+    // migration from the old kinds to the new ones takes over the objects of the same name).
+    const [v17, v17Production, v16, v16Production] = specs;
+    expect(v16).toEqual(v17);
+    expect(v16Production).toEqual(v17Production);
+  });
+
   it('checks the Temporal Worker Controller resources against their CRDs: what the controller refuses, the checks refuse', async () => {
-    const manifests = await render('-f', PRODUCTION_VALUES);
-    const twd = find(manifests, 'TemporalWorkerDeployment', '-worker');
-    const connection = find(manifests, 'TemporalConnection', '-temporal');
-    expect(() => new TemporalWorkerDeployment(twd).validate()).not.toThrow();
-    expect(() => new TemporalConnection(connection).validate()).not.toThrow();
     const broken = (manifest: any, change: (copy: any) => void) => {
       const copy = structuredClone(manifest);
       change(copy);
       return copy;
     };
-    for (const [what, manifest] of [
-      ['a ramp of 100', broken(twd, (m) => (m.spec.rollout.steps[0].rampPercentage = 100))],
-      ['an unknown strategy', broken(twd, (m) => (m.spec.rollout.strategy = 'Canary'))],
-      ['no Temporal namespace', broken(twd, (m) => delete m.spec.workerOptions.temporalNamespace)],
-      ['no sunset', broken(twd, (m) => delete m.spec.sunset)],
-      ['a misspelt field', broken(twd, (m) => (m.spec.sunset.scaleDownDelay = '1h'))],
-      ['a container without a name', broken(twd, (m) => delete m.spec.template.spec.containers[0].name)],
-      [
-        'a probe port of the wrong type',
-        broken(twd, (m) => (m.spec.template.spec.containers[0].readinessProbe.periodSeconds = '5')),
-      ],
-    ] as const)
-      expect(() => new TemporalWorkerDeployment(manifest).validate(), what).toThrow();
-    expect(() =>
-      new TemporalConnection(
-        broken(connection, (m) => (m.spec.apiKeySecretRef = { name: 'temporal-api-key', key: 'key' })),
-      ).validate(),
-    ).toThrow();
-    expect(() =>
-      new TemporalConnection(broken(connection, (m) => (m.spec.hostPort = 'temporal'))).validate(),
-    ).toThrow();
+    for (const line of CONTROLLER_LINES) {
+      const manifests = await render('-f', PRODUCTION_VALUES, ...controllerApi(line.controllerApi));
+      const workerDeployment = find(manifests, line.workerDeployment, '-worker');
+      const connection = find(manifests, line.connection, '-temporal');
+      expect(() => new WorkerDeployment(workerDeployment).validate()).not.toThrow();
+      expect(() => new Connection(connection).validate()).not.toThrow();
+      for (const [what, manifest] of [
+        ['a ramp of 100', broken(workerDeployment, (m) => (m.spec.rollout.steps[0].rampPercentage = 100))],
+        ['an unknown strategy', broken(workerDeployment, (m) => (m.spec.rollout.strategy = 'Canary'))],
+        ['no Temporal namespace', broken(workerDeployment, (m) => delete m.spec.workerOptions.temporalNamespace)],
+        ['no sunset', broken(workerDeployment, (m) => delete m.spec.sunset)],
+        ['a misspelt field', broken(workerDeployment, (m) => (m.spec.sunset.scaleDownDelay = '1h'))],
+        ['an unknown kind', broken(workerDeployment, (m) => (m.kind = 'TemporalWorker'))],
+        ['a container without a name', broken(workerDeployment, (m) => delete m.spec.template.spec.containers[0].name)],
+        [
+          'a probe port of the wrong type',
+          broken(workerDeployment, (m) => (m.spec.template.spec.containers[0].readinessProbe.periodSeconds = '5')),
+        ],
+      ] as const)
+        expect(() => new WorkerDeployment(manifest).validate(), `${line.workerDeployment}: ${what}`).toThrow();
+      expect(() =>
+        new Connection(
+          broken(connection, (m) => (m.spec.apiKeySecretRef = { name: 'temporal-api-key', key: 'key' })),
+        ).validate(),
+      ).toThrow();
+      expect(() => new Connection(broken(connection, (m) => (m.spec.hostPort = 'temporal'))).validate()).toThrow();
+    }
+    // What only the WorkerDeployment CRD (controller v1.7) refuses; the TemporalWorkerDeployment CRD
+    // the schema follows took a rollback, and none of these rules.
+    const [v17, v16] = await Promise.all(
+      CONTROLLER_LINES.map(async (line) =>
+        find(await render(...controllerApi(line.controllerApi)), line.workerDeployment, '-worker'),
+      ),
+    );
+    const rollback = (m: any) => (m.spec.rollback = { strategy: 'AllAtOnce' });
+    const longName = (m: any) => (m.metadata.name = 'w'.repeat(64));
+    const manySteps = (m: any) =>
+      (m.spec.rollout.steps = Array.from({ length: 21 }, (_, i) => ({ rampPercentage: i + 1, pauseDuration: '1m' })));
+    const noSteps = (m: any) => delete m.spec.rollout.steps;
+    const bothInputs = (m: any) =>
+      (m.spec.rollout.gate = {
+        workflowType: 'gate',
+        inputFrom: { configMapKeyRef: { name: 'a', key: 'k' }, secretKeyRef: { name: 'b', key: 'k' } },
+      });
+    for (const [what, change] of [
+      ['a rollback', rollback],
+      ['a name longer than 63 characters', longName],
+      ['21 rollout steps', manySteps],
+      ['a Progressive rollout without steps', noSteps],
+      ['a gate input from a ConfigMap and a Secret', bothInputs],
+    ] as const) {
+      expect(() => new WorkerDeployment(broken(v17, change)).validate(), `WorkerDeployment: ${what}`).toThrow();
+      expect(
+        () => new WorkerDeployment(broken(v16, change)).validate(),
+        `TemporalWorkerDeployment: ${what}`,
+      ).not.toThrow();
+    }
   });
 
   it('keeps the plain rolling Deployment of an unversioned worker in versioning mode unversioned', async () => {
     const manifests = await render(...UNVERSIONED);
     validateAll(manifests);
     const kinds = manifests.map((m) => m.kind);
-    expect(kinds).not.toContain('TemporalWorkerDeployment');
-    expect(kinds).not.toContain('TemporalConnection');
+    for (const line of CONTROLLER_LINES) {
+      expect(kinds).not.toContain(line.workerDeployment);
+      expect(kinds).not.toContain(line.connection);
+    }
     const deployment = find(manifests, 'Deployment', '-worker');
     expect(deployment.spec.strategy).toEqual({
       type: 'RollingUpdate',
@@ -263,8 +341,8 @@ describe('Helm chart', () => {
     validateAll(manifests);
     const kinds = new Set(manifests.map((m) => m.kind));
     for (const kind of [
-      'TemporalWorkerDeployment',
-      'TemporalConnection',
+      'WorkerDeployment',
+      'Connection',
       'ServiceMonitor',
       'PrometheusRule',
       'HorizontalPodAutoscaler',
@@ -272,11 +350,11 @@ describe('Helm chart', () => {
     ])
       expect(kinds).toContain(kind);
     // The controller reaches Temporal with the workers' client certificate.
-    expect(find(manifests, 'TemporalConnection', '-temporal').spec).toEqual({
+    expect(find(manifests, 'Connection', '-temporal').spec).toEqual({
       hostPort: 'temporal-frontend.temporal.svc.cluster.local:7233',
       mutualTLSSecretRef: { name: 'order-saga-temporal-client-tls' },
     });
-    expect(find(manifests, 'TemporalWorkerDeployment', '-worker').spec).toMatchObject({
+    expect(find(manifests, 'WorkerDeployment', '-worker').spec).toMatchObject({
       replicas: 4,
       workerOptions: { temporalNamespace: 'orders-prod' },
       rollout: { strategy: 'Progressive' },
@@ -504,9 +582,20 @@ describe('Helm chart', () => {
       'set worker.keda.enabled=false and size the worker with worker.replicaCount (pods per build), or set worker.versioning.mode=unversioned',
     ],
     [
-      'a Temporal address the TemporalConnection does not take',
+      'a Temporal address the Connection does not take',
       ['--set', 'temporal.address=temporal_frontend:7233'],
+      "the Temporal Worker Controller's Connection takes host:port",
+    ],
+    [
+      'a Temporal address the TemporalConnection does not take',
+      ['--set', 'temporal.address=temporal_frontend:7233', ...controllerApi('v1.6')],
       "the Temporal Worker Controller's TemporalConnection takes host:port",
+    ],
+    ['an unknown controller line', controllerApi('v1.8'), '/worker/versioning/controllerApi'],
+    [
+      'more rollout steps than the WorkerDeployment takes',
+      steps(...Array.from({ length: 21 }, (_, i): [number, string] => [i + 1, '1m'])),
+      '/worker/versioning/rollout/steps',
     ],
   ])('refuses %s with a message naming it', async (_name, args, message) => {
     const { code, out } = await helmRun('template', 'order-saga', CHART, ...args);

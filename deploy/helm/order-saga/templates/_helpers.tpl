@@ -100,6 +100,16 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
+{{/* The Temporal Worker Controller's kinds for worker.versioning.controllerApi (values.yaml).
+     Controller v1.7 renamed them (same apiVersion, same fields); v1.6 is the line before. */}}
+{{- define "order-saga.workerDeploymentKind" -}}
+{{- if eq .Values.worker.versioning.controllerApi "v1.6" }}TemporalWorkerDeployment{{ else }}WorkerDeployment{{ end }}
+{{- end -}}
+
+{{- define "order-saga.connectionKind" -}}
+{{- if eq .Values.worker.versioning.controllerApi "v1.6" }}TemporalConnection{{ else }}Connection{{ end }}
+{{- end -}}
+
 {{/* Render-time checks of the worker's settings, in both versioning modes. */}}
 {{- define "order-saga.workerChecks" -}}
 {{- $worker := .Values.worker }}
@@ -110,18 +120,18 @@ imagePullSecrets:
 {{- fail "worker.keda.enabled and worker.autoscaling.enabled both scale the worker: enable one of them" }}
 {{- end }}
 {{- if eq $worker.versioning.mode "controller" }}
-{{- /* The TemporalWorkerDeployment has no scale subresource, and each build's Deployment is the controller's: nothing for an HPA or KEDA to target. */}}
+{{- /* The controller's WorkerDeployment (TemporalWorkerDeployment) has no scale subresource, and each build's Deployment is the controller's: nothing for an HPA or KEDA to target. */}}
 {{- range $setting := list "autoscaling" "keda" }}
 {{- if (index $worker $setting).enabled }}
 {{- fail (printf "worker.%s.enabled: with worker.versioning.mode=controller the Temporal Worker Controller runs each build in a Deployment of its own, which an HPA or a KEDA ScaledObject cannot follow; set worker.%s.enabled=false and size the worker with worker.replicaCount (pods per build), or set worker.versioning.mode=unversioned" $setting $setting) }}
 {{- end }}
 {{- end }}
 {{- if not (regexMatch "^[a-zA-Z0-9.-]+:[0-9]+$" .Values.temporal.address) }}
-{{- fail (printf "temporal.address %q: the Temporal Worker Controller's TemporalConnection takes host:port with a host of letters, digits, dots and dashes only; use such a name for the frontend, or set worker.versioning.mode=unversioned" .Values.temporal.address) }}
+{{- fail (printf "temporal.address %q: the Temporal Worker Controller's %s takes host:port with a host of letters, digits, dots and dashes only; use such a name for the frontend, or set worker.versioning.mode=unversioned" .Values.temporal.address (include "order-saga.connectionKind" .)) }}
 {{- end }}
 {{- $name := printf "%s-worker" (include "order-saga.fullname" .) }}
 {{- if gt (len $name) 63 }}
-{{- fail (printf "the TemporalWorkerDeployment's name %q is longer than the 63 characters the Temporal Worker Controller accepts: choose a shorter release name" $name) }}
+{{- fail (printf "the %s's name %q is longer than the 63 characters the Temporal Worker Controller accepts: choose a shorter release name" (include "order-saga.workerDeploymentKind" .) $name) }}
 {{- end }}
 {{- $rollout := $worker.versioning.rollout }}
 {{- if eq $rollout.strategy "Progressive" }}
@@ -142,7 +152,7 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* The worker's pod, the same in the plain Deployment and in the TemporalWorkerDeployment. */}}
+{{/* The worker's pod, the same in the plain Deployment and in the controller's WorkerDeployment. */}}
 {{- define "order-saga.workerPodTemplate" -}}
 metadata:
   labels:
@@ -170,7 +180,7 @@ spec:
               key: {{ .Values.database.existingSecretKey }}
         {{- /* lib/config.ts. Under the controller, the controller sets TEMPORAL_DEPLOYMENT_NAME and
                TEMPORAL_WORKER_BUILD_ID (and TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE from the
-               TemporalConnection) in each build's pods, and its rollout makes a build current. */}}
+               Connection) in each build's pods, and its rollout makes a build current. */}}
         {{- if eq .Values.worker.versioning.mode "controller" }}
         - name: TEMPORAL_WORKER_VERSIONING
           value: versioned
