@@ -12,7 +12,8 @@ import { orderWorkflowId } from '../../workflows/contract.js';
 import type { Order } from '../../domain/order.js';
 import type { orderSaga } from '../../workflows/order-saga.js';
 import type { ActivityTier } from '../support/activity-tier.js';
-import { fastSagaSettings, type RunningWorker } from '../support/temporal.js';
+import { fastSagaSettings, startInProcessWorker, type RunningWorker } from '../support/temporal.js';
+import { startTestSaga } from '../support/orders.js';
 import { startSagaTier, type SagaTier } from '../support/saga-tier.js';
 
 const chromiumPath = inject('chromiumPath');
@@ -88,5 +89,34 @@ describe.skipIf(!chromiumPath)('Temporal Web UI in a real browser', () => {
     }
     await page.screenshot({ path: `${SCREENSHOTS}web-ui-compensated-saga.png`, fullPage: true });
     await page.close();
+  });
+
+  it('when an operator filters by a build and opens a saga, then its page shows the Worker Deployment build it runs on', async () => {
+    const taskQueue = `orders-ui-${randomUUID()}`;
+    const versioned = await startInProcessWorker(stack.clients, {
+      taskQueue,
+      versioning: { mode: 'versioned', deploymentName: taskQueue, buildId: undefined, becomeCurrent: 'if-none' },
+    });
+    try {
+      const { handle } = await startTestSaga({ client, taskQueue, inventory: stack.inventory });
+      expect((await handle.result()).status).toBe('COMPLETED');
+      const buildId = versioned.build!.buildId;
+      // The filter the runbook gives for "every saga on a build".
+      const query = `TemporalWorkerDeploymentVersion="${taskQueue}:${buildId}"`;
+      await expect.poll(async () => (await client.workflow.count(query)).count, { timeout: 10_000 }).toBe(1);
+
+      const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+      await page.goto(`${inject('temporalUiUrl')}/namespaces/default/workflows?query=${encodeURIComponent(query)}`);
+      const link = page.getByRole('link', { name: handle.workflowId });
+      await link.waitFor({ timeout: 30_000 });
+      await link.click();
+      await page.waitForURL(/\/workflows\/order-/, { timeout: 15_000 });
+      await expect.poll(async () => (await page.content()).includes(buildId), { timeout: 20_000 }).toBe(true);
+      expect(await page.content()).toContain(taskQueue);
+      await page.screenshot({ path: `${SCREENSHOTS}web-ui-saga-build.png` });
+      await page.close();
+    } finally {
+      await versioned.stop();
+    }
   });
 });
