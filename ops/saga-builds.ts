@@ -176,9 +176,9 @@ function formatStatus(report: StatusReport): string {
     lines.push(
       `  ${report.runningUnversionedSagas} saga(s) run on no build (started before versioning): keep an unversioned worker until they end.`,
     );
+  // Builds that took orders once and now run none (an inactive build never took any: a new one).
   const retirable = report.builds.filter(
-    (build) =>
-      build.runningSagas === 0 && build.buildId !== report.currentBuildId && build.buildId !== report.ramping?.buildId,
+    (build) => build.runningSagas === 0 && (build.status === 'draining' || build.status === 'drained'),
   );
   if (retirable.length > 0)
     lines.push(
