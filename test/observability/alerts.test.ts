@@ -2,21 +2,24 @@
 // the real worker and ingress: the rule file loads (a broken rule stops Prometheus, failing the
 // test), every rule evaluates, every dashboard query returns data after a few orders, and an
 // induced fault fires the matching alert: a poison event → OrderSagaDeadLettersGrowing, the
-// gateway down → OrderSagaPaymentCircuitOpen, AUDIT past 80 % of its byte limit → OrderSagaStreamFilling.
+// gateway down → OrderSagaPaymentCircuitOpen, AUDIT past 80 % of its byte limit → OrderSagaStreamFilling,
+// a search attribute missing from the namespace → OrderSagaStartsRefused. The stack runs in a
+// namespace of this file's own, set up by the chart's script, so that fault reaches no other file.
 // The rules are loaded with their `for:` set to 0s (the only change), so a test need not wait
 // minutes for the pending period.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { ensureTool } from '../../scripts/toolchain.mjs';
 import { freePort, stopProcess } from '../../scripts/local-servers.mjs';
 import { connectNats } from '../../lib/nats.js';
-import { recordPid } from '../support/processes.js';
+import { recordPid, type ProductProcess } from '../support/processes.js';
 import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
 import { dashboardSvg, type PanelData } from './dashboard-svg.js';
 
@@ -27,7 +30,9 @@ const IMAGES = fileURLToPath(
 );
 const startedAt = Date.now() / 1_000;
 const AUDIT_MAX_BYTES = 1024 ** 2;
+const NAMESPACE = `alerts-${randomUUID().slice(0, 8)}`;
 let stack: ProcessTier;
+let worker: ProductProcess;
 let dir: string;
 let prometheus: ChildProcess;
 let prometheusUrl: string;
@@ -50,20 +55,40 @@ const query = (expr: string) =>
     `query?query=${encodeURIComponent(expr)}`,
   ).then((data) => data.result);
 
+const run = promisify(execFile);
+
+/** `temporal operator …` against the harness's Temporal. */
+const temporalOperator = (args: string[]) =>
+  run(inject('temporalBinary'), ['operator', ...args, '--address', inject('temporalAddress')]);
+
+/** What an operator runs to set up (or repair) the namespace: the chart's script, the `temporal` CLI on its PATH. */
+const registerSearchAttributes = () =>
+  run('sh', [join(FILES, 'register-search-attributes.sh')], {
+    env: {
+      ...process.env,
+      PATH: `${dirname(inject('temporalBinary'))}:${process.env.PATH ?? ''}`,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_NAMESPACE: NAMESPACE,
+    },
+  });
+
 const firing = async () =>
   (await api<{ alerts: { labels: { alertname: string }; state: string }[] }>('alerts')).alerts
     .filter((alert) => alert.state === 'firing')
     .map((alert) => alert.labels.alertname);
 
 beforeAll(async () => {
+  await temporalOperator(['namespace', 'create', '--namespace', NAMESPACE]);
+  await registerSearchAttributes();
   stack = await startProcessTier('alerts', {
+    TEMPORAL_NAMESPACE: NAMESPACE,
     BREAKER_FAILURE_THRESHOLD: '2',
     BREAKER_HALF_OPEN_AFTER: '60s',
     STEP_MAX_ATTEMPTS: '3',
     // The smallest AUDIT allowed (1 MiB), which a test fills; the orders of this file take a few KiB of it.
     AUDIT_STREAM_MAX_BYTES: String(AUDIT_MAX_BYTES),
   });
-  await Promise.all([stack.start('workers/main.ts'), stack.start('ingress/main.ts')]);
+  [worker] = await Promise.all([stack.start('workers/main.ts'), stack.start('ingress/main.ts')]);
   dir = mkdtempSync(join(tmpdir(), 'order-saga-prometheus-'));
   const rules = readFileSync(join(FILES, 'prometheus-rules.yml'), 'utf8').replace(/^(\s+)for: \S+$/gm, '$1for: 0s');
   writeFileSync(join(dir, 'rules.yml'), rules);
@@ -226,6 +251,57 @@ describe('alerts and dashboard on a real Prometheus', () => {
     }
     // Room again: the alert resolves.
     await expect.poll(streamAlerts, { timeout: 30_000, interval: 1_000 }).toEqual([]);
+  });
+
+  it('when the namespace loses a search attribute of the saga, then new orders are held, not dead-lettered, the refused-starts alert fires for search_attributes, and the orders start once the script registers it again', async () => {
+    type Alert = { labels: Record<string, string>; annotations: Record<string, string>; state: string };
+    const refusedAlerts = async () =>
+      (await api<{ alerts: Alert[] }>('alerts')).alerts.filter(
+        (alert) => alert.labels.alertname === 'OrderSagaStartsRefused' && alert.state === 'firing',
+      );
+    const held = async () =>
+      Number((await query('sum(starter_held_events{outcome="search_attributes"})'))[0]?.value[1] ?? Number.NaN);
+    const refusalsLogged = () =>
+      worker
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('"level":"error"') && line.includes('"outcome":"search_attributes"'));
+    const nc = await connectNats([stack.nats.url], 'alerts-test-refused');
+    const jsm = await jetstreamManager(nc);
+    const deadLettered = async () => (await jsm.streams.info('ORDERS_DLQ')).state.messages;
+    try {
+      expect(await refusedAlerts()).toEqual([]);
+      const deadLetteredBefore = await deadLettered();
+      // The operator's mistake: OrderTotal removed from the namespace (as a namespace set up by hand
+      // without the script lacks it). OrderTotal is only set at start, so sagas already running are untouched.
+      await temporalOperator(['search-attribute', 'remove', '--namespace', NAMESPACE, '--name', 'OrderTotal', '--yes']);
+      const orderId = await stack.placeOrder();
+
+      await expect
+        .poll(async () => (await refusedAlerts()).map((alert) => alert.labels), { timeout: 30_000, interval: 1_000 })
+        .toEqual([{ alertname: 'OrderSagaStartsRefused', outcome: 'search_attributes', severity: 'page' }]);
+      const [alert] = await refusedAlerts();
+      expect(alert!.annotations.summary).toBe(
+        'Temporal refuses to start sagas (search_attributes): accepted orders are held',
+      );
+      expect(alert!.annotations.runbook_url).toBe('docs/runbook.md#temporal-refuses-to-start-sagas');
+      // Held: counted in starter_held_events, not started, nothing dead-lettered; the log says what to do, once.
+      await expect.poll(held, { timeout: 15_000, interval: 500 }).toBe(1);
+      expect(await stack.statusOf(orderId)).toBeUndefined();
+      expect(await deadLettered()).toBe(deadLetteredBefore);
+      expect(refusalsLogged()).toHaveLength(1);
+      expect(refusalsLogged()[0]).toContain('register-search-attributes.sh');
+
+      // The runbook's fix: the script registers what is missing; the held order's saga starts by itself.
+      await registerSearchAttributes();
+      await expect.poll(() => stack.statusOf(orderId), { timeout: 30_000, interval: 500 }).toBeDefined();
+      await expect.poll(held, { timeout: 15_000, interval: 500 }).toBe(0);
+      expect(await deadLettered()).toBe(deadLetteredBefore);
+      expect(refusalsLogged()).toHaveLength(1);
+    } finally {
+      await registerSearchAttributes();
+      await nc.close();
+    }
   });
 
   it('when the run is over, then every dashboard panel can be drawn from what Prometheus recorded', async () => {
