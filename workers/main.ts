@@ -153,9 +153,13 @@ const starter = config.starter.enabled
       js,
       jsm,
       // On the worker's own connection, which eager start needs (see temporalClientOn): each new
-      // saga's first workflow task comes back in the start call's answer, to this worker.
+      // saga's first workflow task comes back in the start call's answer, to this worker. Only
+      // unversioned: Temporal hands an eagerly started saga to the worker that started it whatever
+      // build is current or ramping, so during a rollout an old build's starter would keep pinning
+      // new sagas to the old build (and after a rollback, to the build rolled back from).
+      // test/end-to-end/live-upgrade.test.ts places orders with both builds' starters running.
       client: temporalClientOn(workerConnection, config),
-      eagerStart: true,
+      eagerStart: build === undefined,
       taskQueue: config.temporal.taskQueue,
       settings: config.saga,
       limits: config.starter,

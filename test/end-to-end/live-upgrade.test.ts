@@ -234,6 +234,9 @@ describe.skipIf(!postgresUrl)('a new build of the saga while orders are in fligh
       const promoted = await deploymentStatus();
       expect(promoted).toMatchObject({ currentBuildId: builds.b.buildId, ramping: null });
 
+      // Both builds' workers still run, each with its starter (which starts sagas eagerly, on its own
+      // worker): every new saga must still go to the current build.
+      for (let n = 0; n < 6; n += 1) rampedOn.b.push(await placeWaiting('b'));
       await tier.gateway.setFaults({ chargeLatencyMs: 0 });
       const fresh = await placeOrder(1);
       placed.set(fresh, 'b');
@@ -287,12 +290,13 @@ describe.skipIf(!postgresUrl)('a new build of the saga while orders are in fligh
       expect(retireB.code, retireB.out).toBe(1);
       expect(retireB.out).toMatch(/saga\(s\) still run on/);
 
-      const onA = await placeWaiting('a');
-      for (const orderId of [onB, ...rampedOn.b, onA]) await approve(orderId);
-      for (const orderId of [onB, ...rampedOn.b, onA]) await waitForStatus(orderId, 'COMPLETED');
+      const onA: string[] = [];
+      for (let n = 0; n < 4; n += 1) onA.push(await placeWaiting('a'));
+      for (const orderId of [onB, ...rampedOn.b, ...onA]) await approve(orderId);
+      for (const orderId of [onB, ...rampedOn.b, ...onA]) await waitForStatus(orderId, 'COMPLETED');
       expect(await buildOf(onB)).toBe('b');
       for (const orderId of rampedOn.b) expect(await buildOf(orderId), orderId).toBe('b');
-      expect(await buildOf(onA)).toBe('a');
+      for (const orderId of onA) expect(await buildOf(orderId), orderId).toBe('a');
       await expect.poll(async () => runningOn(await deploymentStatus(), 'b'), { timeout: 20_000 }).toBe(0);
     },
     STEP_TIMEOUT_MS,
