@@ -12,6 +12,7 @@ import {
   countRunningSagas,
   deleteBuild,
   describeDeployment,
+  describeTaskQueueRouting,
   moveSaga,
   setCurrentBuild,
   setRampingBuild,
@@ -31,7 +32,8 @@ const USAGE = `usage: npm run saga-builds -- COMMAND [ARGUMENTS] [--json]
   move WORKFLOW_ID BUILD  pin one saga to BUILD (a versioning override), e.g. off a broken build; check
                           first that BUILD replays the saga's history (npm run replay-gate --query)
   unpin WORKFLOW_ID       remove a saga's override: it goes back to the build it started on
-Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_DEPLOYMENT_NAME (default order-saga), TLS settings.
+Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TEMPORAL_DEPLOYMENT_NAME (default order-saga;
+under the Temporal Worker Controller <namespace>/<release>-worker), TLS settings.
 Exit status: 0 done, 1 refused (the reason is printed), 2 a bad command line or Temporal unreachable.`;
 
 class UsageError extends Error {}
@@ -100,7 +102,40 @@ interface Context {
   service: Connection['workflowService'];
   namespace: string;
   deploymentName: string;
+  /** The workers' task queue (TEMPORAL_TASK_QUEUE): where a build's workers must be polling. */
+  taskQueue: string;
   identity: string;
+}
+
+/**
+ * Refuses a routing change Temporal would refuse anyway, with what to do: the deployment is managed
+ * by someone else (the Temporal Worker Controller claims it).
+ */
+function mayChangeRouting(ctx: Context, routing: DeploymentRouting): void {
+  if (!routing.managerIdentity || routing.managerIdentity === ctx.identity) return;
+  throw new Refused(
+    `Worker Deployment ${ctx.deploymentName} is managed by "${routing.managerIdentity}" (the Temporal Worker Controller ` +
+      'claims its deployments): change the rollout through its resource (worker.versioning.rollout in the chart, ' +
+      'e.g. helm upgrade with strategy AllAtOnce for an immediate change). To take the routing over by hand: ' +
+      `temporal worker deployment manager-identity set --self --deployment-name ${ctx.deploymentName}.`,
+  );
+}
+
+/** Refuses to send new orders to a build no worker runs: they would wait, unstarted, for one. */
+async function buildIsPolling(ctx: Context, buildId: string): Promise<void> {
+  const { pollers } = await describeTaskQueueRouting(ctx.service, ctx.namespace, ctx.taskQueue);
+  if (pollers.some((poller) => poller.deploymentName === ctx.deploymentName && poller.buildId === buildId)) return;
+  throw new Refused(
+    `No worker of build ${buildId} has polled task queue ${ctx.taskQueue} in the last minutes: new orders sent to it ` +
+      'would wait for one. Start its workers first (or set TEMPORAL_TASK_QUEUE to the queue they poll).',
+  );
+}
+
+/** Ends a ramp of another build than `buildId` before `buildId` becomes current (Temporal would keep it). */
+async function endOtherRamp(ctx: Context, routing: DeploymentRouting, buildId: string): Promise<string> {
+  if (!routing.ramping || routing.ramping.buildId === buildId) return '';
+  await setRampingBuild(ctx.service, { ...ctx, buildId: '', percentage: 0, conflictToken: routing.conflictToken });
+  return `Ended the ramp of ${routing.ramping.buildId} (${routing.ramping.percentage}%). `;
 }
 
 interface BuildReport {
@@ -174,15 +209,22 @@ function formatStatus(report: StatusReport): string {
     );
   if (report.runningUnversionedSagas > 0)
     lines.push(
-      `  ${report.runningUnversionedSagas} saga(s) run on no build (started before versioning): keep an unversioned worker until they end.`,
+      `  ${report.runningUnversionedSagas} saga(s) started before versioning run on no build yet: the current build takes each over at its next workflow task, so it must replay them (keep the patch markers, workflows/README.md).`,
     );
   // Builds that took orders once and now run none (an inactive build never took any: a new one).
-  const retirable = report.builds.filter(
-    (build) => build.runningSagas === 0 && (build.status === 'draining' || build.status === 'drained'),
-  );
-  if (retirable.length > 0)
+  // Drained only once Temporal says so too: it counts the sagas again after a grace period, so a
+  // saga visibility has not shown yet is not stranded by workers stopped early.
+  const idle = report.builds.filter((build) => build.runningSagas === 0);
+  const drained = idle.filter((build) => build.status === 'drained');
+  const settling = idle.filter((build) => build.status === 'draining');
+  if (drained.length > 0)
     lines.push(
-      `  Drained: ${retirable.map((build) => build.buildId).join(', ')} (no saga runs on it; stop its workers, then retire it).`,
+      `  Drained: ${drained.map((build) => build.buildId).join(', ')} (no saga runs on it; stop its workers, then retire it).`,
+    );
+  if (settling.length > 0)
+    lines.push(
+      `  No saga counted on ${settling.map((build) => build.buildId).join(', ')}; Temporal confirms a build drained ` +
+        'a few minutes after its last saga: keep its workers until it shows drained.',
     );
   lines.push('  (Running sagas are counted from visibility, a few seconds behind.)');
   return lines.join('\n');
@@ -199,8 +241,13 @@ async function run(ctx: Context, command: Command): Promise<{ message: string; r
     }
     case 'ramp': {
       const routing = await routingOf(ctx);
+      mayChangeRouting(ctx, routing);
       if (command.percentage === 0) {
         if (!routing.ramping) return { message: 'No build is ramping: nothing to end.' };
+        if (routing.ramping.buildId !== command.buildId)
+          throw new Refused(
+            `${command.buildId} is not ramping (${routing.ramping.buildId} is, at ${routing.ramping.percentage}%): nothing ended.`,
+          );
         await setRampingBuild(ctx.service, {
           ...ctx,
           buildId: '',
@@ -218,6 +265,7 @@ async function run(ctx: Context, command: Command): Promise<{ message: string; r
         throw new Refused(
           `No build is current, so a ramp has nothing to share new orders with: promote ${command.buildId} instead.`,
         );
+      await buildIsPolling(ctx, command.buildId);
       await setRampingBuild(ctx.service, { ...ctx, ...command, conflictToken: routing.conflictToken });
       return {
         message: `${command.percentage}% of new orders now start on ${command.buildId}, the rest on ${routing.currentBuildId}.`,
@@ -225,14 +273,18 @@ async function run(ctx: Context, command: Command): Promise<{ message: string; r
     }
     case 'promote':
     case 'rollback': {
-      const routing = await routingOf(ctx);
+      let routing = await routingOf(ctx);
+      mayChangeRouting(ctx, routing);
       const buildId = command.buildId ?? previousBuild(routing);
       knownBuild(routing, buildId);
       if (buildId === routing.currentBuildId) return { message: `${buildId} is the current build already.` };
+      await buildIsPolling(ctx, buildId);
+      const endedRamp = await endOtherRamp(ctx, routing, buildId);
+      if (endedRamp) routing = await routingOf(ctx);
       await setCurrentBuild(ctx.service, { ...ctx, buildId, conflictToken: routing.conflictToken });
       return {
         message:
-          `Every new order now starts on ${buildId}` +
+          `${endedRamp}Every new order now starts on ${buildId}` +
           (routing.currentBuildId
             ? `; sagas running on ${routing.currentBuildId} finish there: keep its workers until \`status\` shows it drained.`
             : '.'),
@@ -256,8 +308,9 @@ async function run(ctx: Context, command: Command): Promise<{ message: string; r
         await deleteBuild(ctx.service, { ...ctx, buildId: command.buildId });
       } catch (error) {
         throw new Refused(
-          `Temporal refused to remove ${command.buildId}: ${describeError(error)}. ` +
-            'Stop its workers first (a build with polling workers is kept), then run this again.',
+          `Temporal refused to remove ${command.buildId}: ${describeError(error)}. It keeps a build while it is still ` +
+            'draining (until `status` shows it drained) and while its workers polled in the last minutes: stop them, ' +
+            'wait, and run this again.',
         );
       }
       return { message: `Removed build ${command.buildId} from ${ctx.deploymentName}.` };
@@ -280,20 +333,20 @@ async function run(ctx: Context, command: Command): Promise<{ message: string; r
 }
 
 /**
- * The build a rollback returns to: of the builds that took new orders before (current or ramping
- * once, now draining or drained), the one that stopped most recently.
+ * The build a rollback returns to when none is named: the one build that took orders before (now
+ * draining or drained). With several (Temporal does not say which was current and which was only
+ * ramped), the operator names it.
  */
 function previousBuild(routing: DeploymentRouting): string {
-  const stoppedAt = (build: DeploymentRouting['builds'][number]) =>
-    (build.lastCurrentAt ?? build.routingChangedAt)?.getTime() ?? 0;
-  const earlier = routing.builds
-    .filter((build) => build.buildId !== routing.currentBuildId && ['draining', 'drained'].includes(build.status))
-    .sort((a, b) => stoppedAt(b) - stoppedAt(a))[0];
-  if (!earlier)
-    throw new Refused(
-      `No build of ${routing.deploymentName} took orders before ${routing.currentBuildId ?? 'now'}: name the build to roll back to.`,
-    );
-  return earlier.buildId;
+  const earlier = routing.builds.filter(
+    (build) => build.buildId !== routing.currentBuildId && ['draining', 'drained'].includes(build.status),
+  );
+  if (earlier.length === 1) return earlier[0]!.buildId;
+  throw new Refused(
+    earlier.length === 0
+      ? `No build of ${routing.deploymentName} took orders before ${routing.currentBuildId ?? 'now'}: name the build to roll back to.`
+      : `Several builds took orders before (${earlier.map((build) => build.buildId).join(', ')}): name the one to roll back to (rollback BUILD).`,
+  );
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -324,6 +377,7 @@ async function main(argv: string[]): Promise<number> {
     service: connection.workflowService,
     namespace: config.temporal.namespace,
     deploymentName: config.versioning.deploymentName,
+    taskQueue: config.temporal.taskQueue,
     identity: `saga-builds ${userInfo().username}@${hostname()}`,
   };
   try {

@@ -2,8 +2,8 @@
 // on (current, and a ramped share), which builds still hold running sagas, and the calls that move
 // the routing. Used by the worker (a build making itself current at start) and by
 // `npm run saga-builds` (rollout, ramp, rollback, retire, moving one saga). Every saga is pinned
-// (workflows/order-saga/saga.ts): it finishes on the build it started on, whatever the routing
-// says later, unless an operator moves it with a versioning override.
+// (worker-versioning.ts): it finishes on the build it started on, whatever the routing says
+// later, unless an operator moves it with a versioning override.
 import { isGrpcServiceError, type Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { ORDER_SAGA_WORKFLOW_TYPE } from '../workflows/contract.js';
@@ -34,6 +34,11 @@ export interface DeploymentRouting {
   builds: BuildSummary[];
   /** Passed back on a change, so two operators' changes cannot silently overwrite each other. */
   conflictToken: Uint8Array;
+  /**
+   * Who alone may change the routing, when someone claimed it (the Temporal Worker Controller
+   * does): Temporal refuses anyone else's change.
+   */
+  managerIdentity: string | undefined;
 }
 
 const seconds = (timestamp: { seconds?: unknown } | null | undefined): Date | undefined =>
@@ -81,11 +86,41 @@ export async function describeDeployment(
         routingChangedAt: seconds(summary.routingUpdateTime),
       })),
       conflictToken: conflictToken ?? new Uint8Array(),
+      managerIdentity: info?.managerIdentity || undefined,
     };
   } catch (error) {
     if (isGrpcServiceError(error) && Number(error.code) === GRPC.NOT_FOUND) return undefined;
     throw error;
   }
+}
+
+/** A task queue as Temporal routes it: the build its new workflows go to, and who polls it. */
+export interface TaskQueueRouting {
+  /** The current build of whichever Worker Deployment routes this task queue (none: unversioned). */
+  current: { deploymentName: string; buildId: string } | undefined;
+  /** Workers that polled its workflow queue in the last minutes, with their build (none: unversioned). */
+  pollers: { identity: string; deploymentName: string | undefined; buildId: string | undefined }[];
+}
+
+export async function describeTaskQueueRouting(
+  service: WorkflowService,
+  namespace: string,
+  taskQueue: string,
+): Promise<TaskQueueRouting> {
+  const { versioningInfo, pollers } = await service.describeTaskQueue({
+    namespace,
+    taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+    taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+  });
+  const current = versioningInfo?.currentDeploymentVersion;
+  return {
+    current: current?.buildId ? { deploymentName: current.deploymentName ?? '', buildId: current.buildId } : undefined,
+    pollers: (pollers ?? []).map((poller) => ({
+      identity: poller.identity ?? '',
+      deploymentName: poller.deploymentOptions?.deploymentName || undefined,
+      buildId: poller.deploymentOptions?.buildId || undefined,
+    })),
+  };
 }
 
 export interface RoutingChange {

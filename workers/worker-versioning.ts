@@ -12,6 +12,7 @@ import type { WorkerVersioningConfig } from '../lib/config.js';
 import {
   buildNotRegisteredYet,
   describeDeployment,
+  describeTaskQueueRouting,
   routingChangedMeanwhile,
   setCurrentBuild,
 } from './worker-deployments.js';
@@ -50,7 +51,8 @@ export function deploymentOptions(build: WorkerBuild | undefined): Pick<WorkerOp
 /**
  * What a versioned worker does once it polls (main.ts, and tests' in-process workers): makes its
  * build current when `versioning.becomeCurrent` asks for it. Returns the build, or undefined for
- * an unversioned worker.
+ * an unversioned worker. With `never` it only says where new sagas go, and a failure to look
+ * does not stop the worker (a rollout decides; the worker serves the sagas routed to it).
  */
 export async function joinDeployment(
   worker: Worker,
@@ -59,13 +61,22 @@ export async function joinDeployment(
 ): Promise<WorkerBuild | undefined> {
   const build = worker.options.workerDeploymentOptions?.version;
   if (!build || versioning.mode !== 'versioned') return undefined;
-  await becomeCurrentIfAsked(service, {
+  const options = {
     namespace,
+    taskQueue: worker.options.taskQueue,
     build,
     becomeCurrent: versioning.becomeCurrent,
     identity: worker.options.identity,
     logger,
-  });
+  };
+  if (versioning.becomeCurrent !== 'never') await becomeCurrentIfAsked(service, options);
+  else
+    await becomeCurrentIfAsked(service, options).catch((error: unknown) =>
+      logger.warn(
+        { err: error, ...build },
+        'could not read where new sagas go; this worker serves the sagas routed to its build',
+      ),
+    );
   return build;
 }
 
@@ -75,19 +86,23 @@ const REGISTRATION_DEADLINE_MS = 60_000;
 /**
  * Makes this worker's build the one new sagas start on, when `becomeCurrent` asks for it: `always`,
  * or `if-none` and the deployment has no current build yet (its first deploy). Otherwise, and when
- * another build is current, logs how to move the routing. Call once the worker polls: Temporal
- * knows a build only after one of its workers has asked for a task.
+ * another build is current, logs how to move the routing. Never when the task queue takes its
+ * sagas from another Worker Deployment: a mistyped TEMPORAL_DEPLOYMENT_NAME would otherwise make
+ * a deployment of one worker current and take every new order. Call once the worker polls:
+ * Temporal knows a build only after one of its workers has asked for a task.
  */
 export async function becomeCurrentIfAsked(
   service: Connection['workflowService'],
   {
     namespace,
+    taskQueue,
     build,
     becomeCurrent,
     identity,
     logger,
   }: {
     namespace: string;
+    taskQueue: string;
     build: WorkerBuild;
     becomeCurrent: 'never' | 'if-none' | 'always';
     identity: string;
@@ -110,6 +125,17 @@ export async function becomeCurrentIfAsked(
           current
             ? `this build is not current: new sagas start on build ${current}; ramp or promote this one with npm run saga-builds`
             : 'no build of this deployment is current: new sagas wait until one is promoted (npm run saga-builds -- promote)',
+        );
+        return;
+      }
+      const other = (await describeTaskQueueRouting(service, namespace, taskQueue)).current;
+      if (other && other.deploymentName !== build.deploymentName) {
+        logger.error(
+          { ...build, taskQueue, routedTo: other },
+          `task queue ${taskQueue} takes its sagas from Worker Deployment ${other.deploymentName} (build ${other.buildId}), ` +
+            `not from ${build.deploymentName}, which this worker joined: this build stays out of the routing. ` +
+            `Set TEMPORAL_DEPLOYMENT_NAME=${other.deploymentName} (a mistyped name), or promote this build with npm run saga-builds ` +
+            'if moving the task queue to another deployment is what you mean',
         );
         return;
       }

@@ -24,6 +24,7 @@ function sagaBuilds(...args: string[]) {
     HOME: process.env.HOME ?? '/tmp',
     TEMPORAL_ADDRESS: inject('temporalAddress'),
     TEMPORAL_DEPLOYMENT_NAME: deploymentName,
+    TEMPORAL_TASK_QUEUE: taskQueue,
     ORDER_SAGA_LOCAL_STACK_FILE: '/nonexistent/local-stack.json',
   });
 }
@@ -141,5 +142,29 @@ describe('npm run saga-builds', () => {
     expect(status.out).toContain('new orders start on: build-y');
     expect(status.out).toMatch(/build-x\s+draining\s+1\s/);
     await other.handle.terminate('test: its build is gone');
+  });
+
+  it("ends another build's ramp when it promotes, ends only the ramp it names, and asks which build when a rollback has several", async () => {
+    await startBuild('build-z', 'never');
+    await startBuild('build-w', 'never');
+    const ramp = await sagaBuilds('ramp', 'build-z', '50');
+    expect(ramp.code, ramp.out).toBe(0);
+    const wrongEnd = await sagaBuilds('ramp', 'build-w', '0');
+    expect(wrongEnd.code, wrongEnd.out).toBe(1);
+    expect(wrongEnd.out).toContain('build-w is not ramping (build-z is, at 50%): nothing ended.');
+
+    const promote = await sagaBuilds('promote', 'build-w');
+    expect(promote.code, promote.out).toBe(0);
+    expect(promote.out).toContain('Ended the ramp of build-z (50%). Every new order now starts on build-w');
+    const status = await sagaBuilds('status', '--json');
+    expect(JSON.parse(status.out)).toMatchObject({ currentBuildId: 'build-w', ramping: null });
+
+    // build-x, build-y (current before) and build-z (ramped) all took orders once.
+    const ambiguous = await sagaBuilds('rollback');
+    expect(ambiguous.code, ambiguous.out).toBe(1);
+    expect(ambiguous.out).toContain('Several builds took orders before');
+    const rollback = await sagaBuilds('rollback', 'build-y');
+    expect(rollback.code, rollback.out).toBe(0);
+    expect(rollback.out).toContain('Every new order now starts on build-y; sagas running on build-w finish there');
   });
 });

@@ -135,4 +135,23 @@ describe('a versioned worker at start', () => {
       `${taskQueue}:${second.build?.buildId}`,
     ]);
   });
+
+  it('stays out of the routing when its task queue takes sagas from another Worker Deployment (a mistyped TEMPORAL_DEPLOYMENT_NAME), even with always', async () => {
+    const taskQueue = `orders-versioning-${randomUUID()}`;
+    const routed = await start({ taskQueue, versioning: versioned(taskQueue, 'if-none') });
+    const typo = `${taskQueue}-typo`;
+    const { logger, lines } = capturedLogger();
+    await start({ taskQueue, workflowBundlePath: otherBundlePath, versioning: versioned(typo, 'always'), logger });
+    expect((await describeDeployment(client.workflowService, 'default', typo))?.currentBuildId).toBeUndefined();
+    const { handle } = await startTestSaga({ client, taskQueue, inventory: stack.inventory });
+    expect((await handle.result()).status).toBe('COMPLETED');
+    expect((await handle.describe()).searchAttributes.TemporalWorkerDeploymentVersion).toEqual([
+      `${taskQueue}:${routed.build?.buildId}`,
+    ]);
+    expect(lines.map((line) => line.msg)).toContainEqual(
+      expect.stringContaining(
+        `task queue ${taskQueue} takes its sagas from Worker Deployment ${taskQueue} (build ${routed.build?.buildId}), not from ${typo}`,
+      ),
+    );
+  });
 });
