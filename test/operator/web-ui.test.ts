@@ -93,16 +93,17 @@ describe.skipIf(!chromiumPath)('Temporal Web UI in a real browser', () => {
 
   it('when an operator filters by a build and opens a saga, then its page shows the Worker Deployment build it runs on', async () => {
     const taskQueue = `orders-ui-${randomUUID()}`;
+    const deploymentName = `saga-ui-${randomUUID().slice(0, 8)}`;
     const versioned = await startInProcessWorker(stack.clients, {
       taskQueue,
-      versioning: { mode: 'versioned', deploymentName: taskQueue, buildId: undefined, becomeCurrent: 'if-none' },
+      versioning: { mode: 'versioned', deploymentName, buildId: undefined, becomeCurrent: 'if-none' },
     });
     try {
       const { handle } = await startTestSaga({ client, taskQueue, inventory: stack.inventory });
       expect((await handle.result()).status).toBe('COMPLETED');
       const buildId = versioned.build!.buildId;
       // The filter the runbook gives for "every saga on a build".
-      const query = `TemporalWorkerDeploymentVersion="${taskQueue}:${buildId}"`;
+      const query = `TemporalWorkerDeploymentVersion="${deploymentName}:${buildId}"`;
       await expect.poll(async () => (await client.workflow.count(query)).count, { timeout: 10_000 }).toBe(1);
 
       const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
@@ -111,8 +112,10 @@ describe.skipIf(!chromiumPath)('Temporal Web UI in a real browser', () => {
       await link.waitFor({ timeout: 30_000 });
       await link.click();
       await page.waitForURL(/\/workflows\/order-/, { timeout: 15_000 });
-      await expect.poll(async () => (await page.content()).includes(buildId), { timeout: 20_000 }).toBe(true);
-      expect(await page.content()).toContain(taskQueue);
+      // The saga's summary: its Deployment and Build ID as text of their own (not inside the list's query).
+      await page.getByText(buildId, { exact: true }).first().waitFor({ timeout: 20_000 });
+      await page.getByText(deploymentName, { exact: true }).first().waitFor({ timeout: 5_000 });
+      await page.getByText('Pinned', { exact: true }).first().waitFor({ timeout: 5_000 });
       await page.screenshot({ path: `${SCREENSHOTS}web-ui-saga-build.png` });
       await page.close();
     } finally {
