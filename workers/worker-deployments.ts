@@ -237,7 +237,9 @@ export function buildNotRegisteredYet(error: unknown): boolean {
   return (
     isGrpcServiceError(error) &&
     (Number(error.code) === GRPC.NOT_FOUND || Number(error.code) === GRPC.FAILED_PRECONDITION) &&
-    /not (found|exist)|no pollers|not registered|does not have|missing active task queues/i.test(error.details ?? error.message)
+    /not (found|exist)|no pollers|not registered|does not have|missing active task queues/i.test(
+      error.details ?? error.message,
+    )
   );
 }
 
