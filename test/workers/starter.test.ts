@@ -362,6 +362,24 @@ describe('starter', () => {
     const sampler = setInterval(() => (peak = Math.max(peak, starter.inFlight())), 1);
     const orders = Array.from({ length: 30 }, order);
     await Promise.all(orders.map(publishOrder));
+    // Every saga started before the starter stops: the consumer's counters alone can read 0 while
+    // an event whose start ran past its deadline under load waits, held, for its redelivery (a
+    // full CI run once saw one saga missing after them).
+    const started = async () =>
+      (
+        await Promise.all(
+          orders.map((o) =>
+            client.workflow
+              .getHandle(orderWorkflowId(o.orderId))
+              .describe()
+              .then(
+                () => 1,
+                () => 0,
+              ),
+          ),
+        )
+      ).reduce((sum: number, one: number) => sum + one, 0);
+    await expect.poll(started, { timeout: 60_000, interval: 500 }).toBe(orders.length);
     await drain(starter);
     clearInterval(sampler);
 
