@@ -79,11 +79,16 @@ const list = (fallback: string) =>
 const word = (maxLength: number) =>
   z.string().regex(new RegExp(`^\\S{1,${maxLength}}$`), `expected 1 to ${maxLength} characters without spaces`);
 
-/** A Worker Deployment name or a build id: the server joins them with a colon into the version's name. */
-const versionPart = (maxLength: number) =>
+/**
+ * A Worker Deployment name or a build id: letters, digits and . _ - / + (an image tag, a hash, the
+ * Temporal Worker Controller's "namespace/name"). No colon (the server joins them with one into
+ * the version's name), no space or quote (they are written into visibility queries).
+ */
+export const VERSION_PART = /^[\w./+-]{1,255}$/;
+const versionPart = () =>
   z
     .string()
-    .regex(new RegExp(`^[^\\s:]{1,${maxLength}}$`), `expected 1 to ${maxLength} characters without spaces or colons`);
+    .regex(VERSION_PART, 'expected 1 to 255 characters without spaces or colons: letters, digits and . _ - / +');
 
 /** The path of a file the process reads; pasting the PEM or creds text itself is the usual mistake. */
 const filePath = z.string().refine((text) => /^[^\r\n\0]{1,4096}$/.test(text) && !text.startsWith('-----BEGIN'), {
@@ -173,10 +178,9 @@ const schema = z.object({
         'expected versioned (the worker joins a Worker Deployment) or unversioned (a cluster without Worker Versioning)',
     })
     .default('versioned'),
-  // The server keeps "deploymentName:buildId" as a version's name, so neither may hold a colon.
-  TEMPORAL_DEPLOYMENT_NAME: versionPart(255).default('order-saga'),
+  TEMPORAL_DEPLOYMENT_NAME: versionPart().default('order-saga'),
   /** Unset: derived from the workflow bundle's content (workers/worker-versioning.ts). */
-  TEMPORAL_WORKER_BUILD_ID: versionPart(255).optional(),
+  TEMPORAL_WORKER_BUILD_ID: versionPart().optional(),
   TEMPORAL_WORKER_BECOME_CURRENT: z
     .enum(['never', 'if-none', 'always'], {
       error:

@@ -6,7 +6,7 @@
 // Exit status: 0 done, 1 refused (printed: what and why), 2 a bad command line or Temporal unreachable.
 import { hostname, userInfo } from 'node:os';
 import { isGrpcServiceError, type Connection } from '@temporalio/client';
-import { loadConfigOrExit } from '../lib/config.js';
+import { loadConfigOrExit, VERSION_PART } from '../lib/config.js';
 import { connectTemporalClient } from '../lib/temporal-client.js';
 import {
   countRunningSagas,
@@ -71,9 +71,11 @@ function parseCommand(argv: string[]): { command: Command; json: boolean } {
   const [min, max] = ARITY[name as Command['name']];
   if (args.length < min || args.length > max)
     throw new UsageError(`${name} takes ${min === max ? min : `${min} to ${max}`} argument(s), got ${args.length}`);
-  for (const word of args)
-    if (/[\s:]/.test(word) || word.length > 255)
-      throw new UsageError(`"${word}" is not a build id or workflow id (no spaces or colons, at most 255 characters)`);
+  for (const word of args.slice(0, name === 'ramp' ? 1 : undefined))
+    if (!VERSION_PART.test(word))
+      throw new UsageError(
+        `"${word}" is not a build id or workflow id (1 to 255 letters, digits and . _ - / +; no spaces or colons)`,
+      );
   switch (name as Command['name']) {
     case 'status':
       return { command: { name: 'status' }, json };

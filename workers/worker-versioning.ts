@@ -112,22 +112,23 @@ export async function becomeCurrentIfAsked(
   const deadline = Date.now() + REGISTRATION_DEADLINE_MS;
   for (;;) {
     const routing = await describeDeployment(service, namespace, build.deploymentName);
-    const registered = routing?.builds.some((known) => known.buildId === build.buildId) ?? false;
     const current = routing?.currentBuildId;
+    if (current === build.buildId) {
+      logger.info({ ...build }, 'this build is current: new sagas start on it');
+      return;
+    }
+    // Nothing to change: say where new sagas go (no need to wait for this build to register).
+    if (becomeCurrent === 'never' || (becomeCurrent === 'if-none' && current !== undefined)) {
+      logger.warn(
+        { ...build, currentBuildId: current ?? null, becomeCurrent },
+        current
+          ? `this build is not current: new sagas start on build ${current}; ramp or promote this one with npm run saga-builds`
+          : 'no build of this deployment is current: new sagas wait until one is promoted (npm run saga-builds -- promote)',
+      );
+      return;
+    }
+    const registered = routing?.builds.some((known) => known.buildId === build.buildId) ?? false;
     if (registered && routing) {
-      if (current === build.buildId) {
-        logger.info({ ...build }, 'this build is current: new sagas start on it');
-        return;
-      }
-      if (becomeCurrent === 'never' || (becomeCurrent === 'if-none' && current !== undefined)) {
-        logger.warn(
-          { ...build, currentBuildId: current ?? null, becomeCurrent },
-          current
-            ? `this build is not current: new sagas start on build ${current}; ramp or promote this one with npm run saga-builds`
-            : 'no build of this deployment is current: new sagas wait until one is promoted (npm run saga-builds -- promote)',
-        );
-        return;
-      }
       const other = (await describeTaskQueueRouting(service, namespace, taskQueue)).current;
       if (other && other.deploymentName !== build.deploymentName) {
         logger.error(

@@ -57,8 +57,11 @@ const BAD_VALUES: Record<ConfigVariable, { bad: string[]; accepts: string; secre
   TEMPORAL_NAMESPACE: { bad: ['orders prod', 'x'.repeat(256)], accepts: '1 to 255 characters without spaces' },
   TEMPORAL_TASK_QUEUE: { bad: ['orders queue', 'x'.repeat(256)], accepts: '1 to 255 characters without spaces' },
   TEMPORAL_WORKER_VERSIONING: { bad: ['pinned', 'true'], accepts: 'versioned' },
-  TEMPORAL_DEPLOYMENT_NAME: { bad: ['order saga', 'orders:v2', 'x'.repeat(256)], accepts: 'without spaces or colons' },
-  TEMPORAL_WORKER_BUILD_ID: { bad: ['build 7', 'v1:2', 'x'.repeat(256)], accepts: 'without spaces or colons' },
+  TEMPORAL_DEPLOYMENT_NAME: {
+    bad: ['order saga', 'orders:v2', "order-saga' OR 'x", 'x'.repeat(256)],
+    accepts: 'without spaces or colons',
+  },
+  TEMPORAL_WORKER_BUILD_ID: { bad: ['build 7', 'v1:2', 'v1"2', 'x'.repeat(256)], accepts: 'without spaces or colons' },
   TEMPORAL_WORKER_BECOME_CURRENT: { bad: ['yes', 'first'], accepts: 'if-none' },
   TEMPORAL_TLS: { bad: ['yes'], accepts: 'true or false' },
   TEMPORAL_TLS_CA: { bad: [PEM], accepts: 'the path of a file, not its contents' },
