@@ -5,7 +5,8 @@
 #   sandbox            node dist/sandbox/payment-gateway/main.js   (local stacks only)
 #   dlq tool           node dist/ops/dlq.js list
 
-ARG NODE_IMAGE=node:24.11-bookworm-slim
+# The exact Node release `npm run test:node24` runs the process-level tests on (scripts/test-node24.mjs).
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 # --- build: compile TypeScript and bundle the workflow code ------------------------
 FROM ${NODE_IMAGE} AS build
