@@ -523,8 +523,8 @@ function combinationProblems(e: z.infer<typeof schema>, options: ConfigOptions):
   const authConfigured = e.AUTH_JWKS_URL !== undefined || e.AUTH_API_KEYS.length > 0;
   if (options.ingress && !authConfigured && e.AUTH_DISABLED !== 'true') {
     problems.push(
-      'AUTH_JWKS_URL or AUTH_API_KEYS: the ingress needs a way to authenticate callers; set one (see the README, ' +
-        '"Security"), or AUTH_DISABLED=true for a local stack that nobody else can reach',
+      'AUTH_JWKS_URL or AUTH_API_KEYS: the ingress needs a way to authenticate callers; set one (see docs/security.md), ' +
+        'or AUTH_DISABLED=true for a local stack that nobody else can reach',
     );
   }
   if (authConfigured && e.AUTH_DISABLED === 'true') {

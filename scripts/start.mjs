@@ -257,7 +257,7 @@ process.stdout.write(
       ? [
           '',
           '  \x1b[33mAuthentication is OFF: anyone who reaches these ports may read, cancel and approve any order.',
-          '  Keep this stack on your machine, or set AUTH_JWKS_URL or AUTH_API_KEYS (README, "Security").\x1b[0m',
+          '  Keep this stack on your machine, or set AUTH_JWKS_URL or AUTH_API_KEYS (docs/security.md).\x1b[0m',
         ]
       : []),
     '',
