@@ -1,5 +1,5 @@
 // NATS connection and the JetStream streams of the public contract, created or
-// updated at start-up with explicit settings (documented in README.md).
+// updated at start-up with explicit settings (documented in docs/api.md).
 import { readFileSync } from 'node:fs';
 import {
   connect,

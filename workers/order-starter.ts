@@ -7,7 +7,7 @@
 // saga goes to ORDERS_DLQ, and that is known from the event alone: a malformed one, or one
 // older than the namespace's retention (its earlier saga may be deleted, so the reuse policy no
 // longer protects). An event that passes its schema is small enough for any namespace set up as
-// the README says, so whatever Temporal refuses of it (a namespace missing or not active, its
+// docs/api.md says, so whatever Temporal refuses of it (a namespace missing or not active, its
 // search attributes not registered, a permission refused) is the environment's to fix: the
 // event is held, the refusal counted (alert OrderSagaStartsRefused) and logged with what to do,
 // and the saga starts by itself once it is fixed. While Temporal is unreachable or silent the
