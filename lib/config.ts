@@ -1,5 +1,5 @@
 // One place reads the environment: validated once at start-up, handed on as typed config.
-// Every variable is documented in README.md and .env.example.
+// Every variable is documented in .env.example and the guides in docs/ (docs/configuration.md).
 import { z } from 'zod';
 import type { SagaSettings } from '../domain/saga-settings.js';
 
@@ -170,7 +170,7 @@ const schema = z.object({
     .default('localhost:7233'),
   TEMPORAL_NAMESPACE: word(255).default('default'),
   TEMPORAL_TASK_QUEUE: word(255).default('orders'),
-  // Worker Versioning (README, Deploying a new build of the saga). The Temporal Worker Controller
+  // Worker Versioning (docs/deployment.md, "Deploying a new build of the saga"). The Temporal Worker Controller
   // sets TEMPORAL_DEPLOYMENT_NAME and TEMPORAL_WORKER_BUILD_ID in the pods it runs.
   TEMPORAL_WORKER_VERSIONING: z
     .enum(['versioned', 'unversioned'], {

@@ -1,7 +1,7 @@
 // `npm run saga-builds`: rolls a new build of the saga out, and back, on a live Temporal with Worker
 // Versioning. New orders start on the deployment's current build (and a ramped share on another);
 // each saga stays on the build it started on until it ends, so an old build's workers run until
-// `status` shows it drained. The README's "Deploying a new build of the saga" is the procedure.
+// `status` shows it drained. docs/deployment.md, "Deploying a new build of the saga", is the procedure.
 // Reads the processes' variables (TEMPORAL_*, TEMPORAL_DEPLOYMENT_NAME).
 // Exit status: 0 done, 1 refused (printed: what and why), 2 a bad command line or Temporal unreachable.
 import { hostname, userInfo } from 'node:os';

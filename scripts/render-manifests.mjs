@@ -18,7 +18,7 @@ export async function renderManifests() {
   if (result.status !== 0) throw new Error(`helm template failed:\n${result.stderr}`);
   return (
     '# Rendered from deploy/helm/order-saga with its default values (npm run render-manifests).\n' +
-    '# The worker is a WorkerDeployment: install the Temporal Worker Controller (v1.7 or later) first (README, "Temporal Worker Controller");\n' +
+    '# The worker is a WorkerDeployment: install the Temporal Worker Controller (v1.7 or later) first (docs/deployment.md, "Temporal Worker Controller");\n' +
     '# for controller v1.6 and earlier, render with --set worker.versioning.controllerApi=v1.6 (TemporalWorkerDeployment);\n' +
     '# without a controller, render with --set worker.versioning.mode=unversioned for a plain Deployment.\n' +
     `# Apply with: kubectl apply -n orders -f order-saga.yaml   (create the Secret order-saga-database first)\n${result.stdout}`

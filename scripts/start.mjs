@@ -123,7 +123,7 @@ const productEnv = {
   INVENTORY_SEED_DEMO: env.INVENTORY_SEED_DEMO ?? 'true',
   // Versioned, as in production, and the checkout's saga is the one new orders start on: a start
   // after a change to workflows/ is a new build, made current. Sagas the earlier build started stay
-  // pinned to it (npm run saga-builds -- status; README, "Deploying a new build of the saga").
+  // pinned to it (npm run saga-builds -- status; docs/deployment.md, "Deploying a new build of the saga").
   TEMPORAL_WORKER_VERSIONING: env.TEMPORAL_WORKER_VERSIONING ?? 'versioned',
   TEMPORAL_WORKER_BECOME_CURRENT: env.TEMPORAL_WORKER_BECOME_CURRENT ?? 'always',
 };

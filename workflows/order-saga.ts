@@ -26,8 +26,8 @@ import { SagaRecord } from './order-saga/record.js';
 // unversioned) fails every workflow task of a workflow that declares a behaviour
 // (test/workers/worker-versioning.test.ts). A saga lives about as long as its approval wait
 // (APPROVAL_TIMEOUT, 24 h by default), short enough for a build's workers to stay up until it
-// drains; one stuck on a broken build is moved with a versioning override (README, "Deploying a
-// new build of the saga").
+// drains; one stuck on a broken build is moved with a versioning override (docs/deployment.md, "Deploying
+// a new build of the saga").
 
 export async function orderSaga({ order, settings }: OrderSagaInput): Promise<OrderStatusDocument> {
   const activities = sagaActivities(settings);
