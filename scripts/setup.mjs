@@ -14,9 +14,11 @@ export function step(message) {
 
 /**
  * Installs the locked dependencies when node_modules is missing or older than package-lock.json.
- * `npm install`, not `npm ci`: npm 11 leaves other platforms' optional binaries out of the lock
- * file it writes and its `npm ci` then refuses that same file; `npm install` installs the locked
- * versions and leaves the lock file unchanged.
+ * The committed lock file is the one `npm install` writes (npm 11, every platform's optional
+ * binaries listed), so the install leaves it unchanged; CI (.ci/run) fails when it does not.
+ * `npm install`, not `npm ci`: `npm ci` would delete node_modules on every lock change, under
+ * whatever else runs from this tree. After adding a dependency, `rm -rf node_modules && npm
+ * install` once: an install over an existing node_modules can drop other platforms' entries.
  */
 export function ensureDependencies() {
   const installed = join(ROOT, 'node_modules', '.package-lock.json');
