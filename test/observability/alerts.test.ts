@@ -24,7 +24,7 @@ import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
 import { dashboardSvg, type PanelData } from './dashboard-svg.js';
 
 const FILES = fileURLToPath(new URL('../../deploy/helm/order-saga/files/', import.meta.url));
-// UPDATE_SCREENSHOTS=1 writes the drawing the README shows (docs/images/), as the Web UI test does.
+// UPDATE_SCREENSHOTS=1 writes the drawing docs/operations.md shows (docs/images/), as the Web UI test does.
 const IMAGES = fileURLToPath(
   new URL(process.env.UPDATE_SCREENSHOTS ? '../../docs/images/' : '../../.data/screenshots/', import.meta.url),
 );

@@ -1,5 +1,5 @@
 // Draws the Grafana dashboard's panels from a real Prometheus's data, as one self-contained SVG:
-// where no Grafana runs (no Docker engine here), the README still shows what the panels show.
+// where no Grafana runs (no Docker engine here), docs/operations.md still shows what the panels show.
 // Each panel is a small line chart of its queries over the run, one line per series.
 
 export interface PanelData {
