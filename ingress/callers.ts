@@ -144,8 +144,3 @@ function rolesOf(claim: unknown): string[] {
   if (Array.isArray(claim)) return claim.filter((role): role is string => typeof role === 'string');
   return [];
 }
-
-/** Whether a caller may see and cancel an order of `customerId`: a customer only its own. */
-export function mayActOn(caller: Caller, customerId: string | undefined): boolean {
-  return caller.role !== 'customer' || (customerId !== undefined && customerId === caller.customerId);
-}

@@ -32,12 +32,17 @@ export function sqlitePragmas(synchronous = process.env.TEMPORAL_SQLITE_SYNCHRON
  * hands an activity scheduled by a workflow task back in the answer to that task's completion,
  * when the worker has a free slot, instead of queueing it for a poller (the SDK asks for it by
  * default; the server's flag is off by default). The activity's timeouts and retries are the same
- * either way. A production cluster sets the same key in its dynamic config (README, Scaling out).
+ * either way. A production cluster sets the same key in its dynamic config (docs/deployment.md, "Scaling out, and how to size it").
  */
 export const TEMPORAL_DYNAMIC_CONFIG = { 'system.enableActivityEagerExecution': true };
 
 /** The search attributes of the public contract, registered on every Temporal we start. */
-export const SEARCH_ATTRIBUTES = { OrderStatus: 'Keyword', CustomerId: 'Keyword', OrderTotal: 'Double' };
+export const SEARCH_ATTRIBUTES = {
+  OrderStatus: 'Keyword',
+  CustomerId: 'Keyword',
+  OrderTotal: 'Double',
+  OrderUpdatedAt: 'Datetime',
+};
 
 /** Thrown when a configured port is already in use; says which variable moves it. */
 export class PortInUseError extends Error {

@@ -11,7 +11,7 @@ describe('test harness', () => {
       const { customAttributes } = await client.connection.operatorService.listSearchAttributes({
         namespace: 'default',
       });
-      expect(customAttributes).toMatchObject({ OrderStatus: 2, CustomerId: 2, OrderTotal: 4 }); // Keyword = 2, Double = 4
+      expect(customAttributes).toMatchObject({ OrderStatus: 2, CustomerId: 2, OrderTotal: 4, OrderUpdatedAt: 6 }); // Keyword = 2, Double = 4, Datetime = 6
       expect(inject('temporalAddress')).not.toBe('127.0.0.1:7233'); // never the machine's default port
     } finally {
       await close();

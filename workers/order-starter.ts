@@ -49,7 +49,10 @@ import {
   orderWorkflowId,
   OrderStatusKey,
   OrderTotalKey,
+  OrderUpdatedAtKey,
+  ORDER_SUMMARY_MEMO_KEY,
   type OrderSagaInput,
+  type OrderSummaryMemo,
   TRACE_ID_MEMO_KEY,
 } from '../workflows/contract.js';
 import type { Order } from '../domain/order.js';
@@ -128,7 +131,7 @@ export const STARTER_RULES: Readonly<Record<StartOutcome, StarterRule>> = {
     action: 'hold',
     alert: true,
     says:
-      "Temporal refuses the start: the namespace has not registered the saga's search attributes (OrderStatus, CustomerId: Keyword; OrderTotal: Double). " +
+      "Temporal refuses the start: the namespace has not registered the saga's search attributes (OrderStatus, CustomerId: Keyword; OrderTotal: Double; OrderUpdatedAt: Datetime). " +
       'Register them (deploy/helm/order-saga/files/register-search-attributes.sh, or temporal operator search-attribute create); events are held until then',
   },
   permission_denied: {
@@ -450,8 +453,10 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
             { key: OrderStatusKey, value: 'RECEIVED' },
             { key: CustomerIdKey, value: order.customerId },
             { key: OrderTotalKey, value: toMajorUnits(order.total, order.currency) },
+            { key: OrderUpdatedAtKey, value: new Date(order.createdAt) },
           ],
           memo: {
+            [ORDER_SUMMARY_MEMO_KEY]: { total: order.total, currency: order.currency } satisfies OrderSummaryMemo,
             summary: `${order.items.length} line(s), ${toMajorUnits(order.total, order.currency)} ${order.currency}, customer ${order.customerId}`,
             [TRACE_ID_MEMO_KEY]: order.traceId,
           },

@@ -131,6 +131,15 @@ export const getStatusQuery = defineQuery<OrderStatusDocument>('getStatus');
 export const OrderStatusKey = defineSearchAttributeKey('OrderStatus', SearchAttributeType.KEYWORD);
 export const CustomerIdKey = defineSearchAttributeKey('CustomerId', SearchAttributeType.KEYWORD);
 export const OrderTotalKey = defineSearchAttributeKey('OrderTotal', SearchAttributeType.DOUBLE);
+/** When the order's status last changed (set at start to when it was placed): listing by "stuck since". */
+export const OrderUpdatedAtKey = defineSearchAttributeKey('OrderUpdatedAt', SearchAttributeType.DATETIME);
+
+/** The memo key under which the starter records the order's total (minor units) and currency, for listings. */
+export const ORDER_SUMMARY_MEMO_KEY = 'order';
+export interface OrderSummaryMemo {
+  total: number;
+  currency: string;
+}
 
 /**
  * The id of a saga's n-th audit event (its Nats-Msg-Id): `<workflowId>:<runId>:<n>`. Deterministic

@@ -9,6 +9,7 @@ import {
   auditEventId,
   CustomerIdKey,
   OrderStatusKey,
+  OrderUpdatedAtKey,
   OrderTotalKey,
   type OrderStatus,
   type OrderStatusDocument,
@@ -110,7 +111,9 @@ export class SagaRecord {
     const changed = this.currentShape
       ? attributes.filter(({ key, value }) => (current.get(key as never) as unknown) !== value)
       : attributes;
-    if (changed.length > 0) upsertSearchAttributes(changed);
+    // The time of the change rides on an upsert made anyway, never on one of its own: a saga's
+    // upserts stay where its history has them, in sagas started before OrderUpdatedAt existed too.
+    if (changed.length > 0) upsertSearchAttributes([...changed, { key: OrderUpdatedAtKey, value: new Date(at) }]);
     setCurrentDetails(details);
     const data: StatusChangedData = {
       status,

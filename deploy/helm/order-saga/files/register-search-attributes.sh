@@ -13,7 +13,7 @@ for attempt in $(seq 1 30); do
   echo "waiting for namespace $NAMESPACE ($attempt/30)"; sleep 2
 done
 existing="$(temporal operator search-attribute list --namespace "$NAMESPACE")"
-for spec in OrderStatus:Keyword CustomerId:Keyword OrderTotal:Double; do
+for spec in OrderStatus:Keyword CustomerId:Keyword OrderTotal:Double OrderUpdatedAt:Datetime; do
   name="${spec%%:*}"; type="${spec##*:}"
   if echo "$existing" | grep -qw "$name"; then
     echo "search attribute $name already registered"

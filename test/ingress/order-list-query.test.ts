@@ -1,0 +1,109 @@
+// The list query GET /orders writes: whatever a caller sends through any filter, the query holds
+// only literals this code produced, or the request is refused naming the filter. Property-based;
+// reproduce a failing run with its seed: LIST_QUERY_SEED=<seed> npm test -- <this file>.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { InvalidListFilter, listQuery, parseListQuery } from '../../ingress/order-list.js';
+import { ORDER_STATUSES } from '../../workflows/contract.js';
+
+const SEED = Number(process.env.LIST_QUERY_SEED ?? Date.now() % 2 ** 31);
+const FILTERS = [
+  'status',
+  'customerId',
+  'createdAfter',
+  'createdBefore',
+  'changedAfter',
+  'changedBefore',
+  'minTotal',
+  'maxTotal',
+  'limit',
+  'cursor',
+];
+
+const TIME = `'\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z'`;
+const CLAUSE = [
+  `OrderStatus IN \\('(?:${ORDER_STATUSES.join('|')})'(?:, '(?:${ORDER_STATUSES.join('|')})')*\\)`,
+  `CustomerId = '[\\w.:@-]{1,128}'`,
+  `StartTime (?:>=|<) ${TIME}`,
+  `OrderUpdatedAt (?:>=|<) ${TIME}`,
+  `OrderTotal (?:>=|<=) \\d{1,13}(?:\\.\\d{1,4})?`,
+].join('|');
+/** The whole language the ingress may write: anything else reaching Temporal is a defect. */
+const GRAMMAR = new RegExp(`^WorkflowType = 'orderSaga'(?: AND (?:${CLAUSE}))*$`);
+
+/** Values an attacker or a typo would send: near-valid ones, quotes, operators, control characters. */
+const hostileText = fc.oneof(
+  fc.string({ maxLength: 80 }),
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  fc.constantFrom(
+    ...ORDER_STATUSES,
+    "'",
+    "\\'",
+    "''",
+    ' OR 1=1',
+    ') OR (',
+    '2026-12-06T10:00:00Z',
+    '12.50',
+    '1e3',
+    'NaN',
+    'Infinity',
+    '-0',
+  ),
+  fc
+    .tuple(
+      fc.constantFrom(...ORDER_STATUSES, '2026-12-06T10:00:00Z', '100', 'cust-1'),
+      fc.constantFrom("'", "' OR '1'='1", ',', '\\', '\n'),
+    )
+    .map(([valid, tail]) => valid + tail),
+);
+const query = fc.dictionary(
+  fc.oneof(fc.constantFrom(...FILTERS), fc.string({ maxLength: 12 })),
+  fc.oneof(hostileText, fc.array(hostileText, { maxLength: 3 })),
+  { maxKeys: 6 },
+);
+
+describe('the list query', () => {
+  it(`when any text arrives through any filter, then the query holds only literals the ingress wrote, or the filter is refused (seed ${SEED})`, () => {
+    fc.assert(
+      fc.property(query, (params) => {
+        let request;
+        try {
+          request = parseListQuery(params);
+        } catch (error) {
+          expect(error).toBeInstanceOf(InvalidListFilter);
+          expect((error as InvalidListFilter).problems.length).toBeGreaterThan(0);
+          return;
+        }
+        expect(listQuery(request.filters)).toMatch(GRAMMAR);
+      }),
+      { seed: SEED, numRuns: 3_000 },
+    );
+  });
+
+  it('when every filter is valid, then each becomes its clause, times in UTC and totals as numbers', () => {
+    const request = parseListQuery({
+      status: ['COMPLETED,AWAITING_APPROVAL', 'COMPLETED'],
+      customerId: 'cust-1@shop',
+      createdAfter: '2026-12-06T10:00:00+02:00',
+      createdBefore: '2026-12-07T00:00:00Z',
+      changedAfter: '2026-12-06T08:00:00.5Z',
+      changedBefore: '2026-12-06T09:00:00Z',
+      minTotal: '012.50',
+      maxTotal: '99',
+      limit: '7',
+    });
+    expect(request.limit).toBe(7);
+    expect(listQuery(request.filters)).toBe(
+      "WorkflowType = 'orderSaga' AND OrderStatus IN ('COMPLETED', 'AWAITING_APPROVAL') AND CustomerId = 'cust-1@shop' " +
+        "AND StartTime >= '2026-12-06T08:00:00.000Z' AND StartTime < '2026-12-07T00:00:00.000Z' " +
+        "AND OrderUpdatedAt >= '2026-12-06T08:00:00.500Z' AND OrderUpdatedAt < '2026-12-06T09:00:00.000Z' " +
+        'AND OrderTotal >= 12.5 AND OrderTotal <= 99',
+    );
+  });
+
+  it('when nothing is asked, then every order saga is listed, 20 to a page', () => {
+    const request = parseListQuery({});
+    expect(request).toEqual({ filters: {}, limit: 20 });
+    expect(listQuery(request.filters)).toBe("WorkflowType = 'orderSaga'");
+  });
+});
