@@ -54,16 +54,25 @@ export class PortInUseError extends Error {
 
 /** Asks the kernel for a free loopback port. */
 export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const server = createServer();
+      server.unref();
+      server.on('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address();
+        server.close(() => resolve(port));
+      });
     });
-  });
+    // The system may hand a port back out once closed: a process asking for several ports before
+    // any is bound (a NATS cluster's nine) must not get one twice.
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
+/** Every port freePort returned in this process. */
+const handedOut = new Set();
 
 /** Resolves true when nothing listens on 127.0.0.1:port. */
 export async function portIsFree(port) {
