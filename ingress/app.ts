@@ -11,6 +11,8 @@ import { contextFromHeaders, SpanKind, tracer } from '../lib/telemetry.js';
 import type { InventoryAdminReply, InventoryAdminRequest } from '../lib/inventory-admin.js';
 import type { Authenticator, Caller } from './callers.js';
 import type { OrderIntake } from './order-intake.js';
+import type { Health, Readiness } from './api-schemas.js';
+import { renderOpenApi } from './openapi.js';
 import { orderSagas } from './order-sagas.js';
 import { problemResponder, routeNotFound } from './problems.js';
 import { perAddressLimit, perIdentityLimit } from './rate-limits.js';
@@ -39,8 +41,8 @@ export interface IngressDeps {
 export const OPEN_API_WARNING =
   'authentication is OFF (AUTH_DISABLED=true): anyone who reaches this port may read, cancel and approve any order';
 
-/** Probes need no credentials; /metrics and the readiness details are on the operations port only. */
-const OPS_PATHS = new Set(['/health', '/ready']);
+/** Probes and the contract need no credentials; /metrics and the readiness details are on the operations port only. */
+const OPS_PATHS = new Set(['/health', '/ready', '/openapi.json']);
 
 export function createIngressApp(deps: IngressDeps): express.Express {
   const { logger, authenticator } = deps;
@@ -91,11 +93,18 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   });
 
   app.get('/health', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok' } satisfies Health);
   });
   app.get('/ready', async (_req, res) => {
     const { ready } = await readinessReport(deps.readiness);
-    res.status(ready ? 200 : 503).json({ ready, ...(authenticator.open && { warning: OPEN_API_WARNING }) });
+    res
+      .status(ready ? 200 : 503)
+      .json({ ready, ...(authenticator.open && { warning: OPEN_API_WARNING }) } satisfies Readiness);
+  });
+  // The contract (docs/openapi.json: the same text, made by the same code).
+  const openApi = renderOpenApi();
+  app.get('/openapi.json', (_req, res) => {
+    res.type('application/json').send(openApi);
   });
 
   const addressLimit = perAddressLimit(deps.rateLimits.perAddress);

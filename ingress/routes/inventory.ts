@@ -4,6 +4,7 @@
 import { Router, type RequestHandler, type Response } from 'express';
 import type { Logger } from '../../lib/logger.js';
 import type { InventoryAdminReply, InventoryAdminRequest } from '../../lib/inventory-admin.js';
+import type { ReservationRelease, StockChange, StockLevel } from '../api-schemas.js';
 import type { Caller } from '../callers.js';
 import { requireOperator } from '../order-access.js';
 import type { OrderSagas } from '../order-sagas.js';
@@ -37,7 +38,7 @@ export function inventoryRoutes(deps: InventoryRouteDeps): Router {
     const sku = skuParam(req);
     const { level } = await inventoryAdmin({ op: 'show', sku });
     if (!level) throw new HttpProblem(404, 'SKU not found', `no stock was ever put in for ${sku}; set it with PUT`);
-    res.json(level);
+    res.json(level satisfies StockLevel);
   });
 
   router.put('/inventory/:sku', requireJson, jsonBody, async (req, res) => {
@@ -45,7 +46,9 @@ export function inventoryRoutes(deps: InventoryRouteDeps): Router {
     requireOperator(caller, 'setting stock');
     const units = unitsField(req.body, 'available', 0);
     const idempotencyKey = idempotencyKeyHeader(req);
-    res.json(await inventoryAdmin({ op: 'set', sku: skuParam(req), units, by: caller.id, idempotencyKey }));
+    const changed = await inventoryAdmin({ op: 'set', sku: skuParam(req), units, by: caller.id, idempotencyKey });
+    const answer = changed as StockChange; // the worker's reply to a change: level, before, applied, replayed
+    res.json(answer);
   });
 
   router.post('/inventory/:sku/restock', requireJson, jsonBody, async (req, res) => {
@@ -53,7 +56,9 @@ export function inventoryRoutes(deps: InventoryRouteDeps): Router {
     requireOperator(caller, 'adding stock');
     const units = unitsField(req.body, 'units', 1);
     const idempotencyKey = idempotencyKeyHeader(req);
-    res.json(await inventoryAdmin({ op: 'add', sku: skuParam(req), units, by: caller.id, idempotencyKey }));
+    const changed = await inventoryAdmin({ op: 'add', sku: skuParam(req), units, by: caller.id, idempotencyKey });
+    const answer = changed as StockChange; // the worker's reply to a change: level, before, applied, replayed
+    res.json(answer);
   });
 
   // An order's reserved stock given back, for what `npm run reconcile` finds: an order that ended
@@ -76,7 +81,11 @@ export function inventoryRoutes(deps: InventoryRouteDeps): Router {
           'reserves its stock when it starts; releasing it now would make that saga fail. Once the saga runs, cancel the ' +
           'order instead: it gives its stock back itself',
       );
-    res.json({ orderId, released, ...(!released && { detail: 'nothing was reserved for this order' }) });
+    res.json({
+      orderId,
+      released,
+      ...(!released && { detail: 'nothing was reserved for this order' }),
+    } satisfies ReservationRelease);
   });
 
   return router;

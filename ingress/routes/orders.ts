@@ -5,6 +5,7 @@ import { trace } from '@opentelemetry/api';
 import type { Logger } from '../../lib/logger.js';
 import { activeTraceId } from '../../lib/telemetry.js';
 import { approveOrderUpdate, cancelOrderUpdate, decisionUpdateId } from '../../workflows/contract.js';
+import type { DecisionAcceptedBody, OrderAccepted, OrderPageBody, OrderViewBody } from '../api-schemas.js';
 import type { Caller } from '../callers.js';
 import { listableCustomer, mayActOn, orderedAs } from '../order-access.js';
 import { isCustomerId, LIST_CONSISTENCY, parseListQuery } from '../order-list.js';
@@ -51,7 +52,7 @@ export function orderRoutes({ intake, sagas, logger, callerOf, jsonBody, retryAf
             cancel: `/orders/${accepted.orderId}/cancel`,
             approve: `/orders/${accepted.orderId}/approve`,
           },
-        });
+        } satisfies OrderAccepted);
     } catch (error) {
       if (error instanceof IdempotencyConflictError) {
         throw new HttpProblem(
@@ -82,14 +83,17 @@ export function orderRoutes({ intake, sagas, logger, callerOf, jsonBody, retryAf
         : await sagas.list({ ...request, filters: { ...request.filters, customerId } });
     const next = new URLSearchParams(req.query as Record<string, string | string[]>);
     if (page.nextCursor) next.set('cursor', page.nextCursor);
-    res.json({ ...page, ...(page.nextCursor && { links: { next: `/orders?${next.toString()}` } }) });
+    res.json({
+      ...page,
+      ...(page.nextCursor && { links: { next: `/orders?${next.toString()}` } }),
+    } satisfies OrderPageBody);
   });
 
   router.get('/orders/:orderId', async (req, res) => {
     const orderId = orderIdParam(req);
     const view = await sagas.statusOf(orderId);
     if (!mayActOn(callerOf(res), view.customerId)) throw orderNotFound(orderId);
-    res.json(view);
+    res.json(view satisfies OrderViewBody);
   });
 
   router.post('/orders/:orderId/cancel', requireJsonIfBody, jsonBody, async (req, res) => {
@@ -103,7 +107,12 @@ export function orderRoutes({ intake, sagas, logger, callerOf, jsonBody, retryAf
         updateId: decisionUpdateId('cancelOrder', orderId),
       }),
     );
-    res.status(202).json({ orderId, update: 'cancelOrder', ...decision, links: { self: `/orders/${orderId}` } });
+    res.status(202).json({
+      orderId,
+      update: 'cancelOrder',
+      ...decision,
+      links: { self: `/orders/${orderId}` },
+    } satisfies DecisionAcceptedBody);
   });
 
   router.post('/orders/:orderId/approve', requireJsonIfBody, jsonBody, async (req, res) => {
@@ -127,7 +136,12 @@ export function orderRoutes({ intake, sagas, logger, callerOf, jsonBody, retryAf
         updateId: decisionUpdateId('approveOrder', orderId),
       }),
     );
-    res.status(202).json({ orderId, update: 'approveOrder', ...decision, links: { self: `/orders/${orderId}` } });
+    res.status(202).json({
+      orderId,
+      update: 'approveOrder',
+      ...decision,
+      links: { self: `/orders/${orderId}` },
+    } satisfies DecisionAcceptedBody);
   });
 
   return router;
