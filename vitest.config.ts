@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', '{lib,activities,workflows,workers,ingress,sandbox}/**/*.test.ts'],
     globalSetup: ['test/harness/global-setup.ts'],
+    // Checks every answer a test receives from an ingress against docs/openapi.json.
+    setupFiles: ['test/harness/check-api-responses.ts'],
     // Forks, not threads: the Temporal worker loads a native module.
     pool: 'forks',
     maxWorkers: 2,

@@ -24,6 +24,7 @@ import {
   type ProductProcess,
 } from '../support/processes.js';
 import { PaymentSandbox } from '../support/payment-sandbox.js';
+import { registerIngressOrigin, unregisterIngressOrigin } from '../support/api-contract.js';
 import { startNatsCluster } from '../support/nats-cluster.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { createTemporaryDatabase } from '../harness/postgres.js';
@@ -227,6 +228,7 @@ export async function startChaosTier(
   for (let n = 1; n <= topology.ingresses; n += 1) {
     const [port, opsPort] = [await freePort(), await freePort()];
     apis.push(`http://127.0.0.1:${port}`);
+    registerIngressOrigin(`http://127.0.0.1:${port}`); // answers checked against docs/openapi.json
     ingresses.push(
       productProcess(
         `ingress-${n}`,
@@ -255,6 +257,7 @@ export async function startChaosTier(
   const products: (ChaosProcess & { output(): string })[] = [...ingresses, ...workers];
   const stopAll = async () => {
     await Promise.all(products.map((p) => p.stop()));
+    for (const api of apis) unregisterIngressOrigin(api);
     await inventory.db.close();
     await database.close();
     await ownDatabase.drop();

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../scripts/local-servers.mjs';
+import { registerIngressOrigin } from '../support/api-contract.js';
 import { recordPid } from '../support/processes.js';
 import { runOpsCommand } from '../support/commands.js';
 import type { Ledger } from '../support/payment-sandbox.js';
@@ -77,6 +78,7 @@ beforeAll(async () => {
     'CODEC_PORT',
   ])
     ports[name] = await freePort();
+  registerIngressOrigin(`http://127.0.0.1:${ports.PORT}`); // answers checked against docs/openapi.json
   stack = spawn(process.execPath, ['scripts/start.mjs'], {
     cwd: ROOT,
     env: {

@@ -13,6 +13,7 @@ import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
 import { startPrivateNats, type PrivateNats } from './private-nats.js';
 import { productEnv, spawnProductProcess, waitUntilReady, type ProductProcess } from './processes.js';
 import { PaymentSandbox } from './payment-sandbox.js';
+import { registerIngressOrigin, unregisterIngressOrigin } from './api-contract.js';
 
 export type ProductEntry = 'workers/main.ts' | 'ingress/main.ts';
 
@@ -98,6 +99,8 @@ export async function startProcessTier(name: string, overrides: Record<string, s
     const opsPort = entry === 'ingress/main.ts' ? ingressOpsPort : metricsPort;
     const launched = spawnProductProcess(entry, { ...env, METRICS_PORT: String(opsPort), ...overrides });
     processes.push(launched);
+    // Its answers are checked against docs/openapi.json (test/harness/check-api-responses.ts).
+    if (entry === 'ingress/main.ts') registerIngressOrigin(`http://127.0.0.1:${overrides.PORT ?? port}`);
     return launched;
   };
   const statusOf = async (orderId: string) => {
@@ -130,6 +133,7 @@ export async function startProcessTier(name: string, overrides: Record<string, s
         return await use({ api: `http://127.0.0.1:${extraPort}`, process: extra });
       } finally {
         await extra.stop();
+        unregisterIngressOrigin(`http://127.0.0.1:${extraPort}`);
       }
     },
     async placeOrder(order = {}, headers = {}) {
@@ -161,6 +165,7 @@ export async function startProcessTier(name: string, overrides: Record<string, s
     },
     async close() {
       await Promise.all(processes.map((p) => p.stop()));
+      unregisterIngressOrigin(api);
       await sandbox.close();
       await nats.close();
       rmSync(dataDir, { recursive: true, force: true });
