@@ -234,7 +234,11 @@ export function orderSagas(client: Client, logger: Logger, retryAfter: string) {
   }
 
   /** One page of orders from the search index (order-list.ts). */
-  const list = (request: ListRequest) => listOrders(temporal, request);
+  const list = (request: ListRequest) =>
+    listOrders(temporal, request, {
+      onUndecodableMemo: (workflowId, error) =>
+        logger.warn({ err: error, workflowId }, 'listed an order without its total: its memo could not be decoded'),
+    });
 
   return { statusOf, requireOwnOrder, requireSagaWithoutStock, decide, list };
 }

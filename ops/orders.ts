@@ -163,14 +163,19 @@ async function main(argv: string[]): Promise<number> {
   }
   const orders: OrderSummary[] = [];
   let more = false;
+  let undecodable: unknown;
   try {
     let cursor: string | undefined;
     do {
-      const page = await listOrders(client, {
-        filters: request.filters,
-        limit: Math.min(MAX_PAGE_SIZE, listing.limit - orders.length),
-        ...(cursor && { cursor }),
-      });
+      const page = await listOrders(
+        client,
+        {
+          filters: request.filters,
+          limit: Math.min(MAX_PAGE_SIZE, listing.limit - orders.length),
+          ...(cursor && { cursor }),
+        },
+        { onUndecodableMemo: (_workflowId, error) => (undecodable ??= error) },
+      );
       orders.push(...page.orders);
       cursor = page.nextCursor;
     } while (cursor && orders.length < listing.limit);
@@ -182,6 +187,11 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await client.connection.close();
   }
+  if (undecodable)
+    console.error(
+      `orders: totals of some orders are not shown: ${(undecodable as Error).message} ` +
+        '(set PAYLOAD_ENCRYPTION_KEYS as the workers have it)',
+    );
   if (listing.json) {
     console.log(JSON.stringify({ orders, more, source: 'search-index', consistency: LIST_CONSISTENCY }, null, 2));
     return 0;

@@ -456,7 +456,11 @@ export async function startOrderStarter(options: StarterOptions): Promise<Runnin
             { key: OrderUpdatedAtKey, value: new Date(order.createdAt) },
           ],
           memo: {
-            [ORDER_SUMMARY_MEMO_KEY]: { total: order.total, currency: order.currency } satisfies OrderSummaryMemo,
+            [ORDER_SUMMARY_MEMO_KEY]: {
+              total: order.total,
+              currency: order.currency,
+              createdAt: order.createdAt,
+            } satisfies OrderSummaryMemo,
             summary: `${order.items.length} line(s), ${toMajorUnits(order.total, order.currency)} ${order.currency}, customer ${order.customerId}`,
             [TRACE_ID_MEMO_KEY]: order.traceId,
           },

@@ -134,11 +134,14 @@ export const OrderTotalKey = defineSearchAttributeKey('OrderTotal', SearchAttrib
 /** When the order's status last changed (set at start to when it was placed): listing by "stuck since". */
 export const OrderUpdatedAtKey = defineSearchAttributeKey('OrderUpdatedAt', SearchAttributeType.DATETIME);
 
-/** The memo key under which the starter records the order's total (minor units) and currency, for listings. */
+/** The memo key under which the starter records what listings show of an order and visibility does not hold. */
 export const ORDER_SUMMARY_MEMO_KEY = 'order';
 export interface OrderSummaryMemo {
+  /** Minor units, as in the order. */
   total: number;
   currency: string;
+  /** When the ingress accepted the order (its saga may start later, when orders wait in ORDERS). */
+  createdAt: string;
 }
 
 /**
