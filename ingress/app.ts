@@ -12,9 +12,9 @@ import type { InventoryAdminReply, InventoryAdminRequest } from '../lib/inventor
 import type { Authenticator, Caller } from './callers.js';
 import type { OrderIntake } from './order-intake.js';
 import type { Health, Readiness } from './api-schemas.js';
-import { renderOpenApi } from './openapi.js';
+import { methodsOf, renderOpenApi } from './openapi.js';
 import { orderSagas } from './order-sagas.js';
-import { problemResponder, routeNotFound } from './problems.js';
+import { methodNotAllowed, problemResponder, routeNotFound } from './problems.js';
 import { perAddressLimit, perIdentityLimit } from './rate-limits.js';
 import { inventoryRoutes } from './routes/inventory.js';
 import { orderRoutes } from './routes/orders.js';
@@ -106,6 +106,9 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   app.get('/openapi.json', (_req, res) => {
     res.type('application/json').send(openApi);
   });
+
+  // A method a path does not have: 405 with Allow, before credentials (the contract is public).
+  app.use(methodNotAllowed(methodsOf));
 
   const addressLimit = perAddressLimit(deps.rateLimits.perAddress);
   if (addressLimit) app.use(addressLimit);

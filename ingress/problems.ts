@@ -54,6 +54,25 @@ export function routeNotFound(): never {
   );
 }
 
+/**
+ * 405 for a path the API has, asked with a method it does not have (OPTIONS too: Express would
+ * otherwise answer it 200 by itself, an answer the contract does not have). `methodsOf` names
+ * the path's methods, from the route table of the contract (openapi.ts).
+ */
+export function methodNotAllowed(methodsOf: (path: string) => string[] | undefined) {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    const methods = methodsOf(req.path);
+    if (!methods || methods.includes(req.method)) return next();
+    throw new HttpProblem(
+      405,
+      'Method Not Allowed',
+      `${req.path.slice(0, 200)} takes ${methods.join(', ')}, not ${req.method.slice(0, 20)}; the contract is at GET /openapi.json`,
+      {},
+      { Allow: methods.join(', ') },
+    );
+  };
+}
+
 /** The error handler: every error leaves as a problem document; unexpected ones are logged. */
 export function problemResponder(logger: Logger, challenge: (tokenRefused: boolean) => string) {
   return (error: unknown, req: Request, res: Response, _next: NextFunction) => {
