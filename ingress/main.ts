@@ -17,6 +17,7 @@ import { connectTemporalClient } from '../lib/temporal-client.js';
 import { Keyring, PAYLOADS_IN_CLEAR_WARNING } from '../lib/encryption.js';
 import { INVENTORY_ADMIN_SUBJECT } from '../lib/inventory-admin.js';
 import { createIngressApp, OPEN_API_WARNING } from './app.js';
+import { renderOpenApi } from './openapi.js';
 import { Authenticator } from './callers.js';
 import { startCodecServer } from './codec-server.js';
 import { createPublicServer } from './http-server.js';
@@ -41,11 +42,14 @@ const ops = await startOpsServer(config.http.metricsPort, registry, readiness).c
   process.exit(1);
 });
 const serving: { app?: express.Express } = {};
+/** The contract is served from the first moment, also while the API waits for NATS and Temporal. */
+const openApi = renderOpenApi();
 const server = createPublicServer(config.http, (req, res) => {
   if (serving.app) return void serving.app(req, res);
   // Starting: the probes answer (not ready); the API asks the client to come back.
   const path = (req.url ?? '/').split('?')[0];
   if (path === '/health') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+  if (path === '/openapi.json') return void res.writeHead(200, { 'content-type': 'application/json' }).end(openApi);
   if (path === '/ready') {
     return void readinessReport(readiness).then(({ ready }) =>
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready })),
@@ -57,6 +61,7 @@ const server = createPublicServer(config.http, (req, res) => {
       title: 'Service Unavailable',
       status: 503,
       detail: 'the ingress is starting and waits for NATS and Temporal; retry after 5 seconds',
+      instance: (req.url ?? '/').slice(0, 200),
     }),
   );
 });

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { openApiDocument, renderOpenApi } from '../../ingress/openapi.js';
-import { ApiContract, OPENAPI_PATH } from '../support/api-contract.js';
+import { freePort } from '../../scripts/local-servers.mjs';
+import { ApiContract, OPENAPI_PATH, registerIngressOrigin, unregisterIngressOrigin } from '../support/api-contract.js';
 import { startProcessTier, type ProcessTier } from '../support/process-tier.js';
 
 const OPERATOR_KEY = `op_${randomUUID()}`;
@@ -139,5 +140,47 @@ describe('the ingress serves its contract', () => {
     expect(((await response.json()) as { detail: string }).detail).toContain('GET /openapi.json');
     const unauthenticated = await fetch(`${stack.api}/orders`);
     expect(unauthenticated.status).toBe(401);
+  });
+
+  it('when a path is asked with a method it does not have, OPTIONS included, then the answer is 405 with Allow, before credentials', async () => {
+    const cases: [method: string, path: string, allow: string][] = [
+      ['OPTIONS', '/orders', 'POST, GET, HEAD'],
+      ['DELETE', '/orders/6f1c1f1e-0000-4000-8000-000000000000', 'GET, HEAD'],
+      ['GET', '/orders/6f1c1f1e-0000-4000-8000-000000000000/cancel', 'POST'],
+      ['PATCH', '/inventory/SKU-1', 'GET, PUT, HEAD'],
+      ['POST', '/health', 'GET, HEAD'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const response = await fetch(`${stack.api}${path}`, { method });
+      expect({ method, path, status: response.status }).toEqual({ method, path, status: 405 });
+      expect(response.headers.get('allow')).toBe(allow);
+      expect(((await response.json()) as { detail: string }).detail).toContain(`takes ${allow}, not ${method}`);
+    }
+  });
+
+  it('when the ingress is starting and waits for NATS, then it serves its contract already and answers the API 503', async () => {
+    const [port, opsPort, nowhere] = [await freePort(), await freePort(), await freePort()];
+    const starting = stack.launch('ingress/main.ts', {
+      PORT: String(port),
+      METRICS_PORT: String(opsPort),
+      NATS_URL: `nats://127.0.0.1:${nowhere}`,
+    });
+    const base = `http://127.0.0.1:${port}`;
+    registerIngressOrigin(base);
+    try {
+      await expect
+        .poll(async () => (await fetch(`${base}/health`).catch(() => undefined))?.status, { timeout: 20_000 })
+        .toBe(200);
+      const contract = await fetch(`${base}/openapi.json`);
+      expect(contract.status).toBe(200);
+      expect(await contract.text()).toBe(readFileSync(OPENAPI_PATH, 'utf8'));
+      const api = await fetch(`${base}/orders`, { headers: asOperator });
+      expect(api.status).toBe(503);
+      expect(api.headers.get('retry-after')).toBe('5');
+      expect(((await api.json()) as { instance: string }).instance).toBe('/orders');
+    } finally {
+      unregisterIngressOrigin(base);
+      await starting.stop();
+    }
   });
 });
