@@ -137,6 +137,21 @@ export class SearchIndexUnavailable extends Error {
 /** Whether a customer id can hold orders (an order's customerId has this form): one that cannot lists nothing. */
 export const isCustomerId = (id: string): boolean => CUSTOMER_ID.test(id);
 
+/**
+ * Temporal refused the query this code wrote: the namespace lacks the saga's search attributes
+ * (a deployment that skipped their registration), not the caller's fault; a retry does not help.
+ */
+export class SearchIndexRefused extends Error {
+  constructor(readonly temporalSaid: string) {
+    super(
+      `Temporal refused the listing query (${temporalSaid.slice(0, 300)}): its namespace may lack the saga's search attributes ` +
+        '(OrderStatus, CustomerId, OrderTotal, OrderUpdatedAt); an operator registers them with ' +
+        'deploy/helm/order-saga/files/register-search-attributes.sh (docs/deployment.md)',
+    );
+    this.name = 'SearchIndexRefused';
+  }
+}
+
 /** Checks the query parameters of GET /orders; every problem is named, none is ignored. */
 export function parseListQuery(query: Record<string, unknown>): ListRequest {
   const problems: { field: string; message: string }[] = [];
@@ -165,7 +180,8 @@ export function parseListQuery(query: Record<string, unknown>): ListRequest {
         'status',
         `has ${unknown.length > 0 ? `unknown status ${JSON.stringify(unknown[0]!.slice(0, 40))}` : 'no status'}; use ${ORDER_STATUSES.join(', ')}`,
       );
-    else filters.statuses = [...new Set(named as OrderStatus[])];
+    // In the contract's order: the same statuses in any order make the same query (and cursor).
+    else filters.statuses = ORDER_STATUSES.filter((status) => named.includes(status));
   }
   if (q.customerId !== undefined) {
     if (CUSTOMER_ID.test(q.customerId)) filters.customerId = q.customerId;
@@ -198,8 +214,25 @@ export function parseListQuery(query: Record<string, unknown>): ListRequest {
 
 /** An RFC 3339 time with an offset (Z or ±hh:mm), between the years 1970 and 9999. */
 function parseTime(text: string): Date | undefined {
-  if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d:\d\d)$/i.test(text)) return undefined;
-  const time = new Date(text);
+  const parts = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(\.\d{1,9})?)?(Z|[+-](\d\d):(\d\d))$/i.exec(text);
+  if (!parts) return undefined;
+  const field = (index: number) => Number(parts[index] ?? 0);
+  const [year, month, day, hour, minute, second] = [1, 2, 3, 4, 5, 6].map(field) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const [offsetHours, offsetMinutes] = [field(9), field(10)];
+  // Each field in its range (Date would roll 2026-02-30 over to March); :60 is a leap second.
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 60)
+    return undefined;
+  if (offsetHours > 23 || offsetMinutes > 59) return undefined;
+  // A leap second is the last instant of its minute, as far as a filter can tell.
+  const time = new Date(second === 60 ? text.replace(/:60(\.\d+)?/, ':59.999') : text);
   if (Number.isNaN(time.getTime()) || time.getUTCFullYear() < 1970 || time.getUTCFullYear() > 9999) return undefined;
   return time;
 }
@@ -298,11 +331,16 @@ export async function listOrders(
       }),
     );
   } catch (error) {
-    // A cursor that passed its own check but not Temporal's (from another server, or expired).
-    if (nextPageToken && (error as { code?: number }).code === GRPC_INVALID_ARGUMENT)
-      throw new InvalidListFilter([
-        { field: 'cursor', message: 'is no longer valid (the index changed under it); leave it out to start again' },
-      ]);
+    const { code, details } = error as { code?: number; details?: string };
+    if (code === GRPC_INVALID_ARGUMENT) {
+      const said = details ?? (error as Error).message;
+      // A cursor that passed its own check but not Temporal's (from another server, or expired).
+      if (nextPageToken && !/search attribute/i.test(said))
+        throw new InvalidListFilter([
+          { field: 'cursor', message: 'is no longer valid (the index changed under it); leave it out to start again' },
+        ]);
+      throw new SearchIndexRefused(said);
+    }
     throw new SearchIndexUnavailable(error instanceof ServiceError ? (error.cause ?? error) : error);
   }
   const { loadedDataConverter, namespace } = client.options;

@@ -4,7 +4,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../lib/logger.js';
 import { IdentityProviderUnavailable, Unauthenticated } from './callers.js';
 import type { FieldProblem } from './order-request.js';
-import { InvalidListFilter, SearchIndexUnavailable } from './order-list.js';
+import { InvalidListFilter, SearchIndexRefused, SearchIndexUnavailable } from './order-list.js';
 import { RateLimited } from './rate-limits.js';
 
 /** An error that carries its HTTP status and problem details (RFC 9457). */
@@ -127,6 +127,9 @@ export function toProblem(error: unknown, challenge: (tokenRefused: boolean) => 
       `${error.problems.map((p) => `${p.field} ${p.message}`).join('; ')}`,
       { errors: error.problems },
     );
+  }
+  if (error instanceof SearchIndexRefused) {
+    return new HttpProblem(500, 'Listing refused', error.message);
   }
   if (error instanceof SearchIndexUnavailable) {
     return serviceUnavailable(`${error.message}; retry after 5 seconds`, '5');

@@ -11,6 +11,7 @@ import {
   listOrders,
   MAX_PAGE_SIZE,
   parseListQuery,
+  SearchIndexRefused,
   SearchIndexUnavailable,
   LIST_CONSISTENCY,
   type OrderSummary,
@@ -22,8 +23,8 @@ const USAGE = `usage: npm run orders -- list [FILTERS] [--limit N] [--json]
   --older-than DURATION  in its status for longer than DURATION (e.g. 30m, 1h, 2d): stuck orders
   --newer-than DURATION  status changed within the last DURATION
   --customer ID          one customer's orders
-  --created-after TIME   placed at or after TIME (RFC 3339, e.g. 2026-12-06T09:00:00Z)
-  --created-before TIME  placed before TIME
+  --created-after TIME   saga started at or after TIME (RFC 3339, e.g. 2026-12-06T09:00:00Z)
+  --created-before TIME  saga started before TIME
   --min-total N          total at least N, in major units (e.g. 100 or 12.50)
   --max-total N          total at most N
   --limit N              at most N orders (default 100; the newest first)
@@ -46,11 +47,13 @@ const UNITS_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d:
 
 /** A duration such as 90s, 30m, 1h30m or 2d, in milliseconds. */
 function parseDuration(text: string): number | undefined {
-  if (!/^(\d{1,6}[smhd])+$/.test(text)) return undefined;
+  if (!/^(\d{1,6}[smhd]){1,4}$/.test(text)) return undefined;
   let total = 0;
   for (const [, count, unit] of text.matchAll(/(\d+)([smhd])/g)) total += Number(count) * UNITS_MS[unit!]!;
-  return total > 0 ? total : undefined;
+  return total > 0 && total <= MAX_DURATION_MS ? total : undefined;
 }
+/** Ten years: further back than any order a namespace keeps (its retention), and well within Date's range. */
+const MAX_DURATION_MS = 3_650 * 86_400_000;
 
 interface Listing {
   query: Record<string, string | string[]>;
@@ -59,14 +62,15 @@ interface Listing {
 }
 
 function parseCommand(argv: string[], now: Date): Listing {
-  if (argv.includes('--help') || argv.includes('-h')) throw new UsageError('');
   const [name, ...rest] = argv;
+  if (name === '--help' || name === '-h') throw new UsageError('');
   if (name !== 'list') throw new UsageError(name ? `unknown command ${name}` : 'a command is needed');
   const query: Record<string, string | string[]> = {};
   let limit = 100;
   let json = false;
   for (let i = 0; i < rest.length; i += 1) {
     const flag = rest[i]!;
+    if (flag === '--help' || flag === '-h') throw new UsageError('');
     if (flag === '--json') {
       json = true;
       continue;
@@ -77,7 +81,8 @@ function parseCommand(argv: string[], now: Date): Listing {
     i += 1;
     if (flag === '--older-than' || flag === '--newer-than') {
       const ms = parseDuration(value);
-      if (ms === undefined) throw new UsageError(`${flag} takes a duration such as 30m, 1h or 2d, not "${value}"`);
+      if (ms === undefined)
+        throw new UsageError(`${flag} takes a duration such as 30m, 1h or 2d (at most 3650d), not "${value}"`);
       query[flag === '--older-than' ? 'changedBefore' : 'changedAfter'] = new Date(now.getTime() - ms).toISOString();
     } else if (flag === '--limit') {
       limit = /^\d{1,6}$/.test(value) ? Number(value) : 0;
@@ -181,9 +186,15 @@ async function main(argv: string[]): Promise<number> {
     } while (cursor && orders.length < listing.limit);
     more = cursor !== undefined;
   } catch (error) {
-    if (!(error instanceof SearchIndexUnavailable)) throw error;
-    console.error(`orders: ${error.message} at ${config.temporal.address}; retry shortly`);
-    return 2;
+    if (error instanceof SearchIndexUnavailable) {
+      console.error(`orders: ${error.message} at ${config.temporal.address}; retry shortly`);
+      return 2;
+    }
+    if (error instanceof SearchIndexRefused || error instanceof InvalidListFilter) {
+      console.error(`orders: ${error.message}`);
+      return 2;
+    }
+    throw error;
   } finally {
     await client.connection.close();
   }

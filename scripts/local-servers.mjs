@@ -68,6 +68,8 @@ export async function freePort() {
     // any is bound (a NATS cluster's nine) must not get one twice.
     if (handedOut.has(port)) continue;
     handedOut.add(port);
+    // The latest ports only: a long-lived process must not exhaust the range and loop for ever.
+    if (handedOut.size > 1_000) handedOut.delete(handedOut.values().next().value);
     return port;
   }
 }

@@ -76,11 +76,20 @@ export function orderRoutes({ intake, sagas, logger, callerOf, jsonBody, retryAf
   // customer lists its own whatever it asks for; services and operators list any.
   router.get('/orders', async (req, res) => {
     const request = parseListQuery(req.query);
-    const customerId = listableCustomer(callerOf(res), request.filters.customerId);
+    const caller = callerOf(res);
+    const customerId = listableCustomer(caller, request.filters.customerId);
     const page =
       customerId !== undefined && !isCustomerId(customerId)
         ? { orders: [], source: 'search-index' as const, consistency: LIST_CONSISTENCY } // no order can have it
         : await sagas.list({ ...request, filters: { ...request.filters, customerId } });
+    // The query already holds a customer to its own orders; checked again here, as GET /orders/:id
+    // does, so that a search store comparing ids loosely (e.g. without case) cannot widen it.
+    if (caller.role === 'customer') {
+      const own = page.orders.filter((order) => mayActOn(caller, order.customerId));
+      if (own.length < page.orders.length)
+        logger.warn({ dropped: page.orders.length - own.length }, "the search index listed another customer's orders");
+      page.orders = own;
+    }
     const next = new URLSearchParams(req.query as Record<string, string | string[]>);
     if (page.nextCursor) next.set('cursor', page.nextCursor);
     res.json({

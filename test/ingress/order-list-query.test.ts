@@ -56,14 +56,47 @@ const hostileText = fc.oneof(
     )
     .map(([valid, tail]) => valid + tail),
 );
-const query = fc.dictionary(
-  fc.oneof(fc.constantFrom(...FILTERS), fc.string({ maxLength: 12 })),
-  fc.oneof(hostileText, fc.array(hostileText, { maxLength: 3 })),
-  { maxKeys: 6 },
-);
+/** A value each filter takes, so that queries of several clauses are reached, not only refusals. */
+const validValue: Record<string, fc.Arbitrary<string>> = {
+  status: fc.subarray([...ORDER_STATUSES], { minLength: 1 }).map((statuses) => statuses.join(',')),
+  customerId: fc.stringMatching(/^[\w.:@-]{1,40}$/),
+  createdAfter: fc
+    .date({ min: new Date('1970-01-01'), max: new Date('9999-12-31'), noInvalidDate: true })
+    .map((d) => d.toISOString()),
+  createdBefore: fc
+    .date({ min: new Date('1970-01-01'), max: new Date('9999-12-31'), noInvalidDate: true })
+    .map((d) => d.toISOString().replace('Z', '+05:30')),
+  changedAfter: fc
+    .date({ min: new Date('1971-01-01'), max: new Date('2100-12-31'), noInvalidDate: true })
+    .map((d) => d.toISOString().slice(0, 19) + 'Z'),
+  changedBefore: fc
+    .date({ min: new Date('1971-01-01'), max: new Date('2100-12-31'), noInvalidDate: true })
+    .map((d) => d.toISOString()),
+  minTotal: fc.tuple(fc.nat(999_999_999), fc.nat(9999)).map(([whole, cents]) => `${whole}.${cents}`),
+  maxTotal: fc.nat(999_999_999_999).map(String),
+  limit: fc.integer({ min: 1, max: 100 }).map(String),
+};
+const filterValue = (filter: string) =>
+  fc.oneof(
+    { weight: 4, arbitrary: validValue[filter] ?? hostileText },
+    { weight: 1, arbitrary: hostileText },
+    { weight: 1, arbitrary: fc.array(hostileText, { maxLength: 3 }) },
+  );
+const query = fc
+  .uniqueArray(fc.oneof({ weight: 9, arbitrary: fc.constantFrom(...FILTERS) }, fc.string({ maxLength: 12 })), {
+    maxLength: 6,
+  })
+  .chain((keys) =>
+    keys.length === 0
+      ? fc.constant({})
+      : fc
+          .tuple(...keys.map((key) => filterValue(key)))
+          .map((values) => Object.fromEntries(keys.map((key, i) => [key, values[i]]))),
+  );
 
 describe('the list query', () => {
   it(`when any text arrives through any filter, then the query holds only literals the ingress wrote, or the filter is refused (seed ${SEED})`, () => {
+    const clauses: number[] = [];
     fc.assert(
       fc.property(query, (params) => {
         let request;
@@ -74,10 +107,15 @@ describe('the list query', () => {
           expect((error as InvalidListFilter).problems.length).toBeGreaterThan(0);
           return;
         }
-        expect(listQuery(request.filters)).toMatch(GRAMMAR);
+        const written = listQuery(request.filters);
+        expect(written).toMatch(GRAMMAR);
+        clauses.push(written.split(' AND ').length - 1);
       }),
       { seed: SEED, numRuns: 3_000 },
     );
+    // The generator reaches queries of several clauses, not only refusals and the bare query.
+    expect(clauses.filter((count) => count >= 2).length).toBeGreaterThan(150);
+    expect(Math.max(...clauses)).toBeGreaterThanOrEqual(5);
   });
 
   it('when every filter is valid, then each becomes its clause, times in UTC and totals as numbers', () => {
@@ -94,7 +132,7 @@ describe('the list query', () => {
     });
     expect(request.limit).toBe(7);
     expect(listQuery(request.filters)).toBe(
-      "WorkflowType = 'orderSaga' AND OrderStatus IN ('COMPLETED', 'AWAITING_APPROVAL') AND CustomerId = 'cust-1@shop' " +
+      "WorkflowType = 'orderSaga' AND OrderStatus IN ('AWAITING_APPROVAL', 'COMPLETED') AND CustomerId = 'cust-1@shop' " +
         "AND StartTime >= '2026-12-06T08:00:00.000Z' AND StartTime < '2026-12-07T00:00:00.000Z' " +
         "AND OrderUpdatedAt >= '2026-12-06T08:00:00.500Z' AND OrderUpdatedAt < '2026-12-06T09:00:00.000Z' " +
         'AND OrderTotal >= 12.5 AND OrderTotal <= 99',
