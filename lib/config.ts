@@ -1,5 +1,16 @@
 // One place reads the environment: validated once at start-up, handed on as typed config.
 // Every variable is documented in .env.example and the guides in docs/ (docs/configuration.md).
+// The Temporal connection is read as the Temporal CLI and SDKs read it (@temporalio/envconfig):
+// TEMPORAL_* variables over a profile of the CLI's TOML config file (see resolveTemporal).
+import { readFileSync, statSync } from 'node:fs';
+import { platform } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import {
+  loadClientConfig,
+  loadClientConfigProfile,
+  type ClientConfigProfile,
+  type ConfigDataSource,
+} from '@temporalio/envconfig';
 import { z } from 'zod';
 import type { SagaSettings } from '../domain/saga-settings.js';
 
@@ -95,6 +106,23 @@ const filePath = z.string().refine((text) => /^[^\r\n\0]{1,4096}$/.test(text) &&
   message: 'expected the path of a file, not its contents (one line, at most 4096 characters)',
 });
 
+/** PEM text itself (TEMPORAL_TLS_*_DATA); a path there is the usual mistake. */
+const pemText = z.string().refine((text) => /^\s*-----BEGIN [A-Z0-9 ]+-----/.test(text) && text.length <= 65_536, {
+  message: 'expected PEM text starting with -----BEGIN (for a file, set the matching _PATH variable instead)',
+});
+
+/** host:port, as Temporal's frontend address is written everywhere (CLI, SDKs, the Worker Controller). */
+const HOST_PORT = (text: string) => {
+  const port = Number(/^[^\s:]+:(\d+)$/.exec(text)?.[1]);
+  return port >= 1 && port <= 65_535;
+};
+const HOST_PORT_MESSAGE = 'expected host:port with a port between 1 and 65535, e.g. localhost:7233';
+const NAMESPACE = /^\S{1,255}$/;
+const NAMESPACE_MESSAGE = 'expected 1 to 255 characters without spaces';
+/** An API key as Temporal Cloud issues it: printable, one line, no spaces (it travels in a header). */
+const API_KEY = /^[\x21-\x7e]{1,8192}$/;
+const API_KEY_MESSAGE = 'expected the key as issued: printable characters on one line, without spaces';
+
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z\d](?:[A-Za-z\d-]*[A-Za-z\d])?(?:\.[A-Za-z\d](?:[A-Za-z\d-]*[A-Za-z\d])?)*$/;
 
 /** A browser's Origin header is scheme://host[:port] exactly: anything more never matches. */
@@ -158,17 +186,13 @@ const schema = z.object({
   }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
-  TEMPORAL_ADDRESS: z
-    .string()
-    .refine(
-      (text) => {
-        const port = Number(/^[^\s:]+:(\d+)$/.exec(text)?.[1]);
-        return port >= 1 && port <= 65_535;
-      },
-      { message: 'expected host:port with a port between 1 and 65535, e.g. localhost:7233' },
-    )
-    .default('localhost:7233'),
-  TEMPORAL_NAMESPACE: word(255).default('default'),
+  // The connection, as the Temporal CLI and SDKs read it; each overrides the profile's setting.
+  // Unset and not in a profile: localhost:7233, namespace default, plaintext.
+  TEMPORAL_ADDRESS: z.string().refine(HOST_PORT, { message: HOST_PORT_MESSAGE }).optional(),
+  TEMPORAL_NAMESPACE: word(255).optional(),
+  TEMPORAL_PROFILE: word(255).optional(),
+  TEMPORAL_CONFIG_FILE: filePath.optional(),
+  TEMPORAL_API_KEY: z.string().regex(API_KEY, API_KEY_MESSAGE).optional(),
   TEMPORAL_TASK_QUEUE: word(255).default('orders'),
   // Worker Versioning (docs/deployment.md, "Deploying a new build of the saga"). The Temporal Worker Controller
   // sets TEMPORAL_DEPLOYMENT_NAME and TEMPORAL_WORKER_BUILD_ID in the pods it runs.
@@ -187,14 +211,26 @@ const schema = z.object({
         'expected never (a rollout decides, e.g. the Temporal Worker Controller), if-none (only when the deployment has no current build yet) or always',
     })
     .default('if-none'),
-  TEMPORAL_TLS: flag('false'),
-  TEMPORAL_TLS_CA: filePath.optional(),
-  TEMPORAL_TLS_CERT: filePath.optional(),
-  TEMPORAL_TLS_KEY: filePath.optional(),
+  // The CLI and SDKs take 1 and 0 too.
+  TEMPORAL_TLS: z.enum(['true', 'false', '1', '0'], { error: 'expected true or false (or 1 or 0)' }).optional(),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: filePath.optional(),
+  TEMPORAL_TLS_SERVER_CA_CERT_DATA: pemText.optional(),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: filePath.optional(),
+  TEMPORAL_TLS_CLIENT_CERT_DATA: pemText.optional(),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: filePath.optional(),
+  TEMPORAL_TLS_CLIENT_KEY_DATA: pemText.optional(),
   TEMPORAL_TLS_SERVER_NAME: z
     .string()
     .regex(HOST_NAME, 'expected a host name such as temporal.example.com (no scheme, port or path)')
     .optional(),
+  // Read by the CLI; the TypeScript SDK cannot skip the check, so true is refused (combinationProblems).
+  TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: z
+    .enum(['true', 'false', '1', '0'], { error: 'expected true or false' })
+    .optional(),
+  // Deprecated (DEPRECATED_VARIABLES): this project's names before it read the CLI's.
+  TEMPORAL_TLS_CA: filePath.optional(),
+  TEMPORAL_TLS_CERT: filePath.optional(),
+  TEMPORAL_TLS_KEY: filePath.optional(),
 
   NATS_URL: z
     .string()
@@ -282,6 +318,18 @@ export interface TlsFiles {
 
 export type ApiKeyRole = 'operator' | 'service';
 
+/** A PEM file's path, read when the process connects, or the PEM text itself (TEMPORAL_TLS_*_DATA, *_data in a profile). */
+export type PemSource = { path: string } | { pem: string };
+
+/** TLS to Temporal: the CA of the server's certificate (unset: the system's), the client's pair for mutual TLS. */
+export interface TemporalTls {
+  /** The name checked in the server's certificate, when it is not the address's host. */
+  serverName?: string;
+  ca?: PemSource;
+  cert?: PemSource;
+  key?: PemSource;
+}
+
 /** How much a stream may hold and for how long (lib/nats.ts: what it does at the byte limit). */
 export interface StreamRetention {
   maxBytes: number;
@@ -334,8 +382,14 @@ export interface Config {
     address: string;
     namespace: string;
     taskQueue: string;
-    /** Undefined: plaintext gRPC. `serverName` overrides the name checked in the server's certificate. */
-    tls: (TlsFiles & { serverName?: string }) | undefined;
+    /** Temporal Cloud's API key, sent as `authorization: Bearer <key>` on every call; it implies TLS. */
+    apiKey?: string;
+    /** Undefined: plaintext gRPC. */
+    tls: TemporalTls | undefined;
+    /** gRPC headers sent on every call (TEMPORAL_GRPC_META_*, a profile's grpc_meta). */
+    grpcMeta?: Record<string, string>;
+    /** The profile of the Temporal CLI's config file these settings start from, if one was read. */
+    profile?: { name: string; file: string };
   };
   /** How the worker joins Temporal's Worker Versioning: workers/worker-versioning.ts. */
   versioning: WorkerVersioningConfig;
@@ -362,11 +416,18 @@ export interface Config {
   /** How long an Idempotency-Key names its order; used again after that, it starts a new one. */
   idempotencyTtlMs: number;
   otlpEndpoint: string | undefined;
+  /** Deprecated settings in use, each naming its replacement: loadConfigOrExit prints them once at start. */
+  warnings: string[];
 }
 
-/** `ingress`: the process serves the public API, so it must know how to authenticate callers. */
+/**
+ * `ingress`: the process serves the public API, so it must know how to authenticate callers.
+ * `checkFiles`: false when the TLS files named are on another machine (a rendered manifest's pod
+ * mounts), so only their names are checked; by default each must be a readable PEM file.
+ */
 export interface ConfigOptions {
   ingress?: boolean;
+  checkFiles?: boolean;
 }
 
 /** Reads and validates the environment; throws ConfigError naming every bad variable. */
@@ -382,20 +443,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   const e = parsed.data;
-  const problems = [...combinationProblems(e, options), ...disagreements(e, present)];
+  const temporal = resolveTemporal(present, options);
+  const problems = [...combinationProblems(e, options), ...temporal.problems, ...disagreements(e, present)];
   if (problems.length > 0) throw new ConfigError(problems);
   const tlsFiles = (ca?: string, cert?: string, key?: string): TlsFiles => ({
     ...(ca && { ca }),
     ...(cert && { cert }),
     ...(key && { key }),
   });
-  const temporalTls =
-    e.TEMPORAL_TLS === 'true' || e.TEMPORAL_TLS_CA || e.TEMPORAL_TLS_CERT
-      ? {
-          ...tlsFiles(e.TEMPORAL_TLS_CA, e.TEMPORAL_TLS_CERT, e.TEMPORAL_TLS_KEY),
-          ...(e.TEMPORAL_TLS_SERVER_NAME && { serverName: e.TEMPORAL_TLS_SERVER_NAME }),
-        }
-      : undefined;
   const servers = e.NATS_URL.split(',').map((s) => s.trim());
   const natsTls =
     e.NATS_TLS_CA || e.NATS_TLS_CERT || servers.some((url) => url.startsWith('tls://'))
@@ -434,12 +489,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       return { id: entry.slice(0, at), key: Buffer.from(entry.slice(at + 1), 'base64') };
     }),
     logLevel: e.LOG_LEVEL,
-    temporal: {
-      address: e.TEMPORAL_ADDRESS,
-      namespace: e.TEMPORAL_NAMESPACE,
-      taskQueue: e.TEMPORAL_TASK_QUEUE,
-      tls: temporalTls,
-    },
+    temporal: { ...temporal.settings!, taskQueue: e.TEMPORAL_TASK_QUEUE },
     versioning:
       e.TEMPORAL_WORKER_VERSIONING === 'versioned'
         ? {
@@ -499,6 +549,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     idempotencyTtlMs: e.IDEMPOTENCY_TTL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
+    warnings: temporal.warnings,
   };
 }
 
@@ -509,7 +560,6 @@ function combinationProblems(e: z.infer<typeof schema>, options: ConfigOptions):
     const [hasA, hasB] = [e[a as keyof typeof e] !== undefined, e[b as keyof typeof e] !== undefined];
     if (hasA !== hasB) problems.push(`${hasA ? b : a}: required with ${hasA ? a : b} (set both or neither)`);
   };
-  pair('TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY');
   pair('NATS_TLS_CERT', 'NATS_TLS_KEY');
   pair('NATS_USER', 'NATS_PASSWORD');
   if (e.NATS_CREDS_FILE && e.NATS_USER) problems.push('NATS_CREDS_FILE: set it or NATS_USER/NATS_PASSWORD, not both');
@@ -571,6 +621,313 @@ function disagreements(e: z.infer<typeof schema>, present: Record<string, string
   return problems;
 }
 
+/**
+ * This project's names before it read the Temporal CLI's, and the CLI's name for each. Read for
+ * one more release, each with a warning at start (docs/configuration.md, "Deprecated variables").
+ */
+export const DEPRECATED_VARIABLES = {
+  TEMPORAL_TLS_CA: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+  TEMPORAL_TLS_CERT: 'TEMPORAL_TLS_CLIENT_CERT_PATH',
+  TEMPORAL_TLS_KEY: 'TEMPORAL_TLS_CLIENT_KEY_PATH',
+} as const;
+
+/** The TLS material of a profile: its field here, its key in the TOML file, and its two variables. */
+const TLS_MATERIAL = [
+  {
+    field: 'ca',
+    profileKey: 'serverCACert',
+    toml: 'server_ca_cert',
+    path: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+    data: 'TEMPORAL_TLS_SERVER_CA_CERT_DATA',
+  },
+  {
+    field: 'cert',
+    profileKey: 'clientCert',
+    toml: 'client_cert',
+    path: 'TEMPORAL_TLS_CLIENT_CERT_PATH',
+    data: 'TEMPORAL_TLS_CLIENT_CERT_DATA',
+  },
+  {
+    field: 'key',
+    profileKey: 'clientKey',
+    toml: 'client_key',
+    path: 'TEMPORAL_TLS_CLIENT_KEY_PATH',
+    data: 'TEMPORAL_TLS_CLIENT_KEY_DATA',
+  },
+] as const;
+
+const GRPC_META_PREFIX = 'TEMPORAL_GRPC_META_';
+
+/**
+ * Where the Temporal CLI keeps its config file when TEMPORAL_CONFIG_FILE is unset, as
+ * @temporalio/envconfig finds it; undefined when the environment names no home.
+ */
+export function defaultTemporalConfigFile(env: Record<string, string | undefined>): string | undefined {
+  const under = (dir: string | undefined) => (dir ? join(dir, 'temporalio', 'temporal.toml') : undefined);
+  if (platform() === 'win32') return under(env.APPDATA);
+  if (platform() === 'darwin') return under(env.HOME && join(env.HOME, 'Library', 'Application Support'));
+  if (env.XDG_CONFIG_HOME) return isAbsolute(env.XDG_CONFIG_HOME) ? under(env.XDG_CONFIG_HOME) : undefined;
+  return under(env.HOME && join(env.HOME, '.config'));
+}
+
+const firstLine = (error: unknown) => (error instanceof Error ? error.message : String(error)).split('\n')[0]!.trim();
+
+/**
+ * The Temporal connection as the Temporal CLI and SDKs read it (@temporalio/envconfig): the
+ * profile TEMPORAL_PROFILE names (else "default", if there is one) of the TOML file at
+ * TEMPORAL_CONFIG_FILE (else the CLI's default path), each setting overridden by its TEMPORAL_*
+ * variable. The deprecated names stand in for the CLI's when those are unset. Every problem
+ * names the variable, or the file, profile and key, that gave the value.
+ */
+function resolveTemporal(
+  present: Record<string, string | undefined>,
+  options: ConfigOptions,
+): { settings?: Omit<Config['temporal'], 'taskQueue'>; problems: string[]; warnings: string[] } {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+
+  // What envconfig reads: the environment with each deprecated name moved to the CLI's.
+  const sdkEnv = Object.fromEntries(
+    Object.entries(present).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+  /** The variable the operator set for each of the CLI's names (a deprecated one, or the name itself). */
+  const setAs: Record<string, string> = {};
+  for (const [old, replacement] of Object.entries(DEPRECATED_VARIABLES)) {
+    delete sdkEnv[old];
+    const value = present[old];
+    if (value === undefined) continue;
+    if (present[replacement] === undefined) {
+      sdkEnv[replacement] = value;
+      setAs[replacement] = old;
+      warnings.push(
+        `${old} is deprecated and will be removed in the next release: set ${replacement} instead (the name the Temporal CLI and SDKs read)`,
+      );
+    } else {
+      // Not refused: the Temporal Worker Controller sets the CLI's names in the pods it runs, beside a
+      // ConfigMap that may still set the old ones (the same Secret, mounted twice).
+      warnings.push(
+        `${old} is deprecated and ignored: ${replacement} is set too and is used; unset ${old} (it will be removed in the next release)`,
+      );
+    }
+  }
+  const variable = (name: string) => setAs[name] ?? name;
+
+  for (const material of TLS_MATERIAL) {
+    if (sdkEnv[material.path] !== undefined && sdkEnv[material.data] !== undefined) {
+      problems.push(`${variable(material.path)}: set it or ${material.data}, not both`);
+    }
+  }
+  if (
+    present.TEMPORAL_TLS_DISABLE_HOST_VERIFICATION === 'true' ||
+    present.TEMPORAL_TLS_DISABLE_HOST_VERIFICATION === '1'
+  ) {
+    problems.push(
+      "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: the Temporal SDK always checks the server's certificate; " +
+        'set TEMPORAL_TLS_SERVER_NAME to the name in it (and TEMPORAL_TLS_SERVER_CA_CERT_PATH to its CA), then unset this',
+    );
+  }
+  const grpcMeta = Object.keys(sdkEnv).filter((name) => name.startsWith(GRPC_META_PREFIX));
+  for (const name of grpcMeta) {
+    if (!/^[A-Za-z\d][\w.-]*$/.test(name.slice(GRPC_META_PREFIX.length))) {
+      problems.push(`${name}: expected ${GRPC_META_PREFIX} and a header name (letters, digits, _ - .)`);
+    }
+    if (!/^[\x20-\x7e]{1,8192}$/.test(sdkEnv[name]!)) {
+      problems.push(`${name}: expected a header value of printable characters on one line (value not shown)`);
+    }
+  }
+  if (problems.length > 0) return { problems, warnings };
+
+  // The config file: TEMPORAL_CONFIG_FILE must be readable; the default path may be absent.
+  const explicitFile = present.TEMPORAL_CONFIG_FILE;
+  const file = explicitFile ?? defaultTemporalConfigFile(present);
+  const fileLabel = explicitFile
+    ? `TEMPORAL_CONFIG_FILE (${file})`
+    : `TEMPORAL_CONFIG_FILE (unset, so the CLI's default ${file})`;
+  let fileText: string | undefined;
+  if (file !== undefined) {
+    try {
+      if (statSync(file).isDirectory()) throw Object.assign(new Error('a directory'), { code: 'EISDIR' });
+      fileText = readFileSync(file, 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (explicitFile !== undefined || code !== 'ENOENT') {
+        problems.push(
+          `${fileLabel}: cannot read it (${code ?? firstLine(error)}); ` +
+            (explicitFile !== undefined
+              ? 'give the path of the TOML file `temporal config set` writes, or unset TEMPORAL_CONFIG_FILE'
+              : 'make it readable, or set TEMPORAL_CONFIG_FILE to another file'),
+        );
+      }
+    }
+  }
+  const profileName = present.TEMPORAL_PROFILE;
+  if (profileName !== undefined && fileText === undefined && problems.length === 0) {
+    problems.push(
+      `TEMPORAL_PROFILE: profile "${profileName}" is read from the Temporal CLI's config file, and ` +
+        (file === undefined
+          ? 'TEMPORAL_CONFIG_FILE is unset (and there is no HOME to find the default one)'
+          : `there is none at ${file}`) +
+        '; set TEMPORAL_CONFIG_FILE to the file that has it, or unset TEMPORAL_PROFILE',
+    );
+  }
+  if (problems.length > 0) return { problems, warnings };
+
+  const source = fileText === undefined ? { disableFile: true } : { configSource: { data: fileText } };
+  const profileLabel = `${fileLabel} profile "${profileName ?? 'default'}"`;
+  let fromFile: ClientConfigProfile = {};
+  let merged: ClientConfigProfile;
+  try {
+    if (fileText !== undefined) {
+      fromFile = loadClientConfigProfile({ ...source, disableEnv: true, ...(profileName && { profile: profileName }) });
+    }
+    merged = loadClientConfigProfile({
+      ...source,
+      overrideEnvVars: sdkEnv,
+      ...(profileName && { profile: profileName }),
+    });
+  } catch (error) {
+    if (profileName !== undefined && /not found/.test(firstLine(error))) {
+      let names: string[] = [];
+      try {
+        names = Object.keys(loadClientConfig({ configSource: { data: fileText! } }).profiles);
+      } catch {
+        // A profile that does not load is reported once TEMPORAL_PROFILE names one that exists.
+      }
+      problems.push(
+        `TEMPORAL_PROFILE: no profile "${profileName}" in ${file} (its profiles: ${names.join(', ') || 'none'}); ` +
+          `set TEMPORAL_PROFILE to one of them, or add it with temporal config set --profile ${profileName} --prop address --value HOST:PORT`,
+      );
+    } else if (typeof (error as { line?: unknown }).line === 'number') {
+      const { line, column } = error as { line?: number; column?: number };
+      problems.push(
+        `${fileLabel}: not valid TOML at line ${line}, column ${column} (${firstLine(error).replace(/^Invalid TOML document: /, '')}); fix the file or point TEMPORAL_CONFIG_FILE at another`,
+      );
+    } else {
+      problems.push(
+        `${fileText === undefined ? 'TEMPORAL_*' : profileLabel}: ${firstLine(error)}; fix it (temporal config get --profile NAME shows what the CLI reads)`,
+      );
+    }
+    return { problems, warnings };
+  }
+
+  /** Who gave a setting: its variable when set, else the profile's key. */
+  const origin = (envName: string, tomlKey: string) =>
+    sdkEnv[envName] !== undefined ? variable(envName) : `${profileLabel} ${tomlKey}`;
+  const checkFromFile = (envName: string, tomlKey: string, value: string | undefined, ok: boolean, message: string) => {
+    if (value !== undefined && sdkEnv[envName] === undefined && !ok) {
+      problems.push(`${profileLabel} ${tomlKey}: ${message} (got ${JSON.stringify(value)})`);
+    }
+  };
+  checkFromFile('TEMPORAL_ADDRESS', 'address', merged.address, HOST_PORT(merged.address ?? ''), HOST_PORT_MESSAGE);
+  checkFromFile(
+    'TEMPORAL_NAMESPACE',
+    'namespace',
+    merged.namespace,
+    NAMESPACE.test(merged.namespace ?? ''),
+    NAMESPACE_MESSAGE,
+  );
+  checkFromFile(
+    'TEMPORAL_TLS_SERVER_NAME',
+    'tls.server_name',
+    merged.tls?.serverName,
+    HOST_NAME.test(merged.tls?.serverName ?? ''),
+    'expected a host name such as temporal.example.com (no scheme, port or path)',
+  );
+  if (merged.apiKey !== undefined && sdkEnv.TEMPORAL_API_KEY === undefined && !API_KEY.test(merged.apiKey)) {
+    problems.push(`${profileLabel} api_key: ${API_KEY_MESSAGE} (value not shown: it is secret)`);
+  }
+
+  const tls = merged.tls;
+  const tlsOn = tls ? tls.disabled !== true : merged.apiKey !== undefined;
+  const tlsOrigin =
+    sdkEnv.TEMPORAL_TLS !== undefined ? `TEMPORAL_TLS=${sdkEnv.TEMPORAL_TLS}` : `${profileLabel} tls.disabled = true`;
+  if (merged.apiKey !== undefined && tls?.disabled === true) {
+    problems.push(
+      `${origin('TEMPORAL_API_KEY', 'api_key')}: needs TLS, and ${tlsOrigin} turns TLS off: the key would cross the network in clear; ` +
+        'remove that setting (an API key turns TLS on)',
+    );
+  }
+  const headers = merged.grpcMeta ?? {};
+  if (merged.apiKey !== undefined && headers.authorization !== undefined) {
+    problems.push(
+      `${origin('TEMPORAL_API_KEY', 'api_key')}: sent as the authorization header, which ` +
+        `${sdkEnv.TEMPORAL_GRPC_META_AUTHORIZATION !== undefined ? 'TEMPORAL_GRPC_META_AUTHORIZATION' : `${profileLabel} grpc_meta.authorization`} sets too; keep one of them`,
+    );
+  }
+  if (sdkEnv.TEMPORAL_TLS === 'false' || sdkEnv.TEMPORAL_TLS === '0') {
+    const beside = [
+      ...TLS_MATERIAL.flatMap((m) => [m.path, m.data])
+        .filter((name) => sdkEnv[name] !== undefined)
+        .map(variable),
+      ...(sdkEnv.TEMPORAL_TLS_SERVER_NAME !== undefined ? ['TEMPORAL_TLS_SERVER_NAME'] : []),
+    ];
+    if (beside.length > 0) {
+      problems.push(
+        `TEMPORAL_TLS: ${sdkEnv.TEMPORAL_TLS} turns off the TLS settings set beside it (${beside.join(', ')}); unset one or the other`,
+      );
+    }
+  }
+  const cert = TLS_MATERIAL[1];
+  const key = TLS_MATERIAL[2];
+  const materialOrigin = (m: (typeof TLS_MATERIAL)[number]) =>
+    sdkEnv[m.data] !== undefined
+      ? m.data
+      : sdkEnv[m.path] !== undefined
+        ? variable(m.path)
+        : `${profileLabel} tls.${m.toml}_${tls?.[m.profileKey] && 'data' in tls[m.profileKey]! ? 'data' : 'path'}`;
+  if (tls && (tls.clientCert === undefined) !== (tls.clientKey === undefined)) {
+    const [missing, given] = tls.clientCert === undefined ? [cert, key] : [key, cert];
+    problems.push(`${missing.path}: required with ${materialOrigin(given)} (set both or neither)`);
+  }
+
+  const settings: Omit<Config['temporal'], 'taskQueue'> = {
+    address: merged.address ?? 'localhost:7233',
+    namespace: merged.namespace ?? 'default',
+    apiKey: merged.apiKey,
+    tls: undefined,
+    grpcMeta: headers,
+    profile:
+      fileText !== undefined && Object.keys(fromFile).length > 0
+        ? { name: profileName ?? 'default', file: file! }
+        : undefined,
+  };
+  if (tlsOn) {
+    const temporalTls: TemporalTls = { ...(tls?.serverName && { serverName: tls.serverName }) };
+    for (const m of TLS_MATERIAL) {
+      const given: ConfigDataSource | undefined = tls?.[m.profileKey];
+      if (given === undefined) continue;
+      const pem: PemSource =
+        'path' in given
+          ? { path: given.path }
+          : { pem: typeof given.data === 'string' ? given.data : Buffer.from(given.data).toString('utf8') };
+      temporalTls[m.field] = pem;
+      const problem = options.checkFiles === false && 'path' in pem ? undefined : pemProblem(pem);
+      if (problem) problems.push(`${materialOrigin(m)}: ${problem}`);
+    }
+    settings.tls = temporalTls;
+  }
+  return { settings, problems, warnings };
+}
+
+/** Why a PEM source cannot serve, or undefined: the file is unreadable, or the text is not PEM. */
+function pemProblem(source: PemSource): string | undefined {
+  let text: string;
+  if ('path' in source) {
+    try {
+      if (statSync(source.path).isDirectory()) return `${source.path} is a directory; give the PEM file in it`;
+      text = readFileSync(source.path, 'utf8');
+    } catch (error) {
+      return `cannot read ${source.path} (${(error as NodeJS.ErrnoException).code ?? firstLine(error)}); mount the file there or fix the path`;
+    }
+  } else {
+    text = source.pem;
+  }
+  if (!/-----BEGIN [A-Z0-9 ]+-----/.test(text)) {
+    return `${'path' in source ? source.path : 'the text given'} is not PEM (no -----BEGIN line); give the PEM form (openssl x509 -inform der -outform pem converts a certificate)`;
+  }
+  return undefined;
+}
+
 /** The value given, for the message; withheld for variables that may hold a secret (keys, passwords, URLs with credentials). */
 function describeGiven(env: Record<string, string | undefined>, path: PropertyKey[]): string {
   const name = String(path[0]);
@@ -586,7 +943,9 @@ export function loadConfigOrExit(
   options: ConfigOptions = {},
 ): Config {
   try {
-    return loadConfig(env, options);
+    const config = loadConfig(env, options);
+    for (const warning of config.warnings) process.stderr.write(`warning: ${warning}\n`);
+    return config;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`${error.message}\n`);

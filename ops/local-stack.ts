@@ -1,7 +1,8 @@
 // Operator commands run on a developer's machine find the local stack by themselves: `npm start`
 // writes the addresses it serves to .data/local-stack.json while it runs (its NATS listens on
 // 4322, not the 4222 default, because machines often run a NATS of their own). An address set in
-// the environment always wins; a file left by a stack that is no longer running is ignored.
+// the environment always wins, and so does a Temporal CLI profile (TEMPORAL_PROFILE,
+// TEMPORAL_CONFIG_FILE) over the stack's Temporal; a file left by a stack no longer running is ignored.
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isProcessRunning } from '../lib/process-running.js';
@@ -39,7 +40,9 @@ export function withLocalStackAddresses(
   if (!existsSync(LOCAL_STACK_FILE)) return { env, note: undefined };
   const stack = JSON.parse(readFileSync(LOCAL_STACK_FILE, 'utf8')) as LocalStackAddresses;
   if (!isProcessRunning(stack.pid)) return { env, note: undefined };
-  const taken = names.filter((name) => !env[name] && stack[name]);
+  // A Temporal CLI profile chosen by name or file has an address of its own (lib/config.ts reads it).
+  const profileChosen = Boolean(env.TEMPORAL_PROFILE || env.TEMPORAL_CONFIG_FILE);
+  const taken = names.filter((name) => !env[name] && stack[name] && !(name === 'TEMPORAL_ADDRESS' && profileChosen));
   if (taken.length === 0) return { env, note: undefined };
   return {
     env: { ...env, ...Object.fromEntries(taken.map((name) => [name, stack[name]])) },

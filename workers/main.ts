@@ -33,7 +33,7 @@ import {
 import type { Connection } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { startTelemetry } from '../lib/telemetry.js';
-import { connectTemporalClient, temporalClientOn, temporalTls } from '../lib/temporal-client.js';
+import { connectTemporalClient, temporalClientOn, temporalConnectionOptions } from '../lib/temporal-client.js';
 import { Keyring, PAYLOADS_IN_CLEAR_WARNING } from '../lib/encryption.js';
 import { openInventory, seedDemoCatalogIfEmpty } from '../activities/inventory/open-inventory.js';
 import { PAYMENT_OPERATIONS, PaymentGatewayClient } from '../activities/payment/gateway-client.js';
@@ -109,7 +109,7 @@ const keyring = new Keyring(config.payloadKeys);
 if (!keyring.enabled) logger.warn(PAYLOADS_IN_CLEAR_WARNING);
 const workerConnection = await untilAvailable(
   `Temporal at ${config.temporal.address}`,
-  () => NativeConnection.connect({ address: config.temporal.address, tls: temporalTls(config.temporal) }),
+  () => NativeConnection.connect(temporalConnectionOptions(config.temporal)),
   logger,
 );
 const { connection: clientConnection } = await untilAvailable(
