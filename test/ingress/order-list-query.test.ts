@@ -78,7 +78,8 @@ const validValue: Record<string, fc.Arbitrary<string>> = {
 };
 const filterValue = (filter: string) =>
   fc.oneof(
-    { weight: 4, arbitrary: validValue[filter] ?? hostileText },
+    // Own keys only: a drawn name such as `constructor` must not find Object's.
+    { weight: 4, arbitrary: Object.hasOwn(validValue, filter) ? validValue[filter]! : hostileText },
     { weight: 1, arbitrary: hostileText },
     { weight: 1, arbitrary: fc.array(hostileText, { maxLength: 3 }) },
   );
