@@ -229,6 +229,21 @@ function validOrderRequest(sku: string): fc.Arbitrary<FuzzRequest> {
     }));
 }
 
+/** Sends a drawn request; `where` names it and its answer for failure messages. */
+async function send(request: FuzzRequest): Promise<{ response: Response; text: string; where: string }> {
+  const response = await fetch(`${stack.api}${request.path}`, {
+    method: request.method,
+    headers: request.headers,
+    ...(request.body && { body: request.body }),
+  });
+  const text = await response.text();
+  return {
+    response,
+    text,
+    where: `${request.method} ${request.path.slice(0, 120)} -> ${response.status} ${text.slice(0, 300)}`,
+  };
+}
+
 describe('the routes fuzzed', () => {
   it(`when any request arrives, valid or not, then the answer is documented, never a 5xx, an invalid one stores nothing and a valid order is accepted (seed ${SEED}, ${RUNS} runs)`, async () => {
     const accepted = new Set<string>();
@@ -240,13 +255,7 @@ describe('the routes fuzzed', () => {
         fc.oneof({ weight: 4, arbitrary: fuzzRequest(stack.sku) }, validOrderRequest(stack.sku)),
         async (request) => {
           const before = await stored();
-          const response = await fetch(`${stack.api}${request.path}`, {
-            method: request.method,
-            headers: request.headers,
-            ...(request.body && { body: request.body }),
-          });
-          const text = await response.text();
-          const where = `${request.method} ${request.path.slice(0, 120)} -> ${response.status} ${text.slice(0, 300)}`;
+          const { response, text, where } = await send(request);
           expect(response.status, where).toBeLessThan(500);
           if (response.status === 405) {
             // Allow names the path's methods as the contract documents them, and not the one refused.
@@ -304,13 +313,7 @@ describe('the routes fuzzed', () => {
     try {
       await fc.assert(
         fc.asyncProperty(fc.oneof(fuzzRequest(stack.sku), validOrderRequest(stack.sku)), async (request) => {
-          const response = await fetch(`${stack.api}${request.path}`, {
-            method: request.method,
-            headers: request.headers,
-            ...(request.body && { body: request.body }),
-          });
-          const text = await response.text();
-          const where = `${request.method} ${request.path.slice(0, 120)} -> ${response.status} ${text.slice(0, 300)}`;
+          const { response, where } = await send(request);
           if (response.status === 503) unavailable += 1;
           else expect(response.status, where).toBeLessThan(500);
           // Nothing can be stored: an order is accepted only once JetStream has it.
