@@ -76,6 +76,21 @@ export async function freePort() {
 /** Every port freePort returned in this process. */
 const handedOut = new Set();
 
+/**
+ * A free loopback port below the kernel's ephemeral range (which starts at 32768 on Linux), for a
+ * server that cannot take a larger one: Temporal stores its membership ports as SQL smallint.
+ */
+export async function freePortBelow32768() {
+  for (let tries = 0; tries < 1_000; tries += 1) {
+    const port = 20_000 + Math.floor(Math.random() * 12_768);
+    if (handedOut.has(port) || !(await portIsFree(port))) continue;
+    handedOut.add(port);
+    if (handedOut.size > 1_000) handedOut.delete(handedOut.values().next().value);
+    return port;
+  }
+  throw new Error('no free port between 20000 and 32767 on 127.0.0.1');
+}
+
 /** Resolves true when nothing listens on 127.0.0.1:port. */
 export async function portIsFree(port) {
   return new Promise((resolve) => {
@@ -93,7 +108,8 @@ export async function assertPortsFree(portsByVariable) {
   }
 }
 
-function tcpAccepts(port) {
+/** Resolves true when something accepts TCP connections on 127.0.0.1:port. */
+export function tcpAccepts(port) {
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1' });
     socket.once('connect', () => {
@@ -190,11 +206,15 @@ async function startTemporalOnce({
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   const child = startProcess('temporal', binary, args, join(dataDir, 'temporal.log'));
   const address = `127.0.0.1:${port}`;
-  await waitFor(`Temporal dev server on ${address}`, async () => (await tcpAccepts(port)) && healthy(binary, address), {
-    timeoutMs: 90_000,
-    intervalMs: 300,
-    child,
-  });
+  await waitFor(
+    `Temporal dev server on ${address}`,
+    async () => (await tcpAccepts(port)) && (await temporalHealthy(binary, address)),
+    {
+      timeoutMs: 90_000,
+      intervalMs: 300,
+      child,
+    },
+  );
   const retention = spawnSync(
     binary,
     [
@@ -221,12 +241,38 @@ async function startTemporalOnce({
   };
 }
 
-function healthy(binary, address) {
-  const result = spawnSync(binary, ['operator', 'cluster', 'health', '--address', address], {
-    encoding: 'utf8',
-    timeout: 10_000,
+/** True when the Temporal frontend at `address` answers SERVING to the CLI's health check. */
+export async function temporalHealthy(binary, address) {
+  const result = await runCommand(binary, ['operator', 'cluster', 'health', '--address', address], {
+    timeoutMs: 10_000,
   });
   return result.status === 0 && /SERVING/.test(result.stdout);
+}
+
+/**
+ * Runs a command to its end without blocking the event loop (a proxy or server in this process
+ * keeps serving meanwhile); SIGKILLs it after `timeoutMs`.
+ * @param {string} command
+ * @param {string[]} args
+ * @param {{ timeoutMs?: number, env?: NodeJS.ProcessEnv }} [options]
+ * @returns {Promise<{ status: number | null, stdout: string, stderr: string }>}
+ */
+export function runCommand(command, args, { timeoutMs = 60_000, env = process.env } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let [stdout, stderr] = ['', ''];
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      resolve({ status: null, stdout, stderr: `${stderr}${error.message}` });
+    });
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
 }
 
 /**

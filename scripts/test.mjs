@@ -13,6 +13,8 @@ const tools = await setUp();
 const env = {
   ...process.env,
   TEMPORAL_CLI_PATH: tools.temporal,
+  TEMPORAL_SERVER_PATH: tools['temporal-server'],
+  TEMPORAL_SQL_TOOL_PATH: tools['temporal-sql-tool'],
   NATS_SERVER_PATH: tools['nats-server'],
   TCTL_PATH: tools.tctl,
   HELM_PATH: tools.helm,

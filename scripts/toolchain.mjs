@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Provides the pinned server and CLI binaries this project runs against
-// (Temporal CLI with its dev server and Web UI, nats-server, tctl, helm).
+// (Temporal CLI with its dev server and Web UI, temporal-server and temporal-sql-tool for the
+// cluster tier, nats-server, tctl, helm, the NATS CLI, Prometheus).
 //
 // For each tool, in order: a binary named by its environment variable, a binary
 // on PATH whose version matches the pin, the cache outside the clone, or a build
@@ -24,6 +25,25 @@ export const TOOLS = {
     versionArgs: ['--version'],
     reports: 'temporal version 1.5.1',
     ldflags: '-X github.com/temporalio/cli/temporalcli.Version=1.5.1', // as the release build stamps it
+  },
+  // A production-shaped Temporal (its services as separate processes on PostgreSQL) for the
+  // cluster test tier and benchmark only: the server the CLI's dev server and Compose's image run.
+  'temporal-server': {
+    module: 'go.temporal.io/server/cmd/server',
+    version: 'v1.29.1',
+    builds: 'server',
+    env: 'TEMPORAL_SERVER_PATH',
+    versionArgs: ['--version'],
+    reports: 'temporal version 1.29.1',
+  },
+  // Creates and upgrades the cluster's PostgreSQL schemas (embedded in the binary).
+  'temporal-sql-tool': {
+    module: 'go.temporal.io/server/cmd/tools/sql',
+    version: 'v1.29.1',
+    builds: 'sql',
+    env: 'TEMPORAL_SQL_TOOL_PATH',
+    versionArgs: ['--version'],
+    reports: 'temporal-sql-tool version 1.29.1',
   },
   'nats-server': {
     module: 'github.com/nats-io/nats-server/v2',

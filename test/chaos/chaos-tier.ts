@@ -1,8 +1,10 @@
 // Chaos tier: the product as the chaos suite breaks it: every process its own, so it can be killed,
-// frozen and started again without touching the servers other test files share. A Temporal dev
-// server and a nats-server with their data on disk, two workers (their starters on one durable
-// consumer), one ingress, the payment sandbox, and PostgreSQL behind a TCP proxy that can be
-// cut to make the database unreachable.
+// frozen and started again without touching the servers other test files share. Temporal (a
+// cluster shaped as production runs it: frontend, two history nodes, matching and the internal
+// worker as processes of their own on PostgreSQL with SQL visibility; or the dev server on SQLite)
+// and a nats-server with their data on disk, two workers (their starters on one durable
+// consumer), one ingress, the payment sandbox, and PostgreSQL behind TCP proxies (one for the
+// product, one for the Temporal cluster) that can be cut to make the database unreachable.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +13,8 @@ import type { ChildProcess } from 'node:child_process';
 import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { freePort, startNats, startTemporal, stopProcess } from '../../scripts/local-servers.mjs';
+import { setUpSchemas, startTemporalCluster } from '../../scripts/temporal-cluster.mjs';
+import { ensureTools } from '../../scripts/toolchain.mjs';
 import { openInventory } from '../../activities/inventory/open-inventory.js';
 import type { InventoryStore } from '../../activities/inventory/inventory-store.js';
 import { startPaymentGateway } from '../../sandbox/payment-gateway/server.js';
@@ -34,7 +38,12 @@ import { dataConverter } from '../../lib/temporal-client.js';
 export interface ChaosTier {
   /** Every ingress's base URL; clients move to another when one does not answer. */
   apis: string[];
-  temporal: ChaosProcess;
+  /** Which Temporal the tier runs on. */
+  temporalKind: TemporalKind;
+  /** Temporal's processes: the dev server alone, or the cluster's frontend, history-1, history-2, matching, worker. */
+  temporal: ChaosProcess[];
+  /** PostgreSQL as the Temporal cluster reaches it (the cluster only); cut() makes it unreachable. */
+  temporalDatabase: TcpProxy | undefined;
   /** One nats-server, or the nodes of a cluster. */
   nats: ChaosProcess[];
   ingresses: ChaosProcess[];
@@ -72,11 +81,24 @@ export interface UnexpectedExit {
   lastOutput: string;
 }
 
-/** The shape of the product: how many NATS nodes (3 = a JetStream cluster, streams with 3 replicas), ingresses and workers. */
+/** The Temporal dev server (one process, SQLite), or a cluster on PostgreSQL as production runs it. */
+export type TemporalKind = 'dev' | 'cluster';
+
+/**
+ * The shape of the product: which Temporal, how many NATS nodes (3 = a JetStream cluster, streams
+ * with 3 replicas), ingresses and workers.
+ */
 export interface ChaosTopology {
+  temporal: TemporalKind;
   natsNodes: 1 | 3;
   ingresses: number;
   workers: number;
+}
+
+/** The Temporal a tier runs on when its caller does not say: CHAOS_TEMPORAL, else the cluster. */
+export function temporalKindFromEnv(value = process.env.CHAOS_TEMPORAL ?? 'cluster'): TemporalKind {
+  if (value !== 'dev' && value !== 'cluster') throw new Error(`CHAOS_TEMPORAL must be dev or cluster (got "${value}")`);
+  return value;
 }
 
 /** Saga timings for the suite: retries ride out the faults (a few seconds each), as production's would. */
@@ -173,7 +195,7 @@ function productProcess(
 
 export async function startChaosTier(
   name: string,
-  topology: ChaosTopology = { natsNodes: 1, ingresses: 1, workers: 2 },
+  topology: ChaosTopology = { temporal: temporalKindFromEnv(), natsNodes: 1, ingresses: 1, workers: 2 },
   /** Settings of every product process beyond the suite's (CHAOS_ENV). */
   extraEnv: Record<string, string> = {},
 ): Promise<ChaosTier> {
@@ -185,19 +207,11 @@ export async function startChaosTier(
   if (!ownDatabase.url) throw new Error(`the chaos tier could not make its database: ${ownDatabase.reason}`);
   const postgresUrl = ownDatabase.url;
   const dataDir = mkdtempSync(join(tmpdir(), `order-saga-${name}-`));
-  const temporalPort = await freePort();
-  const launchTemporal = async () => {
-    const server = await startTemporal({
-      binary: inject('temporalBinary'),
-      port: temporalPort,
-      dataDir: join(dataDir, 'temporal'),
-    });
-    recordPid(server.process.pid);
-    return server.process;
-  };
-  const [temporalChild, natsServers] = await Promise.all([launchTemporal(), startNatsServers(name, topology, dataDir)]);
-  const temporal = serverProcess('temporal', launchTemporal, temporalChild);
-  const temporalAddress = `127.0.0.1:${temporalPort}`;
+  const [temporal, natsServers] = await Promise.all([
+    topology.temporal === 'cluster' ? startClusterTemporal(sharedPostgresUrl, dataDir) : startDevTemporal(dataDir),
+    startNatsServers(name, topology, dataDir),
+  ]);
+  const temporalAddress = temporal.address;
 
   const sandbox = await startPaymentGateway(0);
   const database = await startTcpProxy(`${new URL(postgresUrl).hostname}:${new URL(postgresUrl).port || 5432}`);
@@ -262,7 +276,7 @@ export async function startChaosTier(
     await database.close();
     await ownDatabase.drop();
     await sandbox.close();
-    await Promise.all([temporal.stop(), natsServers.close()]);
+    await Promise.all([temporal.close(), natsServers.close()]);
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
@@ -277,7 +291,9 @@ export async function startChaosTier(
   const payloadKeys = loadConfig({ PAYLOAD_ENCRYPTION_KEYS: extraEnv.PAYLOAD_ENCRYPTION_KEYS ?? '' }).payloadKeys;
   return {
     apis,
-    temporal,
+    temporalKind: topology.temporal,
+    temporal: temporal.processes,
+    temporalDatabase: temporal.database,
     nats: natsServers.processes,
     ingresses,
     workers,
@@ -316,6 +332,88 @@ export async function startChaosTier(
       await stopAll();
     },
   };
+}
+
+interface TemporalUnderTest {
+  address: string;
+  processes: ChaosProcess[];
+  database: TcpProxy | undefined;
+  close(): Promise<void>;
+}
+
+/** The Temporal CLI's dev server with its SQLite file on disk. */
+async function startDevTemporal(dataDir: string): Promise<TemporalUnderTest> {
+  const port = await freePort();
+  const launch = async () => {
+    const server = await startTemporal({ binary: inject('temporalBinary'), port, dataDir: join(dataDir, 'temporal') });
+    recordPid(server.process.pid);
+    return server.process;
+  };
+  const server = serverProcess('temporal', launch, await launch());
+  return { address: `127.0.0.1:${port}`, processes: [server], database: undefined, close: () => server.stop() };
+}
+
+/**
+ * A Temporal cluster (frontend, two history nodes, matching, internal worker) on two databases of
+ * its own on the tests' PostgreSQL, which it reaches through a proxy the suite can cut.
+ */
+async function startClusterTemporal(postgresUrl: string, dataDir: string): Promise<TemporalUnderTest> {
+  const tools = await ensureTools(['temporal-server', 'temporal-sql-tool']);
+  const persistence = await createTemporaryDatabase(postgresUrl);
+  const visibility = await createTemporaryDatabase(postgresUrl);
+  const dropDatabases = () => Promise.all([persistence.drop(), visibility.drop()]);
+  if (!persistence.url || !visibility.url) {
+    await dropDatabases();
+    throw new Error(`the Temporal cluster could not make its databases: ${persistence.reason ?? visibility.reason}`);
+  }
+  const server = new URL(postgresUrl);
+  const login = { user: decodeURIComponent(server.username), password: decodeURIComponent(server.password) };
+  const databases = {
+    persistence: new URL(persistence.url).pathname.slice(1),
+    visibility: new URL(visibility.url).pathname.slice(1),
+  };
+  const proxy = await startTcpProxy(`${server.hostname}:${server.port || 5432}`);
+  try {
+    await setUpSchemas(
+      tools['temporal-sql-tool']!,
+      { host: server.hostname, port: Number(server.port || 5432), ...login },
+      databases,
+    );
+    const [proxyHost, proxyPort] = proxy.address.split(':');
+    const cluster = await startTemporalCluster({
+      serverBinary: tools['temporal-server']!,
+      temporalCli: inject('temporalBinary'),
+      dataDir: join(dataDir, 'temporal'),
+      postgres: { host: proxyHost!, port: Number(proxyPort), ...login },
+      databases,
+      onStart: (child) => recordPid(child.pid),
+    });
+    const processes = cluster.members.map((member): ChaosProcess => ({
+      name: member.name,
+      kill: () => member.kill(),
+      start: () => member.start(),
+      freeze: () => member.process()?.kill('SIGSTOP'),
+      thaw: () => member.process()?.kill('SIGCONT'),
+      async stop() {
+        member.process()?.kill('SIGCONT');
+        await member.stop();
+      },
+    }));
+    return {
+      address: cluster.address,
+      processes,
+      database: proxy,
+      async close() {
+        await cluster.close();
+        await proxy.close();
+        await dropDatabases();
+      },
+    };
+  } catch (error) {
+    await proxy.close();
+    await dropDatabases();
+    throw error;
+  }
 }
 
 /** One nats-server, or a three-node JetStream cluster. */

@@ -1,15 +1,18 @@
 // The chaos suite: the product under steady orders while faults hit it one after another, then
 // one checker over everything (see invariants.ts). `npm test` runs the short version: every
 // fault once, in a fixed order. `npm run chaos` runs the long one: CHAOS_ROUNDS faults picked at
-// random (CHAOS_SEED repeats a run), at CHAOS_RATE orders per second.
+// random (CHAOS_SEED repeats a run), at CHAOS_RATE orders per second. Both run on a Temporal
+// cluster on PostgreSQL, as production does; CHAOS_TEMPORAL=dev runs them on the dev server.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { startChaosTier, type ChaosTier } from './chaos-tier.js';
-import { FAULTS, type Fault } from './faults.js';
+import { startChaosTier, temporalKindFromEnv, type ChaosTier } from './chaos-tier.js';
+import { faultsFor, type Fault } from './faults.js';
 import { checkInvariants } from './invariants.js';
 import { GIVE_UP_AFTER_MS, startTraffic } from './traffic.js';
 import { orderWorkflowId } from '../../workflows/contract.js';
 
+const temporalKind = temporalKindFromEnv();
+const FAULTS = faultsFor(temporalKind);
 const rounds = Number(process.env.CHAOS_ROUNDS ?? FAULTS.length);
 const ordersPerSecond = Number(process.env.CHAOS_RATE ?? 3);
 const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
@@ -43,14 +46,14 @@ afterAll(async () => {
 // The database faults need a database outside the worker; the embedded one lives inside it.
 describe.skipIf(!postgresUrl)('chaos', () => {
   it(
-    `every accepted order reaches the right end through ${rounds} faults (seed ${seed})`,
+    `every accepted order reaches the right end through ${rounds} faults on the Temporal ${temporalKind === 'cluster' ? 'cluster' : 'dev server'} (seed ${seed})`,
     async () => {
       const random = seededRandom(seed);
       // The short run takes every fault once in order; the long one draws them.
       const plan: Fault[] = Array.from({ length: rounds }, (_, i) =>
         process.env.CHAOS_ROUNDS ? FAULTS[Math.floor(random() * FAULTS.length)]! : FAULTS[i % FAULTS.length]!,
       );
-      tier = await startChaosTier('chaos');
+      tier = await startChaosTier('chaos', { temporal: temporalKind, natsNodes: 1, ingresses: 1, workers: 2 });
       const traffic = startTraffic(tier.apis, tier.sku, ordersPerSecond, random);
       const injected: Record<string, number> = {};
       const began = Date.now();
@@ -70,6 +73,7 @@ describe.skipIf(!postgresUrl)('chaos', () => {
 
       const report = {
         seed,
+        temporal: temporalKind,
         ordersPerSecond,
         faults: plan.length,
         injected,

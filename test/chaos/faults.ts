@@ -2,14 +2,16 @@
 // broken for a few seconds while orders keep arriving, and heals it: processes killed with
 // SIGKILL and started again on the same address and data, a worker frozen past the starter's ack
 // wait, the payment gateway down, slow or hanging after it charged, the database unreachable
-// while orders reserve or release, and OrderCreated events delivered twice and out of order.
+// while orders reserve or release, and OrderCreated events delivered twice and out of order. On a
+// Temporal cluster: a history node killed under load (its shards move to the other), the frontend
+// killed, matching restarted, PostgreSQL unreachable for 20 s (Temporal and inventory alike).
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, STREAMS, SUBJECTS } from '../../lib/nats.js';
 import { publishEnvelope } from '../../lib/envelope.js';
 import { NO_FAULTS } from '../../sandbox/payment-gateway/server.js';
 import { readStream } from '../support/streams.js';
 import type { ChaosProcess } from '../support/processes.js';
-import type { ChaosTier } from './chaos-tier.js';
+import type { ChaosTier, TemporalKind } from './chaos-tier.js';
 import type { Traffic } from './traffic.js';
 
 export interface Fault {
@@ -45,12 +47,54 @@ function gatewayFault(name: string, faults: Partial<typeof NO_FAULTS>, forMs: nu
 
 const pickOne = <T>(list: readonly T[], random: () => number): T => list[Math.floor(random() * list.length)]!;
 const aWorker = (tier: ChaosTier, random: () => number) => pickOne(tier.workers, random);
+/** The tier's Temporal process called `name` (the cluster's members are named by service). */
+function temporalProcess(tier: ChaosTier, name: string): ChaosProcess {
+  const found = tier.temporal.find((process) => process.name === name);
+  if (!found)
+    throw new Error(`no Temporal process ${name} in this tier (${tier.temporal.map((p) => p.name).join(', ')})`);
+  return found;
+}
 
-export const FAULTS: readonly Fault[] = [
+/** Faults of the dev server: one process holds all of Temporal. */
+const DEV_SERVER_FAULTS: readonly Fault[] = [killAndRestart('kill -9 temporal', (tier) => tier.temporal[0]!, 3_000)];
+
+/** Faults of a Temporal cluster's processes and of the database under it. */
+const CLUSTER_FAULTS: readonly Fault[] = [
+  // Down long enough for membership to declare it dead and the other node to take its shards.
+  killAndRestart(
+    'kill -9 history node',
+    (tier, random) => temporalProcess(tier, random() < 0.5 ? 'history-1' : 'history-2'),
+    8_000,
+  ),
+  killAndRestart('kill -9 frontend', (tier) => temporalProcess(tier, 'frontend'), 3_000),
+  {
+    name: 'matching restarted',
+    async inject(tier) {
+      const matching = temporalProcess(tier, 'matching');
+      await matching.stop();
+      await matching.start();
+    },
+  },
+  {
+    name: 'PostgreSQL unreachable for 20 s',
+    async inject(tier) {
+      // The one server both use: Temporal's persistence and visibility, and the inventory.
+      await Promise.all([tier.temporalDatabase!.cut(), tier.database.cut()]);
+      await sleep(20_000);
+      await Promise.all([tier.temporalDatabase!.restore(), tier.database.restore()]);
+    },
+  },
+];
+
+/** What the suite injects into a tier on `temporal`: the product's faults and those of its Temporal. */
+export function faultsFor(temporal: TemporalKind): readonly Fault[] {
+  return [...PRODUCT_FAULTS, ...(temporal === 'cluster' ? CLUSTER_FAULTS : DEV_SERVER_FAULTS)];
+}
+
+const PRODUCT_FAULTS: readonly Fault[] = [
   killAndRestart('kill -9 ingress', (tier, random) => pickOne(tier.ingresses, random), 1_000),
   killAndRestart('kill -9 worker', aWorker, 2_000),
   killAndRestart('kill -9 nats-server', (tier, random) => pickOne(tier.nats, random), 2_000),
-  killAndRestart('kill -9 temporal', (tier) => tier.temporal, 3_000),
   {
     name: 'SIGSTOP worker past the ack wait',
     async inject(tier, _traffic, random) {

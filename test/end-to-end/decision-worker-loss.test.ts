@@ -21,7 +21,7 @@ const ROUNDS = Number(process.env.DECISION_LOSS_ROUNDS ?? 2);
 
 describe.skipIf(!postgresUrl)('decisions while the workers die', () => {
   it('when approvals are sent while the workers are killed and restarted, then none is refused while its order awaits it, and every order completes', async () => {
-    tier = await startChaosTier('decision-loss', { natsNodes: 1, ingresses: 1, workers: 2 });
+    tier = await startChaosTier('decision-loss', { temporal: 'dev', natsNodes: 1, ingresses: 1, workers: 2 });
     const { sku, workers } = tier;
     const [api] = tier.apis;
     const problems: string[] = [];

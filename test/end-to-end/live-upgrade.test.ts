@@ -157,7 +157,7 @@ beforeAll(async () => {
   builds.b = buildInto(dirB, withAddedStep);
   tier = await startChaosTier(
     'upgrade',
-    { natsNodes: 1, ingresses: 1, workers: 0 },
+    { temporal: 'dev', natsNodes: 1, ingresses: 1, workers: 0 },
     // A slow charge keeps retrying through the rollout instead of giving up; a failing refund parks
     // its saga in COMPENSATION_FAILED after a few attempts.
     { STEP_MAX_ATTEMPTS: '100', COMPENSATION_MAX_ATTEMPTS: '3', TEMPORAL_WORKER_BECOME_CURRENT: 'never' },

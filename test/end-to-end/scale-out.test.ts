@@ -1,8 +1,10 @@
 // The production topology on one machine: a three-node NATS JetStream cluster (streams and the
 // idempotency bucket with 3 replicas), two workers whose starters share the durable consumer, two
-// ingresses, one Temporal, inventory on PostgreSQL. Under steady orders: kill -9 the node leading
-// ORDERS, then a worker, then an ingress (clients move to the other one with the same
-// Idempotency-Key), each brought back; then ORDERS' leader steps down. Afterwards the chaos
+// ingresses, a Temporal cluster (frontend, two history nodes, matching, internal worker) on
+// PostgreSQL, inventory on PostgreSQL. Under steady orders: kill -9 the node leading ORDERS, then
+// a worker, then a history node (its shards move to the other), then an ingress (clients move to
+// the other one with the same Idempotency-Key), each brought back; then ORDERS' leader steps
+// down. Afterwards the chaos
 // suite's checker finds every order at its right end, one saga, at most one charge, stock
 // conserved, audit ids unique, and one OrderCreated per order in ORDERS.
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -32,8 +34,8 @@ async function bounce(target: ChaosProcess, downMs: number): Promise<void> {
 
 // Two workers cannot share the embedded database: the scaled-out topology runs on PostgreSQL.
 describe.skipIf(!postgresUrl)('scale-out topology', () => {
-  it('when a NATS node, a worker and an ingress are killed and ORDERS changes leader under load, then no order is lost or doubled', async () => {
-    tier = await startChaosTier('scale-out', { natsNodes: 3, ingresses: 2, workers: 2 });
+  it('when a NATS node, a worker, a Temporal history node and an ingress are killed and ORDERS changes leader under load, then no order is lost or doubled', async () => {
+    tier = await startChaosTier('scale-out', { temporal: 'cluster', natsNodes: 3, ingresses: 2, workers: 2 });
     const nc = await connectNats(tier.natsUrls, 'scale-out-test');
     const jsm = await jetstreamManager(nc);
     const replicasOf = async (stream: string) => {
@@ -59,6 +61,10 @@ describe.skipIf(!postgresUrl)('scale-out topology', () => {
     await sleep(2_000);
     await bounce(tier.workers[0]!, 2_000);
     events.push('killed worker-1');
+    await sleep(2_000);
+    const historyNode = tier.temporal.find((process) => process.name === 'history-2')!;
+    await bounce(historyNode, 8_000);
+    events.push('killed history-2');
     await sleep(2_000);
     await bounce(tier.ingresses[0]!, 1_000);
     events.push('killed ingress-1');

@@ -23,7 +23,7 @@ const PAUSE_MS = 7_000;
 
 describe.skipIf(!postgresUrl)('a worker paused mid-activation', () => {
   it('when the worker is frozen for 7 s while its sagas run, then it goes on without dying and every order completes', async () => {
-    tier = await startChaosTier('worker-pause', { natsNodes: 1, ingresses: 1, workers: 1 });
+    tier = await startChaosTier('worker-pause', { temporal: 'dev', natsNodes: 1, ingresses: 1, workers: 1 });
     const { sku, workers, unexpectedExits } = tier;
     const [api] = tier.apis;
     const [worker] = workers;

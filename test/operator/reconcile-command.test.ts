@@ -85,7 +85,7 @@ const orders: Record<string, string> = {};
 
 describe.skipIf(!postgresUrl)('npm run reconcile', () => {
   beforeAll(async () => {
-    tier = await startChaosTier('reconcile', { natsNodes: 1, ingresses: 1, workers: 1 }, { PAYLOAD_ENCRYPTION_KEYS });
+    tier = await startChaosTier('reconcile', { temporal: 'dev', natsNodes: 1, ingresses: 1, workers: 1 }, { PAYLOAD_ENCRYPTION_KEYS });
     orders.completed = await placeOrder(1);
     orders.refundedBehindItsBack = await placeOrder(2);
     orders.chargedTwice = await placeOrder(1);

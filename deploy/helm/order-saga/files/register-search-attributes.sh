@@ -3,13 +3,26 @@
 # its retention of closed workflows (NAMESPACE_RETENTION, default 720h). The retention must
 # cover the ORDERS stream's 7 days, or the worker refuses to start: an event replayed after
 # its saga's history was deleted could start the order again.
+# A namespace that does not exist yet is created (a self-hosted cluster starts with none; the
+# auto-setup image of Compose makes `default` itself).
 # Idempotent: an attribute already registered is left alone. Used by docker-compose.yml
 # and by the Helm chart's set-up Job. Needs the `temporal` CLI and TEMPORAL_ADDRESS.
 set -eu
 NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
 RETENTION="${NAMESPACE_RETENTION:-720h}"
 for attempt in $(seq 1 30); do
-  temporal operator namespace describe --namespace "$NAMESPACE" >/dev/null 2>&1 && break
+  temporal operator cluster health >/dev/null 2>&1 && break
+  echo "waiting for Temporal at ${TEMPORAL_ADDRESS:-127.0.0.1:7233} ($attempt/30)"; sleep 2
+done
+if ! temporal operator namespace describe --namespace "$NAMESPACE" >/dev/null 2>&1; then
+  # Another set-up (auto-setup) may create it at the same moment: then describing it succeeds.
+  temporal operator namespace create --namespace "$NAMESPACE" --retention "$RETENTION" ||
+    temporal operator namespace describe --namespace "$NAMESPACE" >/dev/null
+  echo "created namespace $NAMESPACE"
+fi
+# A new namespace reaches the services' namespace caches a few seconds after it is written.
+for attempt in $(seq 1 30); do
+  existing="$(temporal operator search-attribute list --namespace "$NAMESPACE" 2>/dev/null)" && break
   echo "waiting for namespace $NAMESPACE ($attempt/30)"; sleep 2
 done
 existing="$(temporal operator search-attribute list --namespace "$NAMESPACE")"
