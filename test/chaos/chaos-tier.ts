@@ -44,6 +44,8 @@ export interface ChaosTier {
   temporal: ChaosProcess[];
   /** PostgreSQL as the Temporal cluster reaches it (the cluster only); cut() makes it unreachable. */
   temporalDatabase: TcpProxy | undefined;
+  /** The Prometheus endpoint of each Temporal cluster process, by name (empty for the dev server). */
+  temporalMetrics: Record<string, string>;
   /** One nats-server, or the nodes of a cluster. */
   nats: ChaosProcess[];
   ingresses: ChaosProcess[];
@@ -294,6 +296,7 @@ export async function startChaosTier(
     temporalKind: topology.temporal,
     temporal: temporal.processes,
     temporalDatabase: temporal.database,
+    temporalMetrics: temporal.metrics,
     nats: natsServers.processes,
     ingresses,
     workers,
@@ -338,6 +341,7 @@ interface TemporalUnderTest {
   address: string;
   processes: ChaosProcess[];
   database: TcpProxy | undefined;
+  metrics: Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -350,7 +354,13 @@ async function startDevTemporal(dataDir: string): Promise<TemporalUnderTest> {
     return server.process;
   };
   const server = serverProcess('temporal', launch, await launch());
-  return { address: `127.0.0.1:${port}`, processes: [server], database: undefined, close: () => server.stop() };
+  return {
+    address: `127.0.0.1:${port}`,
+    processes: [server],
+    database: undefined,
+    metrics: {},
+    close: () => server.stop(),
+  };
 }
 
 /**
@@ -403,6 +413,7 @@ async function startClusterTemporal(postgresUrl: string, dataDir: string): Promi
       address: cluster.address,
       processes,
       database: proxy,
+      metrics: Object.fromEntries(cluster.members.map((member) => [member.name, member.metricsUrl])),
       async close() {
         await cluster.close();
         await proxy.close();

@@ -58,14 +58,46 @@ function temporalProcess(tier: ChaosTier, name: string): ChaosProcess {
 /** Faults of the dev server: one process holds all of Temporal. */
 const DEV_SERVER_FAULTS: readonly Fault[] = [killAndRestart('kill -9 temporal', (tier) => tier.temporal[0]!, 3_000)];
 
+/** The cluster's history shards (scripts/temporal-cluster.mjs's default). */
+const CLUSTER_SHARDS = 8;
+
+/** How many history shards a cluster process owns, from its numshards_gauge metric. */
+async function shardsOwned(tier: ChaosTier, name: string): Promise<number> {
+  const text = await (await fetch(tier.temporalMetrics[name]!)).text();
+  const line = text.split('\n').find((l) => l.startsWith('numshards_gauge'));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+/**
+ * A history node killed under load: down until the other one owns every shard (membership declared
+ * it dead and its shards moved; the fault fails if they do not within 60 s), then started again.
+ */
+export const historyNodeKilled: Fault = {
+  name: 'kill -9 history node',
+  async inject(tier, _traffic, random) {
+    const [victim, survivor] = random() < 0.5 ? ['history-1', 'history-2'] : ['history-2', 'history-1'];
+    const before = await shardsOwned(tier, survivor);
+    await temporalProcess(tier, victim).kill();
+    // Down until the survivor owns every shard (membership declared the node dead and the shards
+    // moved): the fault fails if they never do.
+    const began = Date.now();
+    let owned = before;
+    while (owned < CLUSTER_SHARDS && Date.now() - began < 60_000) {
+      await sleep(500);
+      owned = await shardsOwned(tier, survivor).catch(() => owned);
+    }
+    if (owned < CLUSTER_SHARDS)
+      throw new Error(`${survivor} owned ${owned} of ${CLUSTER_SHARDS} shards 60 s after ${victim} was killed`);
+    process.stderr.write(
+      `[chaos] ${survivor} took ${victim}'s shards (${before} → ${owned}) in ${Date.now() - began} ms\n`,
+    );
+    await temporalProcess(tier, victim).start();
+  },
+};
+
 /** Faults of a Temporal cluster's processes and of the database under it. */
 const CLUSTER_FAULTS: readonly Fault[] = [
-  // Down long enough for membership to declare it dead and the other node to take its shards.
-  killAndRestart(
-    'kill -9 history node',
-    (tier, random) => temporalProcess(tier, random() < 0.5 ? 'history-1' : 'history-2'),
-    8_000,
-  ),
+  historyNodeKilled,
   killAndRestart('kill -9 frontend', (tier) => temporalProcess(tier, 'frontend'), 3_000),
   {
     name: 'matching restarted',

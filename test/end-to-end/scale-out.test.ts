@@ -13,7 +13,7 @@ import { connectNats, STREAMS } from '../../lib/nats.js';
 import { IDEMPOTENCY_BUCKET } from '../../ingress/order-intake.js';
 import type { ChaosProcess } from '../support/processes.js';
 import { startChaosTier, type ChaosTier } from '../chaos/chaos-tier.js';
-import { ordersLeaderChange } from '../chaos/faults.js';
+import { historyNodeKilled, ordersLeaderChange } from '../chaos/faults.js';
 import { checkInvariants } from '../chaos/invariants.js';
 import { startTraffic } from '../chaos/traffic.js';
 
@@ -62,9 +62,8 @@ describe.skipIf(!postgresUrl)('scale-out topology', () => {
     await bounce(tier.workers[0]!, 2_000);
     events.push('killed worker-1');
     await sleep(2_000);
-    const historyNode = tier.temporal.find((process) => process.name === 'history-2')!;
-    await bounce(historyNode, 8_000);
-    events.push('killed history-2');
+    await historyNodeKilled.inject(tier, traffic, Math.random);
+    events.push('killed a history node; the other took its shards');
     await sleep(2_000);
     await bounce(tier.ingresses[0]!, 1_000);
     events.push('killed ingress-1');
