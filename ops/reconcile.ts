@@ -84,6 +84,11 @@ function formatReconciliation(result: Reconciliation): string {
     `Read: ${count(result.counted.charges, 'gateway charge')}, ${count(result.counted.reservations, 'reservation')}, ` +
       `${count(result.counted.auditEvents, 'audit event')}, ${count(result.counted.accepted, 'accepted order')}, ` +
       `${count(result.counted.deadLetters, 'dead letter')}`,
+    ...(result.counted.notYetIndexed > 0
+      ? [
+          `${count(result.counted.notYetIndexed, 'saga')} not yet in Temporal's search index (it lags the histories): read from Temporal itself and checked.`,
+        ]
+      : []),
   ];
   if (result.mismatches.length === 0)
     return [...lines, 'No mismatches in that window: the gateway, the stock, the sagas and AUDIT agree.'].join('\n');

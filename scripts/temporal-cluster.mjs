@@ -80,10 +80,13 @@ const POOL_SIZES = {
  * @param {{
  *   serverBinary: string, temporalCli: string, dataDir: string,
  *   postgres: { host: string, port: number, user: string, password?: string },
+ *   historyVisibility?: { host: string, port: number },
  *   databases: { persistence: string, visibility: string },
  *   historyNodes?: number, shards?: number, namespace?: string, logLevel?: string,
  *   onStart?: (child: import('node:child_process').ChildProcess) => void,
  * }} options  `postgres` is where the services connect (a proxy in front of the server, say);
+ *   `historyVisibility`, where the history nodes write visibility, when elsewhere (a proxy that can
+ *   stall those writes alone, so the search index lags while it can still be read);
  *   `onStart` sees every process started, restarts included.
  * @returns {Promise<{ address: string, namespace: string, members: ClusterMember[], close(): Promise<void> }>}
  */
@@ -92,6 +95,7 @@ export async function startTemporalCluster({
   temporalCli,
   dataDir,
   postgres,
+  historyVisibility = postgres,
   databases,
   historyNodes = 2,
   shards = 8,
@@ -125,11 +129,11 @@ export async function startTemporalCluster({
   const frontend = layout[0];
   const address = `127.0.0.1:${frontend.grpcPort}`;
 
-  const datastore = (database, maxConns) => ({
+  const datastore = (database, maxConns, at = postgres) => ({
     sql: {
       pluginName: 'postgres12',
       databaseName: database,
-      connectAddr: `${postgres.host}:${postgres.port}`,
+      connectAddr: `${at.host}:${at.port}`,
       connectProtocol: 'tcp',
       user: postgres.user,
       password: postgres.password ?? '',
@@ -155,7 +159,11 @@ export async function startTemporalCluster({
         numHistoryShards: shards,
         datastores: {
           default: datastore(databases.persistence, POOL_SIZES[own.service].persistence),
-          visibility: datastore(databases.visibility, POOL_SIZES[own.service].visibility),
+          visibility: datastore(
+            databases.visibility,
+            POOL_SIZES[own.service].visibility,
+            own.service === 'history' ? historyVisibility : postgres,
+          ),
         },
       },
       global: {

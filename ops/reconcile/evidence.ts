@@ -83,6 +83,11 @@ export interface Evidence {
   deadLetterTotal: number;
   /** Order ids met in a charge, a reservation or ORDERS without a saga in the window: whether a saga exists at all. */
   sagaExists: Map<string, boolean>;
+  /**
+   * Sagas of the window that Temporal holds but its search index did not list yet (its
+   * visibility lags the histories): read from Temporal itself and checked like the others.
+   */
+  notYetIndexed: number;
 }
 
 export interface EvidenceSources {
@@ -114,10 +119,19 @@ export async function gatherEvidence(sources: EvidenceSources, window: Reconcile
     ...accepted.map((a) => a.orderId),
   ]);
   for (const orderId of sagas.keys()) strangers.delete(orderId);
+  // An order with a charge, a reservation or an OrderCreated but no saga in the listing: Temporal
+  // itself says whether its saga exists (the index may not have caught up with a new one).
   const sagaExists = new Map<string, boolean>();
+  let notYetIndexed = 0;
   await inBatches([...strangers], 16, async (orderId) => {
-    sagaExists.set(orderId, await sagaExistsFor(sources.temporal, orderId));
+    const saga = await latestRun(sources.temporal, orderWorkflowId(orderId));
+    sagaExists.set(orderId, saga !== undefined);
+    if (saga && saga.startTime >= window.from && saga.startTime < window.until) {
+      sagas.set(orderId, saga);
+      notYetIndexed += 1;
+    }
   });
+  await withResults(sources.temporal, sagas);
   const deadLetterTotal = (await jsm.streams.info(STREAMS.deadLetters.name)).state.messages;
   return {
     window,
@@ -132,6 +146,7 @@ export async function gatherEvidence(sources: EvidenceSources, window: Reconcile
     deadLettered,
     deadLetterTotal,
     sagaExists,
+    notYetIndexed,
   };
 }
 
@@ -160,13 +175,28 @@ async function sagasOf(temporal: Client, window: ReconcileWindow): Promise<Map<s
       status: execution.typedSearchAttributes.get(OrderStatusKey) as OrderStatus | undefined,
     });
   }
+  // The index lags the histories: a row saying RUNNING may be a saga that has ended since, its
+  // OrderStatus an old one, and a run that ended otherwise may have a newer run (a reset) not
+  // listed yet. Those are read again from Temporal itself; a COMPLETED run is final.
+  await inBatches(
+    [...sagas.values()].filter((saga) => saga.execution !== 'COMPLETED'),
+    16,
+    async (listed) => {
+      const current = await latestRun(temporal, listed.workflowId);
+      if (current) sagas.set(listed.orderId, current);
+    },
+  );
+  return sagas;
+}
+
+/** Reads the final status document of every saga that completed. */
+async function withResults(temporal: Client, sagas: Map<string, SagaEvidence>): Promise<void> {
   await inBatches([...sagas.values()], 16, async (saga) => {
     if (saga.execution !== 'COMPLETED') return;
     saga.document = await temporal.workflow
       .getHandle<() => Promise<OrderStatusDocument>>(saga.workflowId, saga.runId)
       .result();
   });
-  return sagas;
 }
 
 /** How many saga runs started at or after `since` (left out of a window that ends there). */
@@ -175,12 +205,20 @@ async function sagasStartedSince(temporal: Client, since: Date): Promise<number>
   return (await temporal.workflow.count(query)).count;
 }
 
-async function sagaExistsFor(temporal: Client, orderId: string): Promise<boolean> {
+/** The latest run of a saga as Temporal holds it (not its search index), or undefined when there is none. */
+async function latestRun(temporal: Client, workflowId: string): Promise<SagaEvidence | undefined> {
   try {
-    await temporal.workflow.getHandle(orderWorkflowId(orderId)).describe();
-    return true;
+    const run = await temporal.workflow.getHandle(workflowId).describe();
+    return {
+      orderId: workflowId.slice(ORDER_WORKFLOW_ID_PREFIX.length),
+      workflowId,
+      runId: run.runId,
+      startTime: run.startTime,
+      execution: run.status.name,
+      status: run.typedSearchAttributes.get(OrderStatusKey) as OrderStatus | undefined,
+    };
   } catch (error) {
-    if (error instanceof WorkflowNotFoundError) return false;
+    if (error instanceof WorkflowNotFoundError) return undefined;
     throw error;
   }
 }

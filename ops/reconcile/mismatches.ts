@@ -56,7 +56,15 @@ export interface Reconciliation {
   sagas: Record<string, number>;
   /** Sagas still running (not yet ended, and not waiting for an operator). */
   inFlight: number;
-  counted: { charges: number; reservations: number; auditEvents: number; accepted: number; deadLetters: number };
+  /** What was read; `notYetIndexed`: sagas Temporal holds that its search index did not list yet (checked all the same). */
+  counted: {
+    charges: number;
+    reservations: number;
+    auditEvents: number;
+    accepted: number;
+    deadLetters: number;
+    notYetIndexed: number;
+  };
   mismatches: Mismatch[];
 }
 
@@ -164,6 +172,7 @@ export function findMismatches(evidence: Evidence): Reconciliation {
       auditEvents: evidence.audit.length,
       accepted: evidence.accepted.length,
       deadLetters: evidence.deadLetterTotal,
+      notYetIndexed: evidence.notYetIndexed,
     },
     mismatches: found,
   };

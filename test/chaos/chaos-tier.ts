@@ -43,7 +43,12 @@ export interface ChaosTier {
   /** Temporal's processes: the dev server alone, or the cluster's frontend, history-1, history-2, matching, worker. */
   temporal: ChaosProcess[];
   /** PostgreSQL as the Temporal cluster reaches it (the cluster only); cut() makes it unreachable. */
-  temporalDatabase: TcpProxy | undefined;
+  temporalDatabase: Pick<TcpProxy, 'cut' | 'restore'> | undefined;
+  /**
+   * The history nodes' way to the visibility database (the cluster only): cut, the search index
+   * stops following the histories (as when visibility writes fall behind) and can still be read.
+   */
+  temporalVisibilityWrites: TcpProxy | undefined;
   /** The Prometheus endpoint of each Temporal cluster process, by name (empty for the dev server). */
   temporalMetrics: Record<string, string>;
   /** One nats-server, or the nodes of a cluster. */
@@ -296,6 +301,7 @@ export async function startChaosTier(
     temporalKind: topology.temporal,
     temporal: temporal.processes,
     temporalDatabase: temporal.database,
+    temporalVisibilityWrites: temporal.visibilityWrites,
     temporalMetrics: temporal.metrics,
     nats: natsServers.processes,
     ingresses,
@@ -340,7 +346,8 @@ export async function startChaosTier(
 interface TemporalUnderTest {
   address: string;
   processes: ChaosProcess[];
-  database: TcpProxy | undefined;
+  database: Pick<TcpProxy, 'cut' | 'restore'> | undefined;
+  visibilityWrites: TcpProxy | undefined;
   metrics: Record<string, string>;
   close(): Promise<void>;
 }
@@ -358,6 +365,7 @@ async function startDevTemporal(dataDir: string): Promise<TemporalUnderTest> {
     address: `127.0.0.1:${port}`,
     processes: [server],
     database: undefined,
+    visibilityWrites: undefined,
     metrics: {},
     close: () => server.stop(),
   };
@@ -383,18 +391,24 @@ async function startClusterTemporal(postgresUrl: string, dataDir: string): Promi
     visibility: new URL(visibility.url).pathname.slice(1),
   };
   const proxy = await startTcpProxy(`${server.hostname}:${server.port || 5432}`);
+  const visibilityWrites = await startTcpProxy(`${server.hostname}:${server.port || 5432}`);
+  const reachedThrough = (through: TcpProxy) => {
+    const [host, port] = through.address.split(':');
+    return { host: host!, port: Number(port) };
+  };
+  const closeProxies = () => Promise.all([proxy.close(), visibilityWrites.close()]);
   try {
     await setUpSchemas(
       tools['temporal-sql-tool']!,
       { host: server.hostname, port: Number(server.port || 5432), ...login },
       databases,
     );
-    const [proxyHost, proxyPort] = proxy.address.split(':');
     const cluster = await startTemporalCluster({
       serverBinary: tools['temporal-server']!,
       temporalCli: inject('temporalBinary'),
       dataDir: join(dataDir, 'temporal'),
-      postgres: { host: proxyHost!, port: Number(proxyPort), ...login },
+      postgres: { ...reachedThrough(proxy), ...login },
+      historyVisibility: reachedThrough(visibilityWrites),
       databases,
       onStart: (child) => recordPid(child.pid),
     });
@@ -412,16 +426,20 @@ async function startClusterTemporal(postgresUrl: string, dataDir: string): Promi
     return {
       address: cluster.address,
       processes,
-      database: proxy,
+      database: {
+        cut: () => Promise.all([proxy.cut(), visibilityWrites.cut()]).then(() => undefined),
+        restore: () => Promise.all([proxy.restore(), visibilityWrites.restore()]).then(() => undefined),
+      },
+      visibilityWrites,
       metrics: Object.fromEntries(cluster.members.map((member) => [member.name, member.metricsUrl])),
       async close() {
         await cluster.close();
-        await proxy.close();
+        await closeProxies();
         await dropDatabases();
       },
     };
   } catch (error) {
-    await proxy.close();
+    await closeProxies();
     await dropDatabases();
     throw error;
   }
