@@ -5,9 +5,13 @@
 //   npm run bench -- [--rates 300,600,900,1200,1500] [--ceiling-rates 1200,2400,3600,4800,6000] [--duration 30] [--drain 10] [--out docs/benchmarks.md]
 //   npm run bench -- --quick    one step per scenario (≈ 3 min), report in .data/: for checking a change to the hot path
 //   npm run bench -- --profile  also CPU-profiles the worker and the ingress (node --cpu-prof) and reports where their time goes
+//   npm run bench -- --temporal cluster --family servers --json FILE
+//       the stack on a Temporal cluster on PostgreSQL (scripts/temporal-cluster.mjs), the server
+//       family only (empty workflow, saga shape, product end to end); `npm run bench:servers` runs
+//       that family on both servers and writes them side by side into docs/benchmarks.md
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,6 +24,7 @@ import { dataConverter } from '../lib/temporal-client.js';
 import { decodeEnvelope } from '../lib/envelope.js';
 import { startPaymentGateway } from '../sandbox/payment-gateway/server.js';
 import { freePort, sqlitePragmas, startNats, startTemporal, stopProcess, waitFor } from '../scripts/local-servers.mjs';
+import { setUpSchemas, startTemporalCluster } from '../scripts/temporal-cluster.mjs';
 import { ROOT, setUp, step } from '../scripts/setup.mjs';
 import { auditEventTypeFor } from '../domain/events.js';
 import { orderWorkflowId, type OrderSagaInput } from '../workflows/contract.js';
@@ -34,6 +39,7 @@ import {
 import { EAGER_START_SUBJECT } from './eager-start.js';
 import { createTemporaryDatabase } from '../test/harness/postgres.js';
 import { latencySvg } from './latency-plot.js';
+import { SERVERS_SECTION } from './servers-section.js';
 
 const { values: given } = parseArgs({
   options: {
@@ -45,31 +51,41 @@ const { values: given } = parseArgs({
     drain: { type: 'string' },
     out: { type: 'string' },
     plot: { type: 'string' },
+    temporal: { type: 'string', default: 'dev' },
+    family: { type: 'string' },
+    json: { type: 'string' },
   },
 });
+if (given.temporal !== 'dev' && given.temporal !== 'cluster') {
+  console.error(`--temporal takes dev or cluster (got ${given.temporal})`);
+  process.exit(2);
+}
+const onCluster = given.temporal === 'cluster';
+/** all: every scenario; servers: those that measure the Temporal under the product (the cluster runs those). */
+const family = given.family ?? (onCluster ? 'servers' : 'all');
+if (family !== 'all' && family !== 'servers') {
+  console.error(`--family takes all or servers (got ${family})`);
+  process.exit(2);
+}
 // --quick: one step per scenario, near where each tops out on this machine, and a report that
-// does not replace the committed one. Any option given explicitly still wins.
-const defaults = given.quick
-  ? {
-      rates: '450',
-      'ceiling-rates': '1200',
-      duration: '20',
-      drain: '10',
-      out: join(ROOT, '.data/bench-quick.md'),
-      plot: join(ROOT, '.data/bench-quick.svg'),
-    }
-  : {
-      rates: '300,600,900,1200,1500',
-      'ceiling-rates': '1200,2400,3600,4800,6000',
-      duration: '30',
-      drain: '10',
-      out: join(ROOT, 'docs/benchmarks.md'),
-      plot: join(ROOT, 'docs/images/bench-latency.svg'),
-    };
+// does not replace the committed one; so does the servers family (bench/servers.ts writes its
+// figures into docs/benchmarks.md). Any option given explicitly still wins.
+const writesDocs = !given.quick && family === 'all';
+const reportName = given.quick ? 'bench-quick' : `bench-${given.temporal}`;
+const defaults = {
+  rates: given.quick ? '450' : '300,600,900,1200,1500',
+  'ceiling-rates': given.quick ? '1200' : '1200,2400,3600,4800,6000',
+  duration: given.quick ? '20' : '30',
+  drain: '10',
+  out: join(ROOT, writesDocs ? 'docs/benchmarks.md' : `.data/${reportName}.md`),
+  plot: join(ROOT, writesDocs ? 'docs/images/bench-latency.svg' : `.data/${reportName}.svg`),
+};
 const options = {
   ...defaults,
   ...Object.fromEntries(
-    Object.entries(given).filter(([key, v]) => v !== undefined && key !== 'profile' && key !== 'quick'),
+    Object.entries(given).filter(
+      ([key, v]) => v !== undefined && !['profile', 'quick', 'temporal', 'family', 'json'].includes(key),
+    ),
   ),
 };
 /** Where --profile writes each process's V8 CPU profiles (kept after the run for a closer look). */
@@ -92,13 +108,85 @@ const SKU = 'SKU-BENCH';
 const CLOCK_TICKS_PER_S = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 // ---------------------------------------------------------------------------- the stack
-const tools = await setUp(['temporal', 'nats-server']);
-step('Starting the benchmark stack (servers of its own, on free ports)');
+const tools = await setUp(
+  onCluster ? ['temporal', 'nats-server', 'temporal-server', 'temporal-sql-tool'] : ['temporal', 'nats-server'],
+);
+step(
+  `Starting the benchmark stack on the Temporal ${onCluster ? 'cluster' : 'dev server'} (servers of its own, on free ports)`,
+);
 const dir = mkdtempSync(join(tmpdir(), 'order-saga-bench-'));
+
+/** The Temporal under the benchmark: its address, its processes by name, their metrics. */
+interface BenchTemporal {
+  address: string;
+  processes: Record<string, ChildProcess>;
+  metricsUrls: string[];
+  stop(): Promise<void>;
+}
+
+/** The dev server: one process, SQLite. */
+async function startDevTemporal(): Promise<BenchTemporal> {
+  const server = await startTemporal({
+    binary: tools.temporal!,
+    port: await freePort(),
+    dataDir: join(dir, 'temporal'),
+  });
+  return {
+    address: server.address,
+    processes: { temporal: server.process },
+    metricsUrls: [server.metricsUrl],
+    stop: () => stopProcess(server.process),
+  };
+}
+
+/** The cluster: frontend, two history nodes, matching, internal worker, on the local PostgreSQL. */
+async function startClusterTemporal(): Promise<BenchTemporal> {
+  const [persistence, visibility] = [await createTemporaryDatabase(), await createTemporaryDatabase()];
+  const drop = () => Promise.all([persistence.drop(), visibility.drop()]);
+  if (!persistence.url || !visibility.url) {
+    await drop();
+    throw new Error(`the cluster needs PostgreSQL: ${persistence.reason ?? visibility.reason}`);
+  }
+  const server = new URL(persistence.url);
+  const postgres = {
+    host: server.hostname,
+    port: Number(server.port || 5432),
+    user: decodeURIComponent(server.username),
+    password: decodeURIComponent(server.password),
+  };
+  const databases = {
+    persistence: server.pathname.slice(1),
+    visibility: new URL(visibility.url).pathname.slice(1),
+  };
+  await setUpSchemas(tools['temporal-sql-tool']!, postgres, databases);
+  const cluster = await startTemporalCluster({
+    serverBinary: tools['temporal-server']!,
+    temporalCli: tools.temporal!,
+    dataDir: join(dir, 'temporal'),
+    postgres,
+    databases,
+  });
+  return {
+    address: cluster.address,
+    processes: Object.fromEntries(
+      cluster.members.map((m) => [m.name === 'worker' ? 'temporal-worker' : m.name, m.process()]),
+    ),
+    metricsUrls: cluster.members.map((m) => m.metricsUrl),
+    async stop() {
+      await cluster.close();
+      await drop();
+    },
+  };
+}
+
 const [temporal, nats] = await Promise.all([
-  startTemporal({ binary: tools.temporal!, port: await freePort(), dataDir: join(dir, 'temporal') }),
+  onCluster ? startClusterTemporal() : startDevTemporal(),
   startNats({ binary: tools['nats-server']!, port: await freePort(), dataDir: join(dir, 'nats') }),
 ]);
+/** The CPU of PostgreSQL (every postgres process, and the backends that exited), in the cluster's CPU lists. */
+const POSTGRES = 'postgres';
+/** What counts as Temporal's CPU: its processes, and on the cluster PostgreSQL's. */
+const TEMPORAL_CPU = [...Object.keys(temporal.processes), ...(onCluster ? [POSTGRES] : [])];
 const sandbox = await startPaymentGateway(0);
 const stores = { product: join(dir, 'inventory-product'), baseline: join(dir, 'inventory-baseline') };
 for (const embeddedDir of Object.values(stores)) {
@@ -108,9 +196,14 @@ for (const embeddedDir of Object.values(stores)) {
 }
 // The scaled-out scenario needs PostgreSQL (TEST_DATABASE_URL, or the local server): a database of
 // its own. --quick leaves it out (it checks a change to the hot path, which the other scenarios show).
-const scaledOut = given.quick
-  ? { url: undefined, reason: 'left out by --quick', drop: () => Promise.resolve() }
-  : await createTemporaryDatabase();
+const scaledOut =
+  given.quick || family === 'servers'
+    ? {
+        url: undefined,
+        reason: given.quick ? 'left out by --quick' : 'not in the servers family',
+        drop: () => Promise.resolve(),
+      }
+    : await createTemporaryDatabase();
 const scaledApis: string[] = [];
 let nextIngress = 0;
 const PRODUCT_SCENARIO = 'product end to end: POST /orders → JetStream → starter → order saga';
@@ -179,14 +272,14 @@ const processes: Record<string, ChildProcess> = {
     EMBEDDED_DATABASE_DIR: stores.baseline,
     TEMPORAL_TASK_QUEUE: 'baseline',
   }),
-  temporal: temporal.process,
+  ...temporal.processes,
   nats: nats.process,
 };
 async function stopAll() {
   for (const child of children) await stopProcess(child, 20_000);
   await scaledOut.drop();
   await sandbox.close();
-  await Promise.all([stopProcess(temporal.process), stopProcess(nats.process)]);
+  await Promise.all([temporal.stop(), stopProcess(nats.process)]);
   rmSync(dir, { recursive: true, force: true });
 }
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
@@ -272,13 +365,16 @@ async function startEagerly(type: string): Promise<string> {
   return answer;
 }
 
-const scenarios: Scenario[] = [
+const CEILING_SCENARIO = 'empty workflow (the server ceiling)';
+/** The scenarios that measure the Temporal under the product: its ceiling, the saga's shape, the product. */
+const SERVER_FAMILY = [CEILING_SCENARIO, SHAPE_SCENARIO, PRODUCT_SCENARIO];
+const allScenarios: Scenario[] = [
   {
-    name: 'empty workflow (the server ceiling)',
+    name: CEILING_SCENARIO,
     // Started eagerly by the baseline worker itself: the fastest start the SDK has.
     send: () => startEagerly('emptyWorkflow'),
     completedAt: closeTimeOf,
-    cpu: ['baselineWorker', 'temporal'],
+    cpu: ['baselineWorker', ...TEMPORAL_CPU],
     rates: ceilingRates,
   },
   {
@@ -286,28 +382,28 @@ const scenarios: Scenario[] = [
     send: () => startEagerly('sagaShape'),
     completedAt: closeTimeOf,
     workflowIdOf: (workflowId) => workflowId,
-    cpu: ['baselineWorker', 'temporal'],
+    cpu: ['baselineWorker', ...TEMPORAL_CPU],
   },
   {
     name: TEXTBOOK_SCENARIO,
     send: () => startSaga(client, 'textbookSaga', 'baseline', (orderId) => `textbook-${orderId}`),
     completedAt: (orderId) => finalStoredAt.get(orderId),
     workflowIdOf: (orderId) => `textbook-${orderId}`,
-    cpu: ['baselineWorker', 'temporal', 'nats'],
+    cpu: ['baselineWorker', ...TEMPORAL_CPU, 'nats'],
   },
   {
     name: 'order saga, started by a client',
     send: () => startSaga(productClient, 'orderSaga', 'orders', orderWorkflowId),
     completedAt: (orderId) => finalStoredAt.get(orderId),
     workflowIdOf: orderWorkflowId,
-    cpu: ['worker', 'temporal', 'nats'],
+    cpu: ['worker', ...TEMPORAL_CPU, 'nats'],
   },
   {
     name: PRODUCT_SCENARIO,
     send: () => postOrder(api),
     completedAt: (orderId) => finalStoredAt.get(orderId),
     workflowIdOf: orderWorkflowId,
-    cpu: ['ingress', 'worker', 'temporal', 'nats'],
+    cpu: ['ingress', 'worker', ...TEMPORAL_CPU, 'nats'],
   },
   ...(scaledOut.url
     ? [
@@ -319,11 +415,13 @@ const scenarios: Scenario[] = [
           send: () => postOrder(scaledApis[nextIngress++ % scaledApis.length]!),
           completedAt: (orderId: string) => finalStoredAt.get(orderId),
           workflowIdOf: orderWorkflowId,
-          cpu: ['ingress', 'ingress2', 'worker', 'worker2', 'temporal', 'nats'],
+          cpu: ['ingress', 'ingress2', 'worker', 'worker2', ...TEMPORAL_CPU, 'nats'],
         },
       ]
     : []),
 ];
+const scenarios =
+  family === 'servers' ? allScenarios.filter((scenario) => SERVER_FAMILY.includes(scenario.name)) : allScenarios;
 
 /** POST /orders to one ingress; resolves with the order id. */
 async function postOrder(base: string): Promise<string> {
@@ -367,12 +465,35 @@ async function scaleOut(databaseUrl: string): Promise<void> {
   }
 }
 
+/** utime + stime (and, with `children`, cutime + cstime: the exited children's) of a /proc/<pid>/stat, in ms. */
+function cpuOfStat(stat: string, children = false): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]) + (children ? Number(fields[13]) + Number(fields[14]) : 0);
+  return (ticks * 1000) / CLOCK_TICKS_PER_S;
+}
+
+/**
+ * PostgreSQL's CPU on this machine: every postgres process, with the exited backends' time the
+ * postmaster collected. Nothing else uses that server during a run.
+ */
+function postgresCpuMs(): number {
+  let total = 0;
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') continue;
+      total += cpuOfStat(readFileSync(`/proc/${pid}/stat`, 'utf8'), true);
+    } catch {
+      // Exited while we read.
+    }
+  }
+  return total;
+}
+
 function cpuMs(name: string): number {
+  if (name === POSTGRES) return postgresCpuMs();
   const child = processes[name];
   if (!child) throw new Error(`no process ${name} in this benchmark`);
-  const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S; // utime + stime
+  return cpuOfStat(readFileSync(`/proc/${child.pid}/stat`, 'utf8'));
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -472,6 +593,15 @@ async function runStep(scenario: Scenario, ratePerMin: number): Promise<StepResu
   };
 }
 
+/** The server's eager dispatch counters, summed over its processes. */
+async function eagerDispatchOf(metricsUrls: string[]): Promise<EagerDispatch> {
+  const each = await Promise.all(metricsUrls.map((url) => eagerDispatch(url)));
+  return {
+    activities: each.reduce((sum, e) => sum + e.activities, 0),
+    workflowStarts: each.reduce((sum, e) => sum + e.workflowStarts, 0),
+  };
+}
+
 const results: StepResult[] = [];
 const shapes = new Map<string, HistoryShape>();
 /** Per scenario: the server's eager dispatches per order accepted, over all its steps. */
@@ -480,7 +610,7 @@ try {
   for (const scenario of scenarios) {
     step(`Benchmark: ${scenario.name}`);
     await scenario.prepare?.();
-    const eagerBefore = await eagerDispatch(temporal.metricsUrl);
+    const eagerBefore = await eagerDispatchOf(temporal.metricsUrls);
     const stepsBefore = results.length;
     for (const rate of scenario.rates ?? rates) {
       process.stdout.write(`  ${rate} per minute for ${durationS}s ... `);
@@ -490,7 +620,7 @@ try {
         `${result.completed}/${result.arrivals} within ${drainS}s, p50 ${fmtMs(result.p50)}, p99 ${fmtMs(result.p99)}${result.backlogGrowing ? ', backlog growing' : ''}${result.sustained ? '' : '  (not sustained)'}\n`,
       );
     }
-    const eagerAfter = await eagerDispatch(temporal.metricsUrl);
+    const eagerAfter = await eagerDispatchOf(temporal.metricsUrls);
     const accepted = results.slice(stepsBefore).reduce((n, r) => n + r.arrivals - r.sendErrors, 0);
     eagerPerOrder.set(scenario.name, {
       activities: (eagerAfter.activities - eagerBefore.activities) / Math.max(accepted, 1),
@@ -536,9 +666,14 @@ ${rows.join('\n')}
 
 CPU per order of each process at the highest rate sustained, times ${target.toLocaleString('en')} / 60 orders per second.
 Workers and ingresses scale out as the chart runs them (the scaled-out rows: two of each); add
-headroom (×1.5) for bursts and rolling restarts. The Temporal row is the dev server on SQLite on
-this machine: production's Temporal (PostgreSQL, Cassandra) costs differently, so take it as an
-order of magnitude and measure your own cluster.
+headroom (×1.5) for bursts and rolling restarts. ${
+    onCluster
+      ? `The Temporal rows are a cluster on PostgreSQL on this machine (its services as processes of their
+own, PostgreSQL's CPU included): the shape production runs, at one machine's scale.`
+      : `The Temporal row is the dev server on SQLite on
+this machine: production's Temporal costs differently; \`npm run bench:servers\` measures a cluster on
+PostgreSQL beside it (below).`
+  }
 
 ${tables.join('\n\n')}
 ${scaledOut.url ? '' : `\nThe scaled-out scenario did not run: ${scaledOut.reason}.\n`}`;
@@ -564,10 +699,10 @@ ingress CPU (measured here: up to 4 × the ingress's): take rates and CPU per or
 
 const best = (name: string) =>
   Math.max(0, ...results.filter((r) => r.scenario === name && r.sustained).map((r) => r.rate));
-const [ceilingScenario, textbookScenario] = [scenarios[0]!, scenarios.find((s) => s.name === TEXTBOOK_SCENARIO)!];
+const [ceilingScenario, textbookScenario] = [scenarios[0]!, scenarios.find((s) => s.name === TEXTBOOK_SCENARIO)];
 const ceiling = best(ceilingScenario.name);
 const ceilingFound = results.some((r) => r.scenario === ceilingScenario.name && !r.sustained);
-const textbook = best(textbookScenario.name);
+const textbook = textbookScenario ? best(textbookScenario.name) : 0;
 const rows = results.map((r) => {
   const cpu = Object.entries(r.cpuMsPerOrder)
     .map(([name, ms]) => `${name} ${ms.toFixed(1)}`)
@@ -576,8 +711,10 @@ const rows = results.map((r) => {
   return `| ${r.scenario} | ${r.rate} | ${r.completed}/${r.arrivals}${r.sendErrors ? ` (${r.sendErrors} refused)` : ''} | ${fmtMs(r.p50)} | ${fmtMs(r.p99)} | ${cpu} | ${verdict} |`;
 });
 /** Temporal server CPU per order at the lowest rate: what a design costs the shared server. */
-const temporalCpu = (name: string) =>
-  results.find((r) => r.scenario === name && r.rate === Math.min(...rates))?.cpuMsPerOrder.temporal ?? Number.NaN;
+const temporalCpu = (name: string) => {
+  const step = results.find((r) => r.scenario === name && r.rate === Math.min(...rates));
+  return step ? TEMPORAL_CPU.reduce((sum, process) => sum + (step.cpuMsPerOrder[process] ?? 0), 0) : Number.NaN;
+};
 /** A scenario's step at its highest sustained rate (where fixed costs weigh least per order). */
 const bestStep = (name: string) => results.find((r) => r.scenario === name && r.rate === best(name) && r.sustained);
 const sumOf = (r: StepResult | undefined) =>
@@ -616,11 +753,17 @@ Node ${process.versions.node}. Load generator, servers and processes share the m
   drain count as infinitely slow in the percentiles.
 - **CPU ms per order**: user + system CPU time of each process over the step (including its
   drain), divided by the orders.
-- **Durability**: Temporal dev server (\`temporal server start-dev\`) persisting to SQLite on disk
-  (pragmas \`${sqlitePragmas().join(', ')}\`: commits survive a process crash, an OS crash may lose the last ones);
+- **Durability**: ${
+  onCluster
+    ? `a Temporal cluster (temporal-server 1.29.1: frontend, two history nodes, matching and the internal
+  worker as processes of their own, 8 history shards) on this machine's PostgreSQL, persistence and
+  SQL visibility in databases of their own, with PostgreSQL's defaults (fsync, synchronous commit);`
+    : `Temporal dev server (\`temporal server start-dev\`) persisting to SQLite on disk
+  (pragmas \`${sqlitePragmas().join(', ')}\`: commits survive a process crash, an OS crash may lose the last ones);`
+}
   JetStream file storage with nats-server's default sync (fsync every 2 minutes, not per
-  message). Production runs Temporal on PostgreSQL or Cassandra and may set JetStream
-  \`sync_interval: always\`; both lower the absolute figures, so compare ratios.
+  message). Production may set JetStream \`sync_interval: always\`, which lowers the absolute
+  figures, so compare ratios.
 - **Baselines** on the same server in the same run (\`bench/baseline-workflows.ts\`): an empty
   workflow's start-to-complete rate (the ceiling); the order saga's shape with activities that do
   nothing (its history event for event, started like the empty workflow: what Temporal and the SDK
@@ -656,7 +799,29 @@ ${[...shapes.entries()]
   .join('\n')}
 ${profileSection()}${sizingSection()}`;
 for (const file of [options.out, options.plot]) mkdirSync(dirname(file), { recursive: true });
-writeFileSync(options.out, report);
+// The servers side by side (bench/servers.ts) stay in the report this run rewrites.
+const kept = existsSync(options.out) ? SERVERS_SECTION.exec(readFileSync(options.out, 'utf8'))?.[0] : undefined;
+writeFileSync(options.out, kept ? `${report}\n${kept}\n` : report);
+if (given.json) {
+  mkdirSync(dirname(given.json), { recursive: true });
+  writeFileSync(
+    given.json,
+    `${JSON.stringify(
+      {
+        temporal: given.temporal,
+        date: new Date().toISOString(),
+        machine: `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`,
+        options: { rates, ceilingRates, durationS, drainS },
+        temporalProcesses: TEMPORAL_CPU,
+        results,
+        shapes: Object.fromEntries(shapes),
+        eager: Object.fromEntries(eagerPerOrder),
+      },
+      null,
+      2,
+    )}\n`,
+  );
+}
 writeFileSync(
   options.plot,
   latencySvg(
