@@ -514,6 +514,29 @@ interface StepResult {
   sustained: boolean;
   /** A few of the step's keys, for the history shape. */
   sample: string[];
+  /**
+   * Product scenarios: ms from a saga's final audit event to the search index listing the saga as
+   * completed (what GET /orders and operators' searches see), for one order in ten.
+   */
+  visibilityLag?: { p50: number; p99: number; samples: number };
+}
+
+/**
+ * Waits for an order's final audit event, then polls the search index until it lists the saga as
+ * completed; resolves the lag in ms (undefined if either does not happen within 60 s).
+ */
+async function visibilityLagOf(orderId: string): Promise<number | undefined> {
+  const deadline = Date.now() + 60_000;
+  while (!finalStoredAt.has(orderId)) {
+    if (Date.now() > deadline) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const query = `WorkflowId = '${orderWorkflowId(orderId)}' AND ExecutionStatus = 'Completed'`;
+  while ((await client.workflow.count(query)).count === 0) {
+    if (Date.now() > deadline) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return Date.now() - finalStoredAt.get(orderId)!;
 }
 
 /** Open loop: the i-th send is due at t0 + i/rate whatever happened to earlier ones; latency counts from then. */
@@ -523,16 +546,20 @@ async function runStep(scenario: Scenario, ratePerMin: number): Promise<StepResu
   const cpuBefore = Object.fromEntries(scenario.cpu.map((name) => [name, cpuMs(name)]));
   const t0 = Date.now() + 100;
   const sends: Promise<{ key?: string; dueAt: number }>[] = [];
+  const lagProbes: Promise<number | undefined>[] = [];
   for (let i = 0; i < arrivals; i += 1) {
     const dueAt = t0 + i * intervalMs;
     const wait = dueAt - Date.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const sending = scenario.send();
     sends.push(
-      scenario.send().then(
+      sending.then(
         (key) => ({ key, dueAt }),
         () => ({ dueAt }),
       ),
     );
+    if (scenario.workflowIdOf === orderWorkflowId && i % 10 === 0)
+      lagProbes.push(sending.then(visibilityLagOf, () => undefined));
   }
   const lastDue = t0 + (arrivals - 1) * intervalMs;
   const sent = await Promise.all(sends);
@@ -578,6 +605,7 @@ async function runStep(scenario: Scenario, ratePerMin: number): Promise<StepResu
   const cpuMsPerOrder = Object.fromEntries(
     scenario.cpu.map((name) => [name, (cpuMs(name) - cpuBefore[name]!) / Math.max(keys.length, 1)]),
   );
+  const lags = (await Promise.all(lagProbes)).filter((lag): lag is number => lag !== undefined).sort((a, b) => a - b);
   return {
     scenario: scenario.name,
     rate: ratePerMin,
@@ -590,6 +618,9 @@ async function runStep(scenario: Scenario, ratePerMin: number): Promise<StepResu
     backlogGrowing,
     sustained: keys.length === arrivals && completed >= 0.99 * arrivals && !backlogGrowing,
     sample: keys.slice(0, 5).map(({ key }) => key),
+    ...(lagProbes.length > 0 && {
+      visibilityLag: { p50: percentile(lags, 50), p99: percentile(lags, 99), samples: lags.length },
+    }),
   };
 }
 

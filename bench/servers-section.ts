@@ -22,6 +22,7 @@ export interface ServerRun {
     p99: number;
     cpuMsPerOrder: Record<string, number>;
     sustained: boolean;
+    visibilityLag?: { p50: number; p99: number; samples: number };
   }[];
   shapes: Record<string, { events: number; workflowTasks: number; searchAttributeUpserts: number }>;
 }
@@ -77,7 +78,30 @@ ${Object.entries(product.cpuMsPerOrder)
 | all | ${sum(Object.values(product.cpuMsPerOrder)).toFixed(1)} | ${((sum(Object.values(product.cpuMsPerOrder)) * TARGET) / 60 / 1_000).toFixed(1)} |
 `
     : '';
-  const first = runs[0]!;
+  const lagRows = productScenario
+    ? first0(runs).options.rates.map((rate) => {
+        const cells = runs.map((run) => {
+          const lag = run.results.find((r) => r.scenario === productScenario && r.rate === rate)?.visibilityLag;
+          return lag && lag.samples > 0 ? `${ms(lag.p50)} / ${ms(lag.p99)} (${lag.samples})` : '–';
+        });
+        return `| ${rate} | ${cells.join(' | ')} |`;
+      })
+    : [];
+  const lagSection =
+    lagRows.length > 0
+      ? `### How far the search index lags
+
+From a saga's final audit event to the search index listing it as completed (what \`GET /orders\`,
+\`npm run orders -- list\` and operators' searches see), for one order in ten of the product scenario:
+p50 / p99 (samples). Reads of one order (\`GET /orders/{id}\`) ask the saga itself and do not lag.
+
+| Orders/min | ${runs.map((run) => SERVER_NAMES[run.temporal]).join(' | ')} |
+| ---: | ${runs.map(() => '---:').join(' | ')} |
+${lagRows.join('\n')}
+
+`
+      : '';
+  const first = first0(runs);
   return `<!-- servers:begin (written by npm run bench:servers; npm run bench keeps it) -->
 ## The dev server and a production-shaped cluster, side by side
 
@@ -94,5 +118,10 @@ upserts per workflow, the same on both (the server does not change the saga's hi
 | --- | --- | ---: | ---: | ---: | ---: | ---: |
 ${rows.join('\n')}
 
-${sizing}<!-- servers:end -->`;
+${lagSection}${sizing}<!-- servers:end -->`;
 }
+
+const first0 = (runs: ServerRun[]) => {
+  if (runs.length === 0) throw new Error('no runs to compare');
+  return runs[0]!;
+};
