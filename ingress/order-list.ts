@@ -30,7 +30,7 @@ export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
 /** What every listing says about where it comes from. */
 export const LIST_CONSISTENCY =
-  "from Temporal's search index, which follows each saga by a moment: a status an order has just left may still show; GET /orders/{orderId} reads the order itself";
+  "from Temporal's search index, which follows each saga by a moment (well under a second, longer while Temporal recovers from an outage): an order just placed may be missing, and a status or a saga state it has just left may still show; GET /orders/{orderId} reads the order itself";
 
 const GRPC_INVALID_ARGUMENT = 3;
 const CUSTOMER_ID = /^[\w.:@-]{1,128}$/;
