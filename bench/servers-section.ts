@@ -68,7 +68,7 @@ export function serversSection(runs: ServerRun[], command: string): string {
 
 ${product.scenario} on the cluster at ${product.rate} orders/min (its highest rate sustained), CPU per
 order of each process times ${TARGET.toLocaleString('en')} / 60 orders per second; add headroom (×1.5) for bursts and
-rolling restarts. The history nodes and PostgreSQL are where the cluster's cost sits.
+rolling restarts. Of Temporal's share, the most went to ${topOf(product.cpuMsPerOrder, cluster?.temporalProcesses ?? [])}.
 
 | Process | CPU ms per order | Cores for ${TARGET.toLocaleString('en')} orders/min |
 | --- | ---: | ---: |
@@ -119,6 +119,15 @@ upserts per workflow, the same on both (the server does not change the saga's hi
 ${rows.join('\n')}
 
 ${lagSection}${sizing}<!-- servers:end -->`;
+}
+
+/** The two of `names` with the most CPU per order, with their figures. */
+function topOf(cpu: Record<string, number>, names: string[]): string {
+  const [first, second] = names
+    .filter((name) => cpu[name] !== undefined)
+    .sort((a, b) => cpu[b]! - cpu[a]!)
+    .map((name) => `${name} (${cpu[name]!.toFixed(1)} ms)`);
+  return second ? `${first} and ${second}` : (first ?? 'none');
 }
 
 const first0 = (runs: ServerRun[]) => {

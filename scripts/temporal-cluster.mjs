@@ -8,7 +8,6 @@ import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  freePort,
   freePortBelow32768,
   NAMESPACE_RETENTION,
   runCommand,
@@ -57,15 +56,25 @@ export async function setUpSchemas(sqlTool, postgres, databases) {
 }
 
 /**
- * Connections each process may hold, to persistence and to visibility: about 50 for the cluster,
- * so it fits beside the tests' other databases in PostgreSQL's default 100. History does the
- * most (every workflow task, timer and visibility write goes through it).
+ * Connections each process may hold, to persistence and to visibility (about 50 for the cluster).
+ * History does the most (every workflow task, timer and visibility write goes through it).
  */
-const POOL_SIZES = {
+export const POOL_SIZES = {
   frontend: { persistence: 5, visibility: 5 },
   history: { persistence: 10, visibility: 3 },
   matching: { persistence: 5, visibility: 2 },
   worker: { persistence: 3, visibility: 2 },
+};
+
+/**
+ * About 30 for the cluster: what the test tiers use, so two clusters (two test files at once)
+ * and their products' pools fit in PostgreSQL's default max_connections of 100.
+ */
+export const SMALL_POOL_SIZES = {
+  frontend: { persistence: 3, visibility: 3 },
+  history: { persistence: 6, visibility: 2 },
+  matching: { persistence: 3, visibility: 1 },
+  worker: { persistence: 2, visibility: 1 },
 };
 
 /**
@@ -83,7 +92,8 @@ const POOL_SIZES = {
  *   historyVisibility?: { host: string, port: number },
  *   databases: { persistence: string, visibility: string },
  *   historyNodes?: number, shards?: number, namespace?: string, logLevel?: string,
- *   onStart?: (child: import('node:child_process').ChildProcess) => void,
+ *   poolSizes?: typeof POOL_SIZES,
+ *   onStart?: (child: import('node:child_process').ChildProcess, started: { name: string, logFile: string }) => void,
  * }} options  `postgres` is where the services connect (a proxy in front of the server, say);
  *   `historyVisibility`, where the history nodes write visibility, when elsewhere (a proxy that can
  *   stall those writes alone, so the search index lags while it can still be read);
@@ -101,6 +111,7 @@ export async function startTemporalCluster({
   shards = 8,
   namespace = 'default',
   logLevel = 'warn',
+  poolSizes = POOL_SIZES,
   onStart = () => undefined,
 }) {
   const configDir = join(dataDir, 'config');
@@ -114,13 +125,14 @@ export async function startTemporalCluster({
   /** @type {Member[]} */
   const layout = [];
   const member = async (name, service, withHttp = false) => {
-    // Membership ports are stored as SQL smallint: below 32768.
+    // Below the kernel's ephemeral range, so no outgoing connection takes one while a process is
+    // down (they are reused on every restart); membership ports must be anyway (SQL smallint).
     const ports = {
-      grpcPort: await freePort(),
+      grpcPort: await freePortBelow32768(),
       membershipPort: await freePortBelow32768(),
-      metricsPort: await freePort(),
+      metricsPort: await freePortBelow32768(),
     };
-    layout.push({ name, service, ...ports, ...(withHttp ? { httpPort: await freePort() } : {}) });
+    layout.push({ name, service, ...ports, ...(withHttp ? { httpPort: await freePortBelow32768() } : {}) });
   };
   await member('frontend', 'frontend', true);
   for (let n = 1; n <= historyNodes; n += 1) await member(`history-${n}`, 'history');
@@ -158,10 +170,10 @@ export async function startTemporalCluster({
         visibilityStore: 'visibility',
         numHistoryShards: shards,
         datastores: {
-          default: datastore(databases.persistence, POOL_SIZES[own.service].persistence),
+          default: datastore(databases.persistence, poolSizes[own.service].persistence),
           visibility: datastore(
             databases.visibility,
-            POOL_SIZES[own.service].visibility,
+            poolSizes[own.service].visibility,
             own.service === 'history' ? historyVisibility : postgres,
           ),
         },
@@ -211,7 +223,7 @@ export async function startTemporalCluster({
     closeSync(fd);
     child.logFile = logFile;
     child.label = `temporal ${own.name}`;
-    onStart(child);
+    onStart(child, { name: own.name, logFile });
     return child;
   };
   /** @type {ClusterMember[]} */

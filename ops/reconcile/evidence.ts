@@ -105,7 +105,7 @@ export async function gatherEvidence(sources: EvidenceSources, window: Reconcile
   const now = new Date();
   const [sagas, charges, reservations, audit, { accepted, acceptedAfter }, deadLettered, sagasAfter] =
     await Promise.all([
-      sagasOf(sources.temporal, window),
+      sagasOf(sources.temporal, window, now),
       chargesSince(sources.gatewayUrl, window.from),
       reservationsSince(sources.nc, window.from, now, sources.requestTimeoutMs ?? 10_000),
       auditSince(js, jsm, window.from),
@@ -124,7 +124,7 @@ export async function gatherEvidence(sources: EvidenceSources, window: Reconcile
   const sagaExists = new Map<string, boolean>();
   let notYetIndexed = 0;
   await inBatches([...strangers], 16, async (orderId) => {
-    const saga = await latestRun(sources.temporal, orderWorkflowId(orderId));
+    const saga = await latestRun(sources.temporal, orderWorkflowId(orderId), now);
     sagaExists.set(orderId, saga !== undefined);
     if (saga && saga.startTime >= window.from && saga.startTime < window.until) {
       sagas.set(orderId, saga);
@@ -155,7 +155,7 @@ async function inBatches<T>(items: T[], width: number, work: (item: T) => Promis
   for (let i = 0; i < items.length; i += width) await Promise.all(items.slice(i, i + width).map(work));
 }
 
-async function sagasOf(temporal: Client, window: ReconcileWindow): Promise<Map<string, SagaEvidence>> {
+async function sagasOf(temporal: Client, window: ReconcileWindow, readAt: Date): Promise<Map<string, SagaEvidence>> {
   const query =
     `WorkflowType = '${ORDER_SAGA_WORKFLOW_TYPE}' AND StartTime >= '${window.from.toISOString()}'` +
     ` AND StartTime < '${window.until.toISOString()}'`;
@@ -182,7 +182,7 @@ async function sagasOf(temporal: Client, window: ReconcileWindow): Promise<Map<s
     [...sagas.values()].filter((saga) => saga.execution !== 'COMPLETED'),
     16,
     async (listed) => {
-      const current = await latestRun(temporal, listed.workflowId);
+      const current = await latestRun(temporal, listed.workflowId, readAt);
       if (current) sagas.set(listed.orderId, current);
     },
   );
@@ -205,16 +205,21 @@ async function sagasStartedSince(temporal: Client, since: Date): Promise<number>
   return (await temporal.workflow.count(query)).count;
 }
 
-/** The latest run of a saga as Temporal holds it (not its search index), or undefined when there is none. */
-async function latestRun(temporal: Client, workflowId: string): Promise<SagaEvidence | undefined> {
+/**
+ * The latest run of a saga as Temporal holds it (not its search index), or undefined when there is
+ * none. A run that ended after `readAt` counts as running: the charges, reservations and audit
+ * events it is checked against were read before its end.
+ */
+async function latestRun(temporal: Client, workflowId: string, readAt: Date): Promise<SagaEvidence | undefined> {
   try {
     const run = await temporal.workflow.getHandle(workflowId).describe();
+    const endedSinceRead = run.closeTime !== undefined && run.closeTime >= readAt;
     return {
       orderId: workflowId.slice(ORDER_WORKFLOW_ID_PREFIX.length),
       workflowId,
       runId: run.runId,
       startTime: run.startTime,
-      execution: run.status.name,
+      execution: endedSinceRead ? 'RUNNING' : run.status.name,
       status: run.typedSearchAttributes.get(OrderStatusKey) as OrderStatus | undefined,
     };
   } catch (error) {

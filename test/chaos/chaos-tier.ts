@@ -6,14 +6,14 @@
 // consumer), one ingress, the payment sandbox, and PostgreSQL behind TCP proxies (one for the
 // product, one for the Temporal cluster) that can be cut to make the database unreachable.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { freePort, startNats, startTemporal, stopProcess } from '../../scripts/local-servers.mjs';
-import { setUpSchemas, startTemporalCluster } from '../../scripts/temporal-cluster.mjs';
+import { setUpSchemas, SMALL_POOL_SIZES, startTemporalCluster } from '../../scripts/temporal-cluster.mjs';
 import { ensureTools } from '../../scripts/toolchain.mjs';
 import { openInventory } from '../../activities/inventory/open-inventory.js';
 import type { InventoryStore } from '../../activities/inventory/inventory-store.js';
@@ -214,10 +214,27 @@ export async function startChaosTier(
   if (!ownDatabase.url) throw new Error(`the chaos tier could not make its database: ${ownDatabase.reason}`);
   const postgresUrl = ownDatabase.url;
   const dataDir = mkdtempSync(join(tmpdir(), `order-saga-${name}-`));
-  const [temporal, natsServers] = await Promise.all([
-    topology.temporal === 'cluster' ? startClusterTemporal(sharedPostgresUrl, dataDir) : startDevTemporal(dataDir),
+  const logs: string[] = [];
+  const unexpectedExits: UnexpectedExit[] = [];
+  const [startedTemporal, startedNats] = await Promise.allSettled([
+    topology.temporal === 'cluster'
+      ? startClusterTemporal(sharedPostgresUrl, dataDir, unexpectedExits)
+      : startDevTemporal(dataDir),
     startNatsServers(name, topology, dataDir),
   ]);
+  if (startedTemporal.status === 'rejected' || startedNats.status === 'rejected') {
+    // One that started must not run on for the rest of the test run.
+    await Promise.all([
+      startedTemporal.status === 'fulfilled' && startedTemporal.value.close(),
+      startedNats.status === 'fulfilled' && startedNats.value.close(),
+    ]);
+    await ownDatabase.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw startedTemporal.status === 'rejected'
+      ? startedTemporal.reason
+      : (startedNats as PromiseRejectedResult).reason;
+  }
+  const [temporal, natsServers] = [startedTemporal.value, startedNats.value];
   const temporalAddress = temporal.address;
 
   const sandbox = await startPaymentGateway(0);
@@ -229,8 +246,6 @@ export async function startChaosTier(
   const stock = 1_000_000;
   await inventory.restock(sku, stock);
 
-  const logs: string[] = [];
-  const unexpectedExits: UnexpectedExit[] = [];
   const taskQueue = `orders-${name}-${randomUUID()}`;
   const env = (overrides: Record<string, string>) =>
     productEnv({
@@ -375,7 +390,11 @@ async function startDevTemporal(dataDir: string): Promise<TemporalUnderTest> {
  * A Temporal cluster (frontend, two history nodes, matching, internal worker) on two databases of
  * its own on the tests' PostgreSQL, which it reaches through a proxy the suite can cut.
  */
-async function startClusterTemporal(postgresUrl: string, dataDir: string): Promise<TemporalUnderTest> {
+async function startClusterTemporal(
+  postgresUrl: string,
+  dataDir: string,
+  unexpectedExits: UnexpectedExit[],
+): Promise<TemporalUnderTest> {
   const tools = await ensureTools(['temporal-server', 'temporal-sql-tool']);
   const persistence = await createTemporaryDatabase(postgresUrl);
   const visibility = await createTemporaryDatabase(postgresUrl);
@@ -390,13 +409,18 @@ async function startClusterTemporal(postgresUrl: string, dataDir: string): Promi
     persistence: new URL(persistence.url).pathname.slice(1),
     visibility: new URL(visibility.url).pathname.slice(1),
   };
-  const proxy = await startTcpProxy(`${server.hostname}:${server.port || 5432}`);
-  const visibilityWrites = await startTcpProxy(`${server.hostname}:${server.port || 5432}`);
+  const [proxy, visibilityWrites] = await Promise.all([
+    startTcpProxy(`${server.hostname}:${server.port || 5432}`),
+    startTcpProxy(`${server.hostname}:${server.port || 5432}`),
+  ]);
   const reachedThrough = (through: TcpProxy) => {
     const [host, port] = through.address.split(':');
     return { host: host!, port: Number(port) };
   };
   const closeProxies = () => Promise.all([proxy.close(), visibilityWrites.close()]);
+  /** The processes the suite killed or stopped: their exits are meant. */
+  const meant = new WeakSet<ChildProcess>();
+  let closing = false;
   try {
     await setUpSchemas(
       tools['temporal-sql-tool']!,
@@ -410,15 +434,35 @@ async function startClusterTemporal(postgresUrl: string, dataDir: string): Promi
       postgres: { ...reachedThrough(proxy), ...login },
       historyVisibility: reachedThrough(visibilityWrites),
       databases,
-      onStart: (child) => recordPid(child.pid),
+      poolSizes: SMALL_POOL_SIZES,
+      onStart: (child, started) => {
+        recordPid(child.pid);
+        // A server process that exits without the suite ending it is a finding, as a product process's is.
+        child.once('exit', (code, signal) => {
+          if (meant.has(child) || closing) return;
+          const log = existsSync(started.logFile) ? readFileSync(started.logFile, 'utf8') : '';
+          unexpectedExits.push({
+            summary: `temporal ${started.name} exited by itself (code ${code}, signal ${signal})`,
+            lastOutput: log.slice(-3_000),
+          });
+        });
+      },
     });
+    const ending = (member: (typeof cluster.members)[number]) => {
+      const child = member.process();
+      if (child) meant.add(child);
+    };
     const processes = cluster.members.map((member): ChaosProcess => ({
       name: member.name,
-      kill: () => member.kill(),
+      async kill() {
+        ending(member);
+        await member.kill();
+      },
       start: () => member.start(),
       freeze: () => member.process()?.kill('SIGSTOP'),
       thaw: () => member.process()?.kill('SIGCONT'),
       async stop() {
+        ending(member);
         member.process()?.kill('SIGCONT');
         await member.stop();
       },
@@ -433,12 +477,14 @@ async function startClusterTemporal(postgresUrl: string, dataDir: string): Promi
       visibilityWrites,
       metrics: Object.fromEntries(cluster.members.map((member) => [member.name, member.metricsUrl])),
       async close() {
+        closing = true;
         await cluster.close();
         await closeProxies();
         await dropDatabases();
       },
     };
   } catch (error) {
+    closing = true;
     await closeProxies();
     await dropDatabases();
     throw error;

@@ -70,7 +70,8 @@ async function shardsOwned(tier: ChaosTier, name: string): Promise<number> {
 
 /**
  * A history node killed under load: down until the other one owns every shard (membership declared
- * it dead and its shards moved; the fault fails if they do not within 60 s), then started again.
+ * it dead and its shards moved; the fault fails if they do not within 60 s), then started again
+ * until it owns shards again.
  */
 export const historyNodeKilled: Fault = {
   name: 'kill -9 history node',
@@ -92,6 +93,12 @@ export const historyNodeKilled: Fault = {
       `[chaos] ${survivor} took ${victim}'s shards (${before} → ${owned}) in ${Date.now() - began} ms\n`,
     );
     await temporalProcess(tier, victim).start();
+    // Back in the ring once it owns shards again (the next kill of it must take some away).
+    const back = Date.now();
+    while ((await shardsOwned(tier, victim).catch(() => 0)) === 0) {
+      if (Date.now() - back > 60_000) throw new Error(`${victim} owned no shard 60 s after it was started again`);
+      await sleep(500);
+    }
   },
 };
 

@@ -10,15 +10,22 @@
 set -eu
 NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
 RETENTION="${NAMESPACE_RETENTION:-720h}"
-for attempt in $(seq 1 30); do
+for attempt in $(seq 1 31); do
   temporal operator cluster health >/dev/null 2>&1 && break
+  if [ "$attempt" -eq 31 ]; then
+    echo "Temporal at ${TEMPORAL_ADDRESS:-127.0.0.1:7233} did not answer for 60 s: check TEMPORAL_ADDRESS (and its TLS settings)" >&2
+    exit 1
+  fi
   echo "waiting for Temporal at ${TEMPORAL_ADDRESS:-127.0.0.1:7233} ($attempt/30)"; sleep 2
 done
 if ! temporal operator namespace describe --namespace "$NAMESPACE" >/dev/null 2>&1; then
   # Another set-up (auto-setup) may create it at the same moment: then describing it succeeds.
-  temporal operator namespace create --namespace "$NAMESPACE" --retention "$RETENTION" ||
+  if temporal operator namespace create --namespace "$NAMESPACE" --retention "$RETENTION"; then
+    echo "created namespace $NAMESPACE"
+  else
     temporal operator namespace describe --namespace "$NAMESPACE" >/dev/null
-  echo "created namespace $NAMESPACE"
+    echo "namespace $NAMESPACE was created meanwhile"
+  fi
 fi
 # A new namespace reaches the services' namespace caches a few seconds after it is written.
 for attempt in $(seq 1 30); do
