@@ -33,8 +33,10 @@ describe('a decision the saga does not answer in time', () => {
     expect(body.detail).toContain('Temporal answers');
     expect(body.detail).toContain('Web UI');
 
-    const log = ingress.output();
-    expect(log).toContain('the saga did not answer in time (its workflow task may be failing; see the Web UI)');
-    expect(log).not.toContain('Temporal unavailable');
+    // The log line reaches us through the process's pipe, which may trail its HTTP answer.
+    await expect
+      .poll(() => ingress.output(), { timeout: 5_000 })
+      .toContain('the saga did not answer in time (its workflow task may be failing; see the Web UI)');
+    expect(ingress.output()).not.toContain('Temporal unavailable');
   }, 60_000);
 });
