@@ -55,6 +55,9 @@ export async function setUpSchemas(sqlTool, postgres, databases) {
   }
 }
 
+/** History shards of a cluster started here (production runs hundreds or thousands; two nodes split these). */
+export const HISTORY_SHARDS = 8;
+
 /**
  * Connections each process may hold, to persistence and to visibility (about 50 for the cluster).
  * History does the most (every workflow task, timer and visibility write goes through it).
@@ -108,7 +111,7 @@ export async function startTemporalCluster({
   historyVisibility = postgres,
   databases,
   historyNodes = 2,
-  shards = 8,
+  shards = HISTORY_SHARDS,
   namespace = 'default',
   logLevel = 'warn',
   poolSizes = POOL_SIZES,

@@ -12,6 +12,7 @@ import { NO_FAULTS } from '../../sandbox/payment-gateway/server.js';
 import { readStream } from '../support/streams.js';
 import type { ChaosProcess } from '../support/processes.js';
 import type { ChaosTier, TemporalKind } from './chaos-tier.js';
+import { HISTORY_SHARDS } from '../../scripts/temporal-cluster.mjs';
 import type { Traffic } from './traffic.js';
 
 export interface Fault {
@@ -58,9 +59,6 @@ function temporalProcess(tier: ChaosTier, name: string): ChaosProcess {
 /** Faults of the dev server: one process holds all of Temporal. */
 const DEV_SERVER_FAULTS: readonly Fault[] = [killAndRestart('kill -9 temporal', (tier) => tier.temporal[0]!, 3_000)];
 
-/** The cluster's history shards (scripts/temporal-cluster.mjs's default). */
-const CLUSTER_SHARDS = 8;
-
 /** How many history shards a cluster process owns, from its numshards_gauge metric. */
 async function shardsOwned(tier: ChaosTier, name: string): Promise<number> {
   const text = await (await fetch(tier.temporalMetrics[name]!)).text();
@@ -83,12 +81,12 @@ export const historyNodeKilled: Fault = {
     // moved): the fault fails if they never do.
     const began = Date.now();
     let owned = before;
-    while (owned < CLUSTER_SHARDS && Date.now() - began < 60_000) {
+    while (owned < HISTORY_SHARDS && Date.now() - began < 60_000) {
       await sleep(500);
       owned = await shardsOwned(tier, survivor).catch(() => owned);
     }
-    if (owned < CLUSTER_SHARDS)
-      throw new Error(`${survivor} owned ${owned} of ${CLUSTER_SHARDS} shards 60 s after ${victim} was killed`);
+    if (owned < HISTORY_SHARDS)
+      throw new Error(`${survivor} owned ${owned} of ${HISTORY_SHARDS} shards 60 s after ${victim} was killed`);
     process.stderr.write(
       `[chaos] ${survivor} took ${victim}'s shards (${before} → ${owned}) in ${Date.now() - began} ms\n`,
     );
