@@ -31,6 +31,7 @@ import { PaymentSandbox } from '../support/payment-sandbox.js';
 import { registerIngressOrigin, unregisterIngressOrigin } from '../support/api-contract.js';
 import { startNatsCluster } from '../support/nats-cluster.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { takeRunLock } from '../support/run-lock.js';
 import { createTemporaryDatabase } from '../harness/postgres.js';
 import { loadConfig } from '../../lib/config.js';
 import { dataConverter } from '../../lib/temporal-client.js';
@@ -206,6 +207,28 @@ export async function startChaosTier(
   /** Settings of every product process beyond the suite's (CHAOS_ENV). */
   extraEnv: Record<string, string> = {},
 ): Promise<ChaosTier> {
+  if (topology.temporal !== 'cluster') return startTier(name, topology, extraEnv);
+  // One cluster tier at a time in a run (test/support/run-lock.ts says why).
+  const release = await takeRunLock('temporal-cluster');
+  try {
+    const tier = await startTier(name, topology, extraEnv);
+    return {
+      ...tier,
+      async close() {
+        try {
+          await tier.close();
+        } finally {
+          release();
+        }
+      },
+    };
+  } catch (error) {
+    release();
+    throw error;
+  }
+}
+
+async function startTier(name: string, topology: ChaosTopology, extraEnv: Record<string, string>): Promise<ChaosTier> {
   const startedAt = new Date();
   const sharedPostgresUrl = inject('postgresUrl');
   if (!sharedPostgresUrl) throw new Error('the chaos tier needs PostgreSQL');

@@ -4,7 +4,7 @@
 // random (CHAOS_SEED repeats a run), at CHAOS_RATE orders per second. Both run on a Temporal
 // cluster on PostgreSQL, as production does; CHAOS_TEMPORAL=dev runs them on the dev server.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startChaosTier, temporalKindFromEnv, type ChaosTier } from './chaos-tier.js';
 import { faultsFor, type Fault } from './faults.js';
 import { checkInvariants } from './invariants.js';
@@ -45,6 +45,11 @@ afterAll(async () => {
 
 // The database faults need a database outside the worker; the embedded one lives inside it.
 describe.skipIf(!postgresUrl)('chaos', () => {
+  // Starting may wait for another file's Temporal cluster tier to finish (test/support/run-lock.ts).
+  beforeAll(async () => {
+    tier = await startChaosTier('chaos', { temporal: temporalKind, natsNodes: 1, ingresses: 1, workers: 2 });
+  }, 22 * 60_000);
+
   it(
     `every accepted order reaches the right end through ${rounds} faults on the Temporal ${temporalKind === 'cluster' ? 'cluster' : 'dev server'} (seed ${seed})`,
     async () => {
@@ -53,7 +58,7 @@ describe.skipIf(!postgresUrl)('chaos', () => {
       const plan: Fault[] = Array.from({ length: rounds }, (_, i) =>
         process.env.CHAOS_ROUNDS ? FAULTS[Math.floor(random() * FAULTS.length)]! : FAULTS[i % FAULTS.length]!,
       );
-      tier = await startChaosTier('chaos', { temporal: temporalKind, natsNodes: 1, ingresses: 1, workers: 2 });
+      if (!tier) throw new Error('the tier did not start');
       const traffic = startTraffic(tier.apis, tier.sku, ordersPerSecond, random);
       const injected: Record<string, number> = {};
       const began = Date.now();

@@ -8,7 +8,7 @@
 // suite's checker finds every order at its right end, one saga, at most one charge, stock
 // conserved, audit ids unique, and one OrderCreated per order in ORDERS.
 import { jetstreamManager } from '@nats-io/jetstream';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connectNats, STREAMS } from '../../lib/nats.js';
 import { IDEMPOTENCY_BUCKET } from '../../ingress/order-intake.js';
 import type { ChaosProcess } from '../support/processes.js';
@@ -20,6 +20,13 @@ import { startTraffic } from '../chaos/traffic.js';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const postgresUrl = inject('postgresUrl');
 let tier: ChaosTier | undefined;
+const started = (): ChaosTier => {
+  if (!tier) throw new Error('the tier did not start');
+  return tier;
+};
+
+/** Starting may wait for another file's Temporal cluster tier to finish (test/support/run-lock.ts). */
+const TIER_START_TIMEOUT_MS = 22 * 60_000;
 
 afterAll(async () => {
   await tier?.close();
@@ -34,8 +41,12 @@ async function bounce(target: ChaosProcess, downMs: number): Promise<void> {
 
 // Two workers cannot share the embedded database: the scaled-out topology runs on PostgreSQL.
 describe.skipIf(!postgresUrl)('scale-out topology', () => {
-  it('when a NATS node, a worker, a Temporal history node and an ingress are killed and ORDERS changes leader under load, then no order is lost or doubled', async () => {
+  beforeAll(async () => {
     tier = await startChaosTier('scale-out', { temporal: 'cluster', natsNodes: 3, ingresses: 2, workers: 2 });
+  }, TIER_START_TIMEOUT_MS);
+
+  it('when a NATS node, a worker, a Temporal history node and an ingress are killed and ORDERS changes leader under load, then no order is lost or doubled', async () => {
+    const tier = started();
     const nc = await connectNats(tier.natsUrls, 'scale-out-test');
     const jsm = await jetstreamManager(nc);
     const replicasOf = async (stream: string) => {
