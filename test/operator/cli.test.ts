@@ -130,7 +130,7 @@ describe('operator CLI', () => {
             '--query',
             `OrderStatus = 'COMPENSATION_FAILED' AND CustomerId = '${order.customerId}'`,
           ),
-        { timeout: 10_000 },
+        { timeout: 20_000 },
       )
       .toContain(handle.workflowId);
     await stack.gateway.setFaults({ refundOutage: false });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { WorkerVersioningConfig } from '../../lib/config.js';
 import { approveOrderSignal, getStatusQuery } from '../../workflows/contract.js';
+import { runningSagasQuery } from '../../workers/worker-deployments.js';
 import { startActivityTier, type ActivityTier } from '../support/activity-tier.js';
 import { runOpsCommand } from '../support/commands.js';
 import { startTestSaga } from '../support/orders.js';
@@ -27,6 +28,14 @@ function sagaBuilds(...args: string[]) {
     TEMPORAL_TASK_QUEUE: taskQueue,
     ORDER_SAGA_LOCAL_STACK_FILE: '/nonexistent/local-stack.json',
   });
+}
+
+/**
+ * How many sagas run on `buildId` as `saga-builds` counts them (its status and retire): from
+ * Temporal's search index, which follows the sagas by a moment.
+ */
+async function runningOn(buildId: string): Promise<number> {
+  return (await client.workflow.count(runningSagasQuery(deploymentName, buildId))).count;
 }
 
 /** A worker of `buildId` (the same saga code under another build id: another image of the same code). */
@@ -116,6 +125,8 @@ describe('npm run saga-builds', () => {
     await startBuild('build-y', 'always');
     await stuck.handle.signal(approveOrderSignal, { approvedBy: 'ops' });
 
+    // Both counted by the index before retire reads it (seen through their queries, maybe not there yet).
+    await expect.poll(() => runningOn('build-x'), { timeout: 20_000 }).toBe(2);
     const retireX = await sagaBuilds('retire', 'build-x');
     expect(retireX.code, retireX.out).toBe(1);
     expect(retireX.out).toContain('2 saga(s) still run on build-x; retiring it would strand them');
@@ -137,6 +148,10 @@ describe('npm run saga-builds', () => {
     const afterUnpin = await other.handle.describe();
     expect(afterUnpin.raw.workflowExecutionInfo?.versioningInfo?.versioningOverride ?? null).toBeNull();
 
+    // The index has the moved saga's end, and counts the other one back on build-x, before status reads it.
+    const stuckEnded = `WorkflowId = '${stuck.handle.workflowId}' AND ExecutionStatus = 'Completed'`;
+    await expect.poll(async () => (await client.workflow.count(stuckEnded)).count, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => runningOn('build-x'), { timeout: 20_000 }).toBe(1);
     const status = await sagaBuilds('status');
     expect(status.code, status.out).toBe(0);
     expect(status.out).toContain('new orders start on: build-y');

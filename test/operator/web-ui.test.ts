@@ -74,7 +74,7 @@ describe.skipIf(!chromiumPath)('Temporal Web UI in a real browser', () => {
     expect((await handle.result()).status).toBe('COMPENSATED');
     // Visibility is eventually consistent: wait until the filter finds the saga before opening the UI.
     const query = `OrderStatus="COMPENSATED" AND CustomerId="${customerId}"`;
-    await expect.poll(async () => (await client.workflow.count(query)).count, { timeout: 10_000 }).toBe(1);
+    await expect.poll(async () => (await client.workflow.count(query)).count, { timeout: 20_000 }).toBe(1);
 
     const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
     await page.goto(`${inject('temporalUiUrl')}/namespaces/default/workflows?query=${encodeURIComponent(query)}`);
@@ -104,7 +104,7 @@ describe.skipIf(!chromiumPath)('Temporal Web UI in a real browser', () => {
       const buildId = versioned.build!.buildId;
       // The filter the runbook gives for "every saga on a build".
       const query = `TemporalWorkerDeploymentVersion="${deploymentName}:${buildId}"`;
-      await expect.poll(async () => (await client.workflow.count(query)).count, { timeout: 10_000 }).toBe(1);
+      await expect.poll(async () => (await client.workflow.count(query)).count, { timeout: 20_000 }).toBe(1);
 
       const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
       await page.goto(`${inject('temporalUiUrl')}/namespaces/default/workflows?query=${encodeURIComponent(query)}`);

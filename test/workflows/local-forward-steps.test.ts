@@ -285,7 +285,9 @@ describe('a slow local step', () => {
             return run.workflowId;
           return undefined;
         },
-        { timeout: 5_000, interval: 200 },
+        // The index follows the history by milliseconds to seconds under load; whether it showed the
+        // step before the charge landed is the check after this.
+        { timeout: 20_000, interval: 200 },
       )
       .toBe(orderWorkflowId(o.orderId));
     expect(Date.now()).toBeLessThan(chargeLandedBy);
