@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import ClusterTiersSpread from './test/harness/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -9,6 +10,8 @@ export default defineConfig({
     // Forks, not threads: the Temporal worker loads a native module.
     pool: 'forks',
     maxWorkers: 2,
+    // The cluster tiers, which run one at a time, spread through the queue (test/harness/sequencer.ts).
+    sequence: { sequencer: ClusterTiersSpread },
     testTimeout: 60_000,
     hookTimeout: 120_000,
     reporters: ['default', ['json', { outputFile: '.data/test-results.json' }]],
