@@ -86,19 +86,22 @@ const connections: { close(): Promise<void> }[] = [];
 let stopping = false;
 const sagas: Saga[] = [];
 
+let load: NodeJS.Timeout | undefined;
 let cleaningUp: Promise<void> | undefined;
 /** Stops everything this run started and drops its databases; once, whoever asks first. */
 const cleanUp = () =>
   (cleaningUp ??= (async () => {
     stopping = true;
+    clearInterval(load);
     if (worker?.getState() === 'RUNNING') worker.shutdown();
     await workerRunning?.catch(() => undefined);
-    for (const connection of connections) await connection.close().catch(() => undefined);
     await cluster?.close();
     await proxy?.close();
     await dropDatabases();
     if (given['keep-logs']) progress(`the cluster's logs are in ${join(dir, 'temporal')}`);
     else rmSync(dir, { recursive: true, force: true });
+    // Last: a client call still retrying throws once its channel is closed.
+    for (const connection of connections) await connection.close().catch(() => undefined);
   })());
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
   process.once(signal, () => {
@@ -168,7 +171,7 @@ try {
   }
   let n = 0;
   const inFlight = new Set<Promise<void>>();
-  const load = setInterval(() => {
+  load = setInterval(() => {
     const saga = oneSaga((n += 1)).finally(() => inFlight.delete(saga));
     inFlight.add(saga);
   }, START_EVERY_MS);
