@@ -4,10 +4,13 @@
 // refused, and the environment the chart and docker-compose.yml give the processes is valid
 // configuration.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { ConfigMap, Namespace, PodTemplateSpec, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
@@ -22,6 +25,8 @@ import { ensureTool } from '../../scripts/toolchain.mjs';
 import { renderManifests } from '../../scripts/render-manifests.mjs';
 import { TEMPORAL_DYNAMIC_CONFIG } from '../../scripts/local-servers.mjs';
 import { loadConfig } from '../../lib/config.js';
+import { makeCertificates } from '../support/certificates.js';
+import { startTlsGateway } from '../support/tls-gateway.js';
 
 const exec = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -453,6 +458,50 @@ describe('Helm chart', () => {
     const disabled = await render('--set', 'reconcile.enabled=false');
     expect(disabled.filter((m) => m.kind === 'CronJob')).toEqual([]);
   });
+
+  it('registers the search attributes through mutual TLS: the Job, run as rendered against a Temporal that demands a client certificate, presents the Secret the workers use', async () => {
+    const certificates = await makeCertificates();
+    const gateway = await startTlsGateway(inject('temporalAddress'), certificates);
+    const secretDir = mkdtempSync(join(tmpdir(), 'order-saga-job-tls-'));
+    try {
+      const namespace = `job-tls-${randomBytes(4).toString('hex')}`;
+      const manifests = await render(
+        ...['--set', `temporal.address=${gateway.address}`, '--set', `temporal.namespace=${namespace}`],
+        ...['--set', 'temporal.tls.enabled=true', '--set', 'temporal.tls.secret=order-saga-temporal-client-tls'],
+        ...['--set', 'temporal.tls.serverName=localhost'],
+      );
+      const pod = find(manifests, 'Job', '-search-attributes').spec.template.spec;
+      const container = pod.containers[0];
+      // The Secret's keys as a cert-manager Certificate writes them, in a folder standing for its mount.
+      const volume = pod.volumes.find((v: { secret?: { secretName: string } }) => v.secret);
+      expect(volume.secret.secretName).toBe('order-saga-temporal-client-tls');
+      const mount = container.volumeMounts.find((m: { name: string }) => m.name === volume.name);
+      copyFileSync(certificates.ca, join(secretDir, 'ca.crt'));
+      copyFileSync(certificates.clientCert, join(secretDir, 'tls.crt'));
+      copyFileSync(certificates.clientKey, join(secretDir, 'tls.key'));
+      const env = Object.fromEntries(
+        Object.entries(plainEnv(container)).map(([name, value]) => [name, value.replace(mount.mountPath, secretDir)]),
+      );
+      const script = find(manifests, 'ConfigMap', '-search-attributes').data['register-search-attributes.sh'];
+      const scriptFile = join(secretDir, 'register.sh');
+      writeFileSync(scriptFile, script);
+      const { stdout } = await exec('sh', [scriptFile], {
+        env: { PATH: `${dirname(inject('temporalBinary'))}:${process.env.PATH ?? ''}`, HOME: secretDir, ...env },
+      });
+      expect(stdout).toContain('registered search attribute OrderStatus');
+      expect(gateway.accepted()).toBeGreaterThan(0);
+      expect(gateway.refusals).toEqual([]);
+      const { stdout: listed } = await exec(inject('temporalBinary'), [
+        ...['operator', 'search-attribute', 'list', '--namespace', namespace],
+        ...['--address', inject('temporalAddress')],
+      ]);
+      for (const name of ['OrderStatus', 'CustomerId', 'OrderTotal', 'OrderUpdatedAt']) expect(listed).toContain(name);
+    } finally {
+      await gateway.close();
+      rmSync(secretDir, { recursive: true, force: true });
+      rmSync(certificates.dir, { recursive: true, force: true });
+    }
+  }, 150_000);
 
   it('gives the processes an environment the service accepts as configuration', async () => {
     for (const [args, podsPerBuild, builds] of [
