@@ -459,8 +459,9 @@ describe('Helm chart', () => {
     expect(disabled.filter((m) => m.kind === 'CronJob')).toEqual([]);
   });
 
-  it('registers the search attributes through mutual TLS: the Job, run as rendered against a Temporal that demands a client certificate, presents the Secret the workers use', async () => {
-    const certificates = await makeCertificates();
+  it('registers the search attributes through mutual TLS: the Job, run as rendered against a Temporal that demands a client certificate and names its server, presents the workers' Secret or one of its own', async () => {
+    // The frontend's certificate names only a host the address does not: the Job must ask for it.
+    const certificates = await makeCertificates({ serverNames: ['frontend.temporal.test'] });
     const gateway = await startTlsGateway(inject('temporalAddress'), certificates);
     const secretDir = mkdtempSync(join(tmpdir(), 'order-saga-job-tls-'));
     try {
@@ -468,7 +469,7 @@ describe('Helm chart', () => {
       const manifests = await render(
         ...['--set', `temporal.address=${gateway.address}`, '--set', `temporal.namespace=${namespace}`],
         ...['--set', 'temporal.tls.enabled=true', '--set', 'temporal.tls.secret=order-saga-temporal-client-tls'],
-        ...['--set', 'temporal.tls.serverName=localhost'],
+        ...['--set', 'temporal.tls.serverName=frontend.temporal.test'],
       );
       const pod = find(manifests, 'Job', '-search-attributes').spec.template.spec;
       const container = pod.containers[0];
@@ -487,6 +488,7 @@ describe('Helm chart', () => {
       writeFileSync(scriptFile, script);
       const { stdout } = await exec('sh', [scriptFile], {
         env: { PATH: `${dirname(inject('temporalBinary'))}:${process.env.PATH ?? ''}`, HOME: secretDir, ...env },
+        timeout: 120_000, // refused, the script would wait for Temporal longer than the test
       });
       expect(stdout).toContain('registered search attribute OrderStatus');
       expect(gateway.accepted()).toBeGreaterThan(0);
@@ -496,6 +498,18 @@ describe('Helm chart', () => {
         ...['--address', inject('temporalAddress')],
       ]);
       for (const name of ['OrderStatus', 'CustomerId', 'OrderTotal', 'OrderUpdatedAt']) expect(listed).toContain(name);
+
+      // A certificate of its own for the Job (allowed to manage the namespace), the workers keeping theirs.
+      const withAdminCertificate = await render(
+        ...['--set', 'temporal.tls.enabled=true', '--set', 'temporal.tls.secret=order-saga-temporal-client-tls'],
+        ...['--set', 'searchAttributesJob.tlsSecret=order-saga-temporal-admin-tls'],
+      );
+      const secretsOf = (spec: { volumes?: { secret?: { secretName: string } }[] }) =>
+        (spec.volumes ?? []).flatMap((v) => (v.secret ? [v.secret.secretName] : []));
+      expect(secretsOf(find(withAdminCertificate, 'Job', '-search-attributes').spec.template.spec)).toEqual([
+        'order-saga-temporal-admin-tls',
+      ]);
+      expect(secretsOf(workerPod(withAdminCertificate).spec)).toContain('order-saga-temporal-client-tls');
     } finally {
       await gateway.close();
       rmSync(secretDir, { recursive: true, force: true });

@@ -59,6 +59,7 @@ async function leaf(
   serial: string,
   commonName: string,
   usage: 'server' | 'client',
+  serverNames: readonly string[] = [],
 ) {
   const keys = await keyPair();
   const certificate = await x509.X509CertificateGenerator.create({
@@ -78,10 +79,9 @@ async function leaf(
       ]),
       ...(usage === 'server'
         ? [
-            new x509.SubjectAlternativeNameExtension([
-              { type: 'dns', value: 'localhost' },
-              { type: 'ip', value: '127.0.0.1' },
-            ]),
+            new x509.SubjectAlternativeNameExtension(
+              serverNames.map((name) => ({ type: /^\d+\.\d+\.\d+\.\d+$/.test(name) ? 'ip' : 'dns', value: name })),
+            ),
           ]
         : []),
       await x509.AuthorityKeyIdentifierExtension.create(authority.keys.publicKey),
@@ -90,11 +90,17 @@ async function leaf(
   return { pem: certificate.toString('pem'), key: await privateKeyPem(keys.privateKey) };
 }
 
-export async function makeCertificates(): Promise<CertificateFiles> {
+/**
+ * `serverNames`: the names the server certificate is valid for (default localhost and 127.0.0.1);
+ * a name of its own makes a client that does not ask for it (its server-name setting) fail.
+ */
+export async function makeCertificates({
+  serverNames = ['localhost', '127.0.0.1'],
+}: { serverNames?: readonly string[] } = {}): Promise<CertificateFiles> {
   const dir = mkdtempSync(join(tmpdir(), 'order-saga-certs-'));
   const authority = await certificateAuthority('Order Saga Test CA');
   const stranger = await certificateAuthority('Someone Else CA');
-  const server = await leaf(authority, '02', 'localhost', 'server');
+  const server = await leaf(authority, '02', serverNames[0]!, 'server', serverNames);
   const client = await leaf(authority, '03', 'order-saga-worker', 'client');
   const strangerClient = await leaf(stranger, '04', 'order-saga-worker', 'client');
   const files = {
