@@ -459,7 +459,7 @@ describe('Helm chart', () => {
     expect(disabled.filter((m) => m.kind === 'CronJob')).toEqual([]);
   });
 
-  it('registers the search attributes through mutual TLS: the Job, run as rendered against a Temporal that demands a client certificate and names its server, presents the workers' Secret or one of its own', async () => {
+  it('registers the search attributes through mutual TLS: the Job, run as rendered against a Temporal that demands a client certificate and names its server, presents the Secret of the workers or one of its own', async () => {
     // The frontend's certificate names only a host the address does not: the Job must ask for it.
     const certificates = await makeCertificates({ serverNames: ['frontend.temporal.test'] });
     const gateway = await startTlsGateway(inject('temporalAddress'), certificates);
