@@ -22,6 +22,7 @@ import { ensureTools } from '../scripts/toolchain.mjs';
 import { setUpSchemas, startTemporalCluster } from '../scripts/temporal-cluster.mjs';
 import { createTemporaryDatabase } from '../test/harness/postgres.js';
 import { startTcpProxy } from '../test/support/tcp-proxy.js';
+import { percentile } from './percentile.js';
 
 const { values: given } = parseArgs({
   options: {
@@ -177,8 +178,6 @@ try {
   }, START_EVERY_MS);
 
   const latency = (saga: Saga) => saga.endedAt! - saga.sentAt;
-  const percentile = (values: number[], p: number) =>
-    [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))] ?? NaN;
 
   await sleep(WARM_UP_MS + SETTLE_MS);
   const results = [];
@@ -187,7 +186,7 @@ try {
     const now = Date.now();
     const normal = sagas.filter((saga) => saga.sentAt > now - SETTLE_MS && saga.sentAt < now - 2_000);
     const normalP95 = percentile(
-      normal.map((saga) => (saga.endedAt ?? now) - saga.sentAt),
+      normal.map((saga) => (saga.endedAt ?? now) - saga.sentAt).sort((a, b) => a - b),
       95,
     );
     /** A start-to-end within this took its normal time. */

@@ -39,6 +39,7 @@ import {
 import { EAGER_START_SUBJECT } from './eager-start.js';
 import { createTemporaryDatabase } from '../test/harness/postgres.js';
 import { latencySvg } from './latency-plot.js';
+import { percentile } from './percentile.js';
 import { SERVERS_SECTION } from './servers-section.js';
 
 const { values: given } = parseArgs({
@@ -504,11 +505,6 @@ function cpuMs(name: string): number {
   const child = processes[name];
   if (!child) throw new Error(`no process ${name} in this benchmark`);
   return cpuOfStat(readFileSync(`/proc/${child.pid}/stat`, 'utf8'));
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 interface StepResult {
